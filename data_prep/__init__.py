@@ -1,0 +1,21 @@
+"""Data preparation for real footage: landmarks, crops and dataset manifests.
+
+Real data enters the project here, and every frame is accounted for: a frame
+without a face keeps its index and is flagged, an unreadable file is reported
+(never silently dropped), and every output is written atomically so an
+interrupted run can resume.
+
+Modules
+-------
+- :mod:`data_prep.video` -- decoding and encoding with PyAV, image reading.
+- :mod:`data_prep.landmarks` -- MediaPipe FaceMesh (478 points) over videos and
+  image folders; ``python -m data_prep.landmarks INPUT --out DIR``.
+- :mod:`data_prep.crops` -- square 224 px face crops from landmarks, with the
+  crop box smoothed over time for video; ``python -m data_prep.crops``.
+- :mod:`data_prep.mead` -- MEAD manifest, subject splits, landmarks + crops
+  over it; ``python -m data_prep.mead ROOT --out DIR``.
+- :mod:`data_prep.affectnet` -- AffectNet CSV parsing with a drop report,
+  box crops and an index for evaluation; ``python -m data_prep.affectnet``.
+
+The book's data chapter walks through these on the shared sample video.
+"""

@@ -1,0 +1,332 @@
+"""MEAD: clip manifest with subject splits, then landmarks and crops over it.
+
+Command line::
+
+    python -m data_prep.mead ROOT --out DIR [--views front] [--split-json FILE] [--manifest-only]
+
+MEAD's video layout is ``<subject>/video/<view>/<emotion>/level_<n>/<clip>.mp4``,
+e.g. ``M003/video/front/angry/level_1/001.mp4``. :func:`build_manifest` walks it and
+lists each clip (:class:`MeadClip`) with its frame count; files that do not fit the
+layout are returned separately so they can be reported, never silently ignored.
+``DIR/manifest.csv`` has the columns :data:`MANIFEST_COLUMNS`.
+
+**Splits** are by subject, so no identity appears in two splits.
+:data:`SMIRK_MEAD_SPLIT` is the default: the subject lists SMIRK's released MEAD
+dataset code uses (37 train, 5 val, 5 test subjects; "the split used in the paper,
+randomly selected"). Our paper builds on SMIRK and states no split of its own, so
+this is the closest reference split. Subjects in none of its lists get the split
+``unassigned`` (and are counted in the summary). Pass a :class:`SubjectSplit` (or
+``--split-json`` with ``{"train": [...], "val": [...], "test": [...]}``) to change it.
+
+Per clip, :func:`prepare_mead` writes ``DIR/clips/<subject>/<view>/<emotion>/level_<n>/<clip>/``
+with ``landmarks.npz`` (:mod:`data_prep.landmarks`) and ``crops.mp4`` + ``crops.npz``
+(:mod:`data_prep.crops`). Finished outputs are skipped on a re-run; a clip that
+cannot be decoded, or shows no face at all, is reported and the rest continue.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Sequence
+
+import av
+from tqdm.auto import tqdm
+
+from tempsmirk.meshio import atomic_write_bytes
+
+from data_prep.crops import CROPS_FILE, DEFAULT_SCALE, DEFAULT_SIGMA_SECONDS, DEFAULT_SIZE, crop_video
+from data_prep.landmarks import LANDMARKS_FILE, extract_video, load_landmarks, save_landmarks
+from data_prep.video import VideoDecodeError, is_video
+
+__all__ = [
+    "MANIFEST_COLUMNS",
+    "SubjectSplit",
+    "SMIRK_MEAD_SPLIT",
+    "MeadClip",
+    "Manifest",
+    "ClipOutcome",
+    "count_frames",
+    "build_manifest",
+    "write_manifest",
+    "read_manifest",
+    "clip_output_dir",
+    "prepare_mead",
+    "main",
+]
+
+MANIFEST_COLUMNS = ("subject", "view", "emotion", "level", "clip", "split", "path", "frames")
+_LEVEL = re.compile(r"level_(\d+)$")
+
+
+@dataclass(frozen=True)
+class SubjectSplit:
+    """Subject ids per split; a subject may appear in one list only."""
+
+    train: tuple[str, ...]
+    val: tuple[str, ...]
+    test: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        seen: dict[str, str] = {}
+        for name in ("train", "val", "test"):
+            for s in getattr(self, name):
+                if s in seen:
+                    raise ValueError(f"subject {s} is in both '{seen[s]}' and '{name}'; "
+                                     "expected each subject in one split only")
+                seen[s] = name
+
+    def split_of(self, subject: str) -> str:
+        """'train', 'val', 'test', or 'unassigned'."""
+        for name in ("train", "val", "test"):
+            if subject in getattr(self, name):
+                return name
+        return "unassigned"
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> "SubjectSplit":
+        """Read ``{"train": [...], "val": [...], "test": [...]}`` (missing keys = empty)."""
+        try:
+            data = json.loads(Path(path).read_text())
+            extra = set(data) - {"train", "val", "test"}
+            if extra:
+                raise ValueError(f"unknown keys {sorted(extra)}")
+            return cls(*(tuple(str(s) for s in data.get(k, ())) for k in ("train", "val", "test")))
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            raise ValueError(f"split file {path}: {exc}; expected JSON like "
+                             '{"train": ["M003"], "val": ["M013"], "test": ["M005"]}') from exc
+
+
+# Subject lists from SMIRK's MEAD dataset code (see the module docstring).
+SMIRK_MEAD_SPLIT = SubjectSplit(
+    train=("M003", "M007", "M009", "M011", "M012", "M019", "M024", "M025", "M026", "M027",
+           "M029", "M030", "M031", "M032", "M033", "M034", "M035", "M037", "M039", "M040",
+           "M041", "W009", "W011", "W014", "W015", "W016", "W019", "W021", "W023", "W024",
+           "W025", "W026", "W035", "W036", "W037", "W038", "W040"),
+    val=("M013", "M023", "M042", "W018", "W028"),
+    test=("M005", "M022", "M028", "W029", "W033"),
+)
+
+
+@dataclass(frozen=True)
+class MeadClip:
+    """One MEAD clip.
+
+    Attributes:
+        path: relative to the MEAD root, POSIX separators.
+        frames: frame count from demuxing (packets, no decode); -1 if the file could
+            not be read (it is still listed, so it gets reported later).
+    """
+
+    subject: str
+    view: str
+    emotion: str
+    level: int
+    clip: str
+    split: str
+    path: str
+    frames: int
+
+    @property
+    def key(self) -> str:
+        """``subject/view/emotion/level_n/clip``, unique per clip."""
+        return f"{self.subject}/{self.view}/{self.emotion}/level_{self.level}/{self.clip}"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Clips found plus the files under ``<subject>/video`` that do not fit the layout."""
+
+    clips: tuple[MeadClip, ...]
+    unexpected: tuple[str, ...]
+
+    def split(self, name: str) -> tuple[MeadClip, ...]:
+        return tuple(c for c in self.clips if c.split == name)
+
+
+def count_frames(path: str | os.PathLike) -> int:
+    """Number of video frames by demuxing packets (fast; no decoding). -1 if unreadable.
+
+    Equals the decoded count for intact files; data_prep.landmarks records the
+    decoded count, which is the one to trust for a damaged file.
+    """
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            return sum(1 for p in container.demux(stream) if p.size > 0)
+    except (av.error.FFmpegError, OSError, IndexError):
+        return -1
+
+
+def build_manifest(root: str | os.PathLike, split: SubjectSplit = SMIRK_MEAD_SPLIT,
+                   views: Sequence[str] | None = None, show_progress: bool = True) -> Manifest:
+    """Walk a MEAD root and list its clips (sorted by :attr:`MeadClip.key`).
+
+    Args:
+        views: keep only these camera views (e.g. ``("front",)``); None keeps all.
+    Raises:
+        FileNotFoundError: ``root`` has no ``<subject>/video`` folder at all.
+    """
+    root = Path(root)
+    subject_dirs = sorted(p for p in root.iterdir() if (p / "video").is_dir()) if root.is_dir() else []
+    if not subject_dirs:
+        raise FileNotFoundError(f"no '<subject>/video' folders in {root}; expected MEAD's layout "
+                                "<subject>/video/<view>/<emotion>/level_<n>/<clip>.mp4")
+    found: list[tuple[Path, tuple[str, str, str, int, str]]] = []
+    unexpected: list[str] = []
+    for sdir in subject_dirs:
+        for f in sorted((sdir / "video").rglob("*")):
+            if not f.is_file() or f.name.startswith("."):
+                continue
+            rel = f.relative_to(root)
+            parts = rel.parts  # subject, video, view, emotion, level_n, clip.ext
+            level = _LEVEL.match(parts[4]) if len(parts) == 6 else None
+            if level is None or not is_video(f):
+                unexpected.append(rel.as_posix())
+                continue
+            if views is not None and parts[2] not in views:
+                continue
+            found.append((f, (parts[0], parts[2], parts[3], int(level.group(1)), f.stem)))
+    clips = []
+    for f, (subject, view, emotion, level, clip) in tqdm(found, desc="manifest", unit="clip",
+                                                          disable=not show_progress):
+        clips.append(MeadClip(subject, view, emotion, level, clip, split.split_of(subject),
+                              f.relative_to(root).as_posix(), count_frames(f)))
+    clips.sort(key=lambda c: c.key)
+    return Manifest(tuple(clips), tuple(unexpected))
+
+
+def write_manifest(path: str | os.PathLike, clips: Sequence[MeadClip]) -> None:
+    """Write the manifest CSV (columns :data:`MANIFEST_COLUMNS`) atomically."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(MANIFEST_COLUMNS)
+    for c in clips:
+        writer.writerow([c.subject, c.view, c.emotion, c.level, c.clip, c.split, c.path, c.frames])
+    atomic_write_bytes(path, buf.getvalue().encode("utf-8"))
+
+
+def read_manifest(path: str | os.PathLike) -> tuple[MeadClip, ...]:
+    """Read a manifest CSV written by :func:`write_manifest`."""
+    path = Path(path)
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        header = tuple(next(reader, ()))
+        if header != MANIFEST_COLUMNS:
+            raise ValueError(f"{path}: expected columns {','.join(MANIFEST_COLUMNS)}; found "
+                             f"{','.join(header)}. Re-create it with data_prep.mead")
+        clips = []
+        for fields in reader:
+            try:
+                s, v, e, lv, c, sp, p, n = fields
+                clips.append(MeadClip(s, v, e, int(lv), c, sp, p, int(n)))
+            except ValueError as exc:
+                raise ValueError(f"{path} line {reader.line_num}: {exc}; expected "
+                                 f"{len(MANIFEST_COLUMNS)} fields") from exc
+    return tuple(clips)
+
+
+def clip_output_dir(out_dir: str | os.PathLike, clip: MeadClip) -> Path:
+    """``out_dir/clips/<subject>/<view>/<emotion>/level_<n>/<clip>``."""
+    return Path(out_dir) / "clips" / clip.key
+
+
+@dataclass(frozen=True)
+class ClipOutcome:
+    """``status``: done, skipped (outputs already there) or failed (``message`` says why)."""
+
+    clip: MeadClip
+    status: Literal["done", "skipped", "failed"]
+    message: str = ""
+    frames: int = 0
+    found: int = 0
+
+
+def prepare_mead(root: str | os.PathLike, out_dir: str | os.PathLike,
+                 clips: Sequence[MeadClip], crops: bool = True, scale: float = DEFAULT_SCALE,
+                 out_size: int = DEFAULT_SIZE, sigma_seconds: float = DEFAULT_SIGMA_SECONDS,
+                 show_progress: bool = True) -> tuple[ClipOutcome, ...]:
+    """Landmarks (and crops) for each clip, resuming where outputs exist; never raises
+    for a bad clip (it becomes a failed :class:`ClipOutcome`)."""
+    root = Path(root)
+    outcomes = []
+    for clip in tqdm(clips, desc="MEAD clips", unit="clip", disable=not show_progress):
+        folder = clip_output_dir(out_dir, clip)
+        video = root / clip.path
+        lm_path = folder / LANDMARKS_FILE
+        done_lm = lm_path.exists()
+        if done_lm and (not crops or (folder / CROPS_FILE).exists()):
+            outcomes.append(ClipOutcome(clip, "skipped"))
+            continue
+        try:
+            lm = load_landmarks(lm_path) if done_lm else extract_video(video, show_progress=False)
+            if not done_lm:
+                save_landmarks(lm_path, lm)
+            if crops:
+                crop_video(video, lm, folder, scale, out_size, sigma_seconds, show_progress=False)
+        except (VideoDecodeError, ValueError) as exc:
+            outcomes.append(ClipOutcome(clip, "failed", str(exc)))
+            continue
+        outcomes.append(ClipOutcome(clip, "done", "", lm.num_frames, int(lm.found.sum())))
+    return tuple(outcomes)
+
+
+def _summary(manifest: Manifest, outcomes: Sequence[ClipOutcome]) -> str:
+    counts = {s: len(manifest.split(s)) for s in ("train", "val", "test", "unassigned")}
+    lines = ["MEAD manifest: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + " clips"]
+    unreadable = [c for c in manifest.clips if c.frames < 0]
+    if unreadable:
+        lines.append(f"  {len(unreadable)} clip(s) unreadable when counting frames")
+    if manifest.unexpected:
+        lines.append(f"  {len(manifest.unexpected)} file(s) outside the MEAD layout, ignored:")
+        lines += [f"    {u}" for u in manifest.unexpected[:20]]
+    if outcomes:
+        by = {s: [o for o in outcomes if o.status == s] for s in ("done", "skipped", "failed")}
+        lines.append(f"clips: {len(by['done'])} done, {len(by['skipped'])} skipped (already done), "
+                     f"{len(by['failed'])} failed")
+        lines += [f"  FAILED {o.clip.path}: {o.message}" for o in by["failed"]]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m data_prep.mead",
+        description="MEAD manifest (DIR/manifest.csv) with subject splits, then landmarks and "
+                    "crops per clip under DIR/clips/.")
+    parser.add_argument("root", type=Path, help="MEAD root holding <subject>/video/...")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--views", nargs="+", default=None, help="camera views to keep (default all)")
+    parser.add_argument("--split-json", type=Path, default=None,
+                        help='JSON {"train": [...], "val": [...], "test": [...]} (default: SMIRK\'s split)')
+    parser.add_argument("--splits", nargs="+", default=None,
+                        help="process only clips of these splits (e.g. train val)")
+    parser.add_argument("--manifest-only", action="store_true", help="write the manifest and stop")
+    parser.add_argument("--no-crops", action="store_true", help="landmarks only")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        split = SubjectSplit.from_json(args.split_json) if args.split_json else SMIRK_MEAD_SPLIT
+        manifest = build_manifest(args.root, split, args.views, show_progress=not args.quiet)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    write_manifest(args.out / "manifest.csv", manifest.clips)
+    outcomes: tuple[ClipOutcome, ...] = ()
+    if not args.manifest_only:
+        todo = [c for c in manifest.clips if args.splits is None or c.split in args.splits]
+        outcomes = prepare_mead(args.root, args.out, todo, crops=not args.no_crops,
+                                show_progress=not args.quiet)
+    print(_summary(manifest, outcomes))
+    bad = any(o.status == "failed" for o in outcomes) or any(c.frames < 0 for c in manifest.clips)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
