@@ -14,10 +14,9 @@ CHAPTERS := $(sort $(wildcard book/[0-9]*.ipynb))
 
 export PLOTLY_RENDERER := notebook
 export HF_HUB_OFFLINE := 1
-export MPLBACKEND := Agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: venv book test unit notebooks nbval build-book bench clean
+.PHONY: venv book test unit notebooks nbval build-book bench sync-notebooks clean
 
 venv: $(STAMP)
 
@@ -51,6 +50,15 @@ notebooks:
 
 nbval:
 	$(BIN)/python -m pytest --nbval-lax -p no:cacheprovider $(CHAPTERS)
+
+# Maintainers: regenerate every chapter's .ipynb from its jupytext .py source and
+# store small-profile outputs (plotly as JSON, not the 3 MB inline bundle).
+sync-notebooks: venv
+	for src in $(sort $(wildcard book/[0-9]*.py)); do \
+	  nb="$${src%.py}.ipynb"; \
+	  $(BIN)/jupytext --to ipynb -q "$$src" -o "$$nb"; \
+	  PLOTLY_RENDERER=plotly_mimetype $(BIN)/papermill --no-progress-bar --log-level WARNING "$$nb" "$$nb"; \
+	done
 
 bench:
 	$(BIN)/python tests/benchmarks/bench_flame.py

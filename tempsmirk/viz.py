@@ -1,0 +1,156 @@
+"""Plots and widgets for the book (plotly 3D meshes, matplotlib landmarks, ipywidgets explorers).
+
+Plotly figures embed in the built HTML when ``PLOTLY_RENDERER=notebook`` (the
+Makefile sets it). Widgets need a live kernel (JupyterLab); the HTML shows their
+static first state.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+__all__ = ["mesh_figure", "draw_mesh_2d", "plot_landmarks_2d", "flame_explorer", "to_numpy"]
+
+SKIN = "rgb(222,190,170)"
+
+
+def to_numpy(x) -> np.ndarray:
+    """Tensor (any device, with or without grad) or array -> NumPy."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def mesh_figure(
+    vertices,
+    faces,
+    landmarks=None,
+    vertex_colors: Optional[np.ndarray] = None,
+    title: str = "",
+    height: int = 420,
+    landmark_labels: Optional[Sequence[str]] = None,
+):
+    """A plotly 3D figure of one mesh: vertices (V, 3), faces (F, 3), optional landmarks (L, 3).
+
+    The camera looks at the face (+z towards the viewer, +y up).
+    """
+    import plotly.graph_objects as go
+
+    v, f = to_numpy(vertices), to_numpy(faces)
+    mesh = go.Mesh3d(
+        x=v[:, 0], y=v[:, 1], z=v[:, 2], i=f[:, 0], j=f[:, 1], k=f[:, 2],
+        color=None if vertex_colors is not None else SKIN,
+        vertexcolor=vertex_colors, flatshading=False,
+        lighting=dict(ambient=0.35, diffuse=0.8, specular=0.15, roughness=0.6),
+        lightposition=dict(x=0, y=0.5, z=2), name="mesh", hoverinfo="skip",
+    )
+    data = [mesh]
+    if landmarks is not None:
+        lm = to_numpy(landmarks)
+        data.append(go.Scatter3d(
+            x=lm[:, 0], y=lm[:, 1], z=lm[:, 2], mode="markers",
+            marker=dict(size=3, color="crimson"), name="landmarks",
+            text=list(landmark_labels) if landmark_labels is not None else None,
+        ))
+    fig = go.Figure(data=data)
+    fig.update_layout(
+        title=title, height=height, margin=dict(l=0, r=0, t=30 if title else 0, b=0), showlegend=False,
+        scene=dict(aspectmode="data", xaxis_visible=False, yaxis_visible=False, zaxis_visible=False,
+                   camera=dict(eye=dict(x=0, y=0, z=2.0), up=dict(x=0, y=1, z=0))),
+    )
+    return fig
+
+
+def draw_mesh_2d(ax, vertices, faces, values=None, cmap: str = "magma", light=(0.3, 0.4, 1.0)):
+    """Orthographic front view (x right, y up) of a mesh on a matplotlib axis.
+
+    Faces are painted back to front (painter's algorithm), back-facing ones dropped,
+    and shaded by a directional light — or coloured by per-vertex ``values`` (V,)
+    when given. vertices (V, 3), faces (F, 3). Returns the PolyCollection.
+    """
+    import matplotlib
+    from matplotlib.collections import PolyCollection
+
+    v, f = to_numpy(vertices).astype(np.float64), to_numpy(faces)
+    tri = v[f]  # (F, 3, 3)
+    n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    front = n[:, 2] > 0
+    tri, n, f = tri[front], n[front], f[front]
+    order = np.argsort(tri[:, :, 2].mean(1))
+    tri, n, f = tri[order], n[order], f[order]
+    if values is None:
+        l = np.asarray(light, dtype=np.float64) / np.linalg.norm(light)
+        shade = np.clip((n / np.linalg.norm(n, axis=1, keepdims=True)) @ l, 0, 1)
+        colors = np.clip(0.25 + 0.7 * shade, 0, 1)[:, None] * np.array([0.87, 0.75, 0.67])
+    else:
+        vals = to_numpy(values)[f].mean(1)
+        colors = matplotlib.colormaps[cmap]((vals - vals.min()) / (np.ptp(vals) + 1e-12))
+    # Edges in the face colour hide the antialiasing seams between polygons.
+    pc = PolyCollection(tri[:, :, :2], facecolors=colors, edgecolors=colors, linewidths=0.3)
+    ax.add_collection(pc)
+    ax.set_xlim(v[:, 0].min(), v[:, 0].max())
+    ax.set_ylim(v[:, 1].min(), v[:, 1].max())
+    ax.set_aspect("equal")
+    ax.axis("off")
+    return pc
+
+
+def plot_landmarks_2d(ax, points, connect_ibug: bool = True, **kwargs):
+    """Scatter (L, 2) points on a matplotlib axis; with 68 points, draw the iBUG contours."""
+    p = to_numpy(points)
+    ax.scatter(p[:, 0], p[:, 1], s=kwargs.pop("s", 8), **kwargs)
+    if connect_ibug and len(p) == 68:
+        for a, b, closed in ((0, 17, False), (17, 22, False), (22, 27, False), (27, 31, False),
+                             (31, 36, False), (36, 42, True), (42, 48, True), (48, 60, True), (60, 68, True)):
+            seg = p[a:b]
+            if closed:
+                seg = np.concatenate([seg, seg[:1]])
+            ax.plot(seg[:, 0], seg[:, 1], lw=0.8, color=kwargs.get("color", "C0"))
+    return ax
+
+
+def flame_explorer(flame, n_shape: int = 3, n_exp: int = 5, height: int = 420):
+    """An ipywidgets explorer: sliders for the first shape/expression components, jaw,
+    neck, eyes and eyelids redraw a plotly mesh of ``flame``.
+
+    The figure is shown in an ``Output`` widget rather than a ``FigureWidget``: the
+    latter stores plotly's 5 MB JavaScript bundle in the notebook's widget state.
+    Returns the widget (display it in JupyterLab).
+    """
+    import ipywidgets as W
+    from IPython.display import display
+
+    dtype = flame.v_template.dtype
+    device = flame.v_template.device
+    view = W.Output()
+
+    def slider(desc, lo=-3.0, hi=3.0, step=0.1):
+        return W.FloatSlider(value=0.0, min=lo, max=hi, step=step, description=desc,
+                             continuous_update=False, layout=W.Layout(width="320px"))
+
+    shape = [slider(f"shape {i}") for i in range(n_shape)]
+    expr = [slider(f"expr {i}") for i in range(n_exp)]
+    jaw = slider("jaw open", 0.0, 0.5, 0.01)
+    neck = slider("neck yaw", -0.6, 0.6, 0.02)
+    eyes = slider("eyes yaw", -0.5, 0.5, 0.02)
+    lids = slider("eyelids", 0.0, 1.0, 0.05)
+
+    def update(_=None):
+        t = lambda values: torch.tensor([values], dtype=dtype, device=device)  # noqa: E731
+        with torch.no_grad():
+            out = flame(shape=t([w.value for w in shape]), expression=t([w.value for w in expr]),
+                        jaw_pose=t([jaw.value, 0, 0]), neck_pose=t([0, neck.value, 0]),
+                        eye_pose=t([0, eyes.value, 0, 0, eyes.value, 0]),
+                        eyelids=t([lids.value, lids.value]))
+        view.clear_output(wait=True)
+        with view:
+            display(mesh_figure(out.vertices[0], flame.faces, height=height))
+
+    controls = shape + expr + [jaw, neck, eyes, lids]
+    for w in controls:
+        w.observe(update, names="value")
+    update()
+    return W.HBox([W.VBox(controls), view])
