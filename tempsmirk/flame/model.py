@@ -6,6 +6,7 @@ dtype)`` moves it), nothing has a batch size, and parameters are call arguments.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
@@ -21,6 +22,13 @@ GLOBAL, NECK, JAW, LEFT_EYE, RIGHT_EYE = range(5)
 __all__ = ["FLAME", "FlameOutput", "GLOBAL", "NECK", "JAW", "LEFT_EYE", "RIGHT_EYE"]
 
 N_SHAPE_TOTAL = 300  # FLAME's shapedirs: 300 shape components, then expression ones
+
+
+@functools.lru_cache(maxsize=4)
+def _builtin_assets(seed: int):
+    from tempsmirk.flame.builtin import builtin_head
+
+    return builtin_head(seed)
 
 
 @dataclass(frozen=True)
@@ -85,8 +93,9 @@ class FLAME(nn.Module):
             [model.shapedirs[:, :, :n_shape], model.shapedirs[:, :, N_SHAPE_TOTAL:N_SHAPE_TOTAL + n_exp]], axis=2
         )
         P = model.posedirs.shape[2]
-        f = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=dtype)  # noqa: E731
-        self.register_buffer("faces", torch.as_tensor(model.faces, dtype=torch.long))
+        # torch.tensor copies: buffers never alias the (possibly cached) source arrays.
+        f = lambda a: torch.tensor(np.ascontiguousarray(a), dtype=dtype)  # noqa: E731
+        self.register_buffer("faces", torch.tensor(model.faces, dtype=torch.long))
         self.register_buffer("v_template", f(model.v_template))
         self.register_buffer("shapedirs", f(dirs))
         self.register_buffer("posedirs", f(model.posedirs.reshape(-1, P).T))  # (P, 3V)
@@ -161,10 +170,11 @@ class FLAME(nn.Module):
     @classmethod
     def builtin(cls, seed: int = 0, n_shape: int = 300, n_exp: int = 50,
                 dtype: torch.dtype = torch.float32) -> "FLAME":
-        """The procedural stand-in head (:func:`tempsmirk.flame.builtin_head`) through :meth:`from_files`."""
-        from tempsmirk.flame.builtin import builtin_head
+        """The procedural stand-in head (:func:`tempsmirk.flame.builtin_head`) through :meth:`from_files`.
 
-        h = builtin_head(seed)
+        The head's arrays are built once per seed and process (about a second), then reused.
+        """
+        h = _builtin_assets(seed)
         return cls.from_files(h.model, h.static_landmarks, h.dynamic_landmarks, h.mediapipe_landmarks,
                               h.eyelids, h.masks, n_shape=n_shape, n_exp=n_exp, dtype=dtype)
 
