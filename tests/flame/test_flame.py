@@ -214,3 +214,13 @@ def test_embedding_from_other_model_is_refused(flame_files):
     small = dict(flame_files.layout, f=flame_files.layout["f"][:100])
     with pytest.raises(FlameFileError, match="do not belong together"):
         FLAME.from_files(small, flame_files.static, flame_files.dynamic)
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu(flame_files):
+    flame = FLAME.from_files(flame_files.plain, flame_files.static, flame_files.dynamic, dtype=torch.float64)
+    p = random_params(3, seed=9)
+    cpu = flame(**p)
+    gpu = flame.to("cuda")(**{k: v.cuda() for k, v in p.items()})
+    torch.testing.assert_close(gpu.vertices.cpu(), cpu.vertices, atol=1e-9, rtol=0)
+    torch.testing.assert_close(gpu.landmarks68.cpu(), cpu.landmarks68, atol=1e-9, rtol=0)
