@@ -175,8 +175,10 @@ class FLAME(nn.Module):
         The head's arrays are built once per seed and process (about a second), then reused.
         """
         h = _builtin_assets(seed)
-        return cls.from_files(h.model, h.static_landmarks, h.dynamic_landmarks, h.mediapipe_landmarks,
-                              h.eyelids, h.masks, n_shape=n_shape, n_exp=n_exp, dtype=dtype)
+        model = cls.from_files(h.model, h.static_landmarks, h.dynamic_landmarks, h.mediapipe_landmarks,
+                               h.eyelids, h.masks, n_shape=n_shape, n_exp=n_exp, dtype=dtype)
+        model.source = f"built-in head (seed {seed}; a stand-in, not FLAME)"
+        return model
 
     # ------------------------------------------------------------------ forward
     @property
