@@ -53,7 +53,7 @@ from typing import Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from tempsmirk.meshio import atomic_write_bytes
+from tempsmirk.atomic import atomic_write_bytes
 
 from data_prep.crops import crop_affine, warp_crop
 from data_prep.video import ImageReadError, read_image, write_image

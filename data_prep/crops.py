@@ -44,7 +44,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from tqdm.auto import tqdm
 
-from tempsmirk.meshio import atomic_write_bytes
+from tempsmirk.atomic import atomic_write_bytes
 
 from data_prep.landmarks import LANDMARKS_FILE, FaceLandmarks, load_landmarks
 from data_prep.video import VideoDecodeError, is_video, iter_frames, write_video

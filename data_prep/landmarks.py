@@ -45,7 +45,7 @@ from typing import Iterable, Literal, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from tempsmirk.meshio import atomic_write_bytes
+from tempsmirk.atomic import atomic_write_bytes
 
 from data_prep.video import (
     ImageReadError,

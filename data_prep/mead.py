@@ -40,7 +40,7 @@ from typing import Literal, Sequence
 import av
 from tqdm.auto import tqdm
 
-from tempsmirk.meshio import atomic_write_bytes
+from tempsmirk.atomic import atomic_write_bytes
 
 from data_prep.crops import CROPS_FILE, DEFAULT_SCALE, DEFAULT_SIGMA_SECONDS, DEFAULT_SIZE, crop_video
 from data_prep.landmarks import LANDMARKS_FILE, extract_video, load_landmarks, save_landmarks

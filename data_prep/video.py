@@ -7,7 +7,6 @@ Frames are RGB ``uint8`` arrays of shape (H, W, 3) everywhere in :mod:`data_prep
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -17,7 +16,7 @@ import av
 import cv2
 import numpy as np
 
-from tempsmirk.meshio import atomic_write_bytes
+from tempsmirk.atomic import atomic_path, atomic_write_bytes
 
 __all__ = [
     "VIDEO_SUFFIXES",
@@ -174,14 +173,11 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: floa
         crf: x264 quality (18 is visually lossless for our purposes).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     rate = Fraction(fps).limit_denominator(1001)
     n = 0
-    try:
+    with atomic_path(path) as tmp:
         # faststart puts the index first, so players can stream the file.
-        with av.open(tmp, "w", format="mp4", options={"movflags": "+faststart"}) as out:
+        with av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as out:
             stream = None
             for frame in frames:
                 if stream is None:
@@ -197,15 +193,6 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: floa
             if stream is None:
                 raise ValueError(f"no frames given for {path}; expected at least one")
             out.mux(stream.encode(None))
-        # mkstemp creates 0600 files; give the video the usual permissions (umask applies).
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return n
 
 

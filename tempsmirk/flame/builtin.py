@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from tempsmirk.meshio import atomic_write_bytes
+from tempsmirk.atomic import atomic_write_bytes
 
 __all__ = [
     "HeadAssets", "HeadFiles", "builtin_head",

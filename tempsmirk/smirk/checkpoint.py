@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Mapping, Optional, Union
 
 import torch
 from torch import Tensor
 
+from tempsmirk.atomic import atomic_path
 from tempsmirk.smirk.encoder import SmirkEncoder
 from tempsmirk.smirk.generator import SmirkGenerator
 
@@ -219,19 +219,8 @@ def save_smirk_checkpoint(path: PathLike, encoder: SmirkEncoder,
 def atomic_torch_save(obj, path: PathLike) -> None:
     """``torch.save`` to a temporary file beside ``path``, then rename it into place, so a crash
     never leaves a truncated file under the final name."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
             torch.save(obj, fh)
             fh.flush()
             os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; match a plain open()
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
