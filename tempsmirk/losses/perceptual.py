@@ -101,7 +101,7 @@ def build_vgg16_features(weights_path: PathLike) -> nn.Module:
     frozen and in eval mode. The file's ``features.N.*`` tensors (timm or torchvision naming) are
     loaded strictly; its classifier entries are ignored."""
     from tempsmirk.compat import ensure_torchvision
-    from tempsmirk.smirk.checkpoint import CheckpointError, read_weights_file
+    from tempsmirk.smirk.checkpoint import load_weights_into, read_weights_file
 
     state = read_weights_file(weights_path)  # first: a bad path fails before VGG is built
     ensure_torchvision()  # timm imports torchvision; see tempsmirk.compat
@@ -111,16 +111,7 @@ def build_vgg16_features(weights_path: PathLike) -> nn.Module:
     # features_only flattens ``features.3`` into ``features_3``; accept either spelling.
     state = {k.replace("features.", "features_", 1) if k.startswith("features.") else k: v
              for k, v in state.items()}
-    own = vgg.state_dict()
-    missing = [k for k in own if k not in state]
-    mismatched = [f"{k}: expected {tuple(v.shape)}, file has {tuple(state[k].shape)}"
-                  for k, v in own.items() if k in state and tuple(state[k].shape) != tuple(v.shape)]
-    if missing or mismatched:
-        raise CheckpointError(
-            f"{weights_path}: not VGG16 weights: {len(missing)} of {len(own)} feature tensors "
-            f"missing (e.g. {[k.replace('features_', 'features.') for k in missing[:4]]}), "
-            f"{len(mismatched)} with another shape {mismatched[:3]}. Expected a timm or "
-            f"torchvision vgg16 state dict.", missing=missing, mismatched=mismatched)
-    vgg.load_state_dict({k: state[k] for k in own}, strict=True)
+    load_weights_into(vgg, state, str(weights_path),
+                      "VGG16 weights (expected a timm or torchvision vgg16 state dict)")
     vgg.requires_grad_(False)
     return vgg.eval()

@@ -94,6 +94,24 @@ def read_weights_file(path: PathLike) -> dict:
     return dict(obj)
 
 
+def load_weights_into(module: torch.nn.Module, state: Mapping[str, Tensor], source: str, expected: str) -> None:
+    """Load every tensor ``module`` has from ``state``, strictly; extra entries are ignored.
+
+    Raises :class:`CheckpointError` naming ``source``, what was ``expected``, and which keys are
+    missing or have another shape.
+    """
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    mismatched = [f"{k}: expected {tuple(v.shape)}, file has {tuple(state[k].shape)}"
+                  for k, v in own.items() if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    if missing or mismatched:
+        raise CheckpointError(
+            f"{source}: not {expected}: {len(missing)} of {len(own)} tensors missing "
+            f"(first: {missing[:5]}), {len(mismatched)} with another shape {mismatched[:5]}",
+            missing=missing, mismatched=mismatched)
+    module.load_state_dict({k: state[k] for k in own}, strict=True)
+
+
 def smirk_state_dict(encoder: SmirkEncoder, generator: Optional[SmirkGenerator] = None) -> dict[str, Tensor]:
     """The flat official layout: ``smirk_encoder.*`` then (if given) ``smirk_generator.*``."""
     state = {ENCODER_PREFIX + k: v for k, v in encoder.state_dict().items()}

@@ -281,18 +281,8 @@ def load_backbone_weights(backbone: nn.Module, path: PathLike) -> None:
     Every backbone tensor must be present with the right shape; otherwise
     :class:`~tempsmirk.smirk.checkpoint.CheckpointError` lists what differs.
     """
-    from tempsmirk.smirk.checkpoint import CheckpointError, read_weights_file
+    from tempsmirk.smirk.checkpoint import load_weights_into, read_weights_file
 
-    state = read_weights_file(path)
-    own = backbone.state_dict()
-    missing = [k for k in own if k not in state]
-    mismatched = [f"{k}: expected {tuple(v.shape)}, file has {tuple(state[k].shape)}"
-                  for k, v in own.items() if k in state and tuple(state[k].shape) != tuple(v.shape)]
-    if missing or mismatched:
-        raise CheckpointError(
-            f"{path}: not weights for this backbone ({type(backbone).__name__} with {len(own)} "
-            f"tensors): {len(missing)} missing, {len(mismatched)} with another shape. "
-            f"First missing: {missing[:5]}; mismatched: {mismatched[:5]}. Use the weights of "
-            f"the timm model named in tempsmirk.smirk.encoder.BACKBONES for this branch.",
-            missing=missing, mismatched=mismatched)
-    backbone.load_state_dict({k: state[k] for k in own}, strict=True)
+    load_weights_into(backbone, read_weights_file(path), str(path),
+                      f"weights for this backbone ({type(backbone).__name__}); use the weights of the "
+                      f"timm model named in tempsmirk.smirk.encoder.BACKBONES for this branch")
