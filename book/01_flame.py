@@ -26,7 +26,7 @@
 profile = "small"
 device = "cpu"
 seed = 0
-flame_path = None  # FLAME 2020 generic_model.pkl or a FLAME 2023 pickle; None = built-in head
+flame_path = None  # FLAME 2020 generic_model.pkl or a FLAME 2023 pickle (None: the built-in head)
 static_landmarks_path = None  # flame_static_embedding.pkl
 dynamic_landmarks_path = None  # flame_dynamic_embedding.npy
 mediapipe_landmarks_path = None  # mediapipe_landmark_embedding.npz

@@ -33,7 +33,7 @@
 profile = "small"
 device = "cpu"
 seed = 0
-flame_path = None  # FLAME generic_model.pkl; None = built-in head
+flame_path = None  # FLAME generic_model.pkl (None: the built-in head)
 static_landmarks_path = None  # flame_static_embedding.pkl
 dynamic_landmarks_path = None  # flame_dynamic_embedding.npy
 
