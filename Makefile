@@ -45,11 +45,11 @@ notebooks:
 	mkdir -p $(RUNS)
 	for nb in $(CHAPTERS); do \
 	  echo "papermill $$nb"; \
-	  $(BIN)/papermill --no-progress-bar -p profile small "$$nb" "$(RUNS)/$$(basename $$nb)"; \
+	  $(BIN)/papermill --no-progress-bar --execution-timeout 900 -p profile small "$$nb" "$(RUNS)/$$(basename $$nb)"; \
 	done
 
 nbval:
-	$(BIN)/python -m pytest --nbval-lax -p no:cacheprovider $(CHAPTERS)
+	$(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=900 -p no:cacheprovider $(CHAPTERS)
 
 # Maintainers: regenerate every chapter's .ipynb from its jupytext .py source and
 # store small-profile outputs (plotly as JSON, not the 3 MB inline bundle).

@@ -118,10 +118,11 @@ def flame_explorer(flame, n_shape: int = 3, n_exp: int = 5, height: int = 420):
 
     The figure is shown in an ``Output`` widget rather than a ``FigureWidget``: the
     latter stores plotly's 5 MB JavaScript bundle in the notebook's widget state.
+    Live in JupyterLab; the mesh appears on the first slider move, and a static page
+    shows the controls only.
     Returns the widget (display it in JupyterLab).
     """
     import ipywidgets as W
-    from IPython.display import display
 
     dtype = flame.v_template.dtype
     device = flame.v_template.device
@@ -147,10 +148,14 @@ def flame_explorer(flame, n_shape: int = 3, n_exp: int = 5, height: int = 420):
                         eyelids=t([lids.value, lids.value]))
         view.clear_output(wait=True)
         with view:
-            display(mesh_figure(out.vertices[0], flame.faces, height=height))
+            # Always the JSON mimetype here (JupyterLab's plotly extension draws it): plotly's
+            # "notebook" renderer inside an Output widget can hang headless execution (nbclient).
+            mesh_figure(out.vertices[0], flame.faces, height=height).show(renderer="plotly_mimetype")
 
     controls = shape + expr + [jaw, neck, eyes, lids]
     for w in controls:
         w.observe(update, names="value")
-    update()
-    return W.HBox([W.VBox(controls), view])
+    # Nothing is drawn until a slider moves: displaying into an Output widget while a
+    # headless client (nbclient: papermill, jupyter-book) executes the cell can hang it.
+    hint = W.HTML("<i>Move a slider to draw the mesh (needs a live kernel).</i>")
+    return W.HBox([W.VBox([hint] + controls), view])

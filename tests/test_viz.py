@@ -45,3 +45,19 @@ def test_mesh_figure_carries_mesh_and_landmarks():
     fig = mesh_figure(v, f, landmarks=v[:2])
     assert fig.data[0].type == "mesh3d" and len(fig.data[0].i) == 3
     assert fig.data[1].type == "scatter3d" and len(fig.data[1].x) == 2
+
+
+def test_flame_explorer_sliders_drive_the_model(monkeypatch):
+    from tempsmirk.flame import FLAME
+    from tempsmirk.viz import flame_explorer
+
+    flame = FLAME.builtin(0)
+    calls = []
+    real = flame.forward
+    monkeypatch.setattr(flame, "forward", lambda **kw: calls.append(kw) or real(**kw))
+    box = flame_explorer(flame, n_shape=2, n_exp=2)
+    sliders = [w for w in box.children[0].children if hasattr(w, "value") and hasattr(w, "min")]
+    assert [s.description for s in sliders][:4] == ["shape 0", "shape 1", "expr 0", "expr 1"]
+    assert not calls  # nothing drawn before a slider moves
+    sliders[2].value = 1.5
+    assert len(calls) == 1 and calls[0]["expression"][0, 0].item() == 1.5
