@@ -116,11 +116,13 @@ def skin(vertices: Tensor, weights: Tensor, transforms: Tensor) -> Tensor:
         (B, V, 3) posed vertices.
     """
     B, J = transforms.shape[:2]
-    # Blend the 3x4 transforms with one broadcast GEMM, (V, J) @ (B, J, 12), then apply
-    # them as three multiply-adds: on CPU this beats per-vertex 4x4 matmuls.
-    blended = torch.matmul(weights, transforms[..., :3, :].reshape(B, J, 12)).view(B, -1, 3, 4)
-    return (blended[..., 3] + blended[..., 0] * vertices[..., 0:1]
-            + blended[..., 1] * vertices[..., 1:2] + blended[..., 2] * vertices[..., 2:3])
+    # Blend rotations and translations with two broadcast GEMMs over the small (B, J, ...)
+    # transforms; slicing one blended (B, V, 3, 4) tensor instead makes autograd zero-fill
+    # full-size gradients for every slice, which dominated the backward pass.
+    rot = torch.matmul(weights, transforms[..., :3, :3].reshape(B, J, 9)).view(B, -1, 3, 3)
+    # contiguous(): a strided right operand sends broadcast matmul down a very slow path.
+    trans = torch.matmul(weights, transforms[..., :3, 3].contiguous())
+    return torch.matmul(rot, vertices.unsqueeze(-1)).squeeze(-1) + trans
 
 
 def lbs(

@@ -8,6 +8,7 @@ and 50 expression components, 68 landmarks, float32. Prints meshes/s and the rat
 from __future__ import annotations
 
 import argparse
+import os
 import pickle
 import statistics
 import sys
@@ -25,14 +26,16 @@ from tempsmirk.meshio import read_ply  # noqa: E402
 from tempsmirk.paths import shared_data  # noqa: E402
 
 
-def timeit(fn, reps: int) -> float:
-    fn()  # warm-up
-    times = []
+def timeit_pair(fa, fb, reps: int) -> tuple[float, float]:
+    """Median seconds of ``fa`` and ``fb``, run alternately so both see the same machine load."""
+    fa(), fb()  # warm-up
+    ta, tb = [], []
     for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for fn, acc in ((fa, ta), (fb, tb)):
+            t0 = time.perf_counter()
+            fn()
+            acc.append(time.perf_counter() - t0)
+    return statistics.median(ta), statistics.median(tb)
 
 
 def main() -> None:
@@ -56,7 +59,9 @@ def main() -> None:
         refs = {b: smplx.FLAME(model_path=str(d), gender="neutral", num_betas=300, num_expression_coeffs=50,
                                use_face_contour=True, batch_size=b).to(args.device) for b in args.batches}
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
-    print(f"FLAME throughput on {args.device} ({torch.get_num_threads()} threads), meshes/s (median of {args.reps})")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"FLAME throughput on {args.device} ({torch.get_num_threads()} threads, load {load:.2f}), "
+          f"meshes/s (median of {args.reps}, the two implementations alternated)")
     print(f"{'batch':>6} {'pass':>9} {'tempsmirk':>11} {'smplx':>11} {'ratio':>7}")
     for b in args.batches:
         g = torch.Generator().manual_seed(0)
@@ -84,7 +89,7 @@ def main() -> None:
                         (out.vertices.sum() + out.joints.sum()).backward()
                 sync()
 
-            t_ours, t_ref = timeit(run_ours, args.reps), timeit(run_ref, args.reps)
+            t_ours, t_ref = timeit_pair(run_ours, run_ref, args.reps)
             print(f"{b:>6} {mode:>9} {b / t_ours:>11.0f} {b / t_ref:>11.0f} {t_ref / t_ours:>6.2f}x")
 
 
