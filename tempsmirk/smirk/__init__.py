@@ -4,6 +4,8 @@
 - :class:`SmirkGenerator` — U-Net, (B, 6, H, W) rendering ++ masked image -> (B, 3, H, W) image.
 - :func:`load_smirk_checkpoint` / :func:`save_smirk_checkpoint` — the official flat checkpoint
   layout, loaded strictly with ``weights_only=True``.
+- :mod:`tempsmirk.smirk.masking` — :func:`mask_face`: the generator's masked view of the input.
+- :mod:`tempsmirk.smirk.cycle` — :func:`cycle_path`: the augmented cycle.
 
 Importing this package imports ``timm`` (through :func:`tempsmirk.compat.ensure_torchvision`)
 only when an encoder is built.
@@ -16,10 +18,46 @@ from tempsmirk.smirk.checkpoint import (
     save_smirk_checkpoint,
     smirk_state_dict,
 )
+from tempsmirk.smirk.cycle import (
+    AUGMENTATIONS,
+    Augmented,
+    CycleConfig,
+    CycleOutput,
+    augment_params,
+    builtin_templates,
+    cycle_path,
+    load_templates,
+)
 from tempsmirk.smirk.encoder import BRANCHES, EncoderOutput, SmirkEncoder
 from tempsmirk.smirk.generator import SmirkGenerator
+from tempsmirk.smirk.masking import (
+    MaskedInput,
+    MaskingConfig,
+    SampledPixels,
+    face_sampling_weights,
+    hull_mask,
+    mask_face,
+    paint_samples,
+    sample_face_pixels,
+)
 
 __all__ = [
+    "AUGMENTATIONS",
+    "Augmented",
+    "CycleConfig",
+    "CycleOutput",
+    "MaskedInput",
+    "MaskingConfig",
+    "SampledPixels",
+    "augment_params",
+    "builtin_templates",
+    "cycle_path",
+    "face_sampling_weights",
+    "hull_mask",
+    "load_templates",
+    "mask_face",
+    "paint_samples",
+    "sample_face_pixels",
     "BRANCHES",
     "CheckpointError",
     "EncoderOutput",

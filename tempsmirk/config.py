@@ -1,0 +1,188 @@
+"""The project's one configuration system: nested dataclasses, YAML files, ``key=value`` overrides.
+
+Explained in chapter 3. :func:`load_config` merges a YAML file and dotted overrides onto the
+:class:`Config` schema with OmegaConf structured configs, so a misspelt key or a wrong type fails
+with the key named; :func:`save_config` writes the resolved config beside every run. Library
+functions take one section (e.g. ``cfg.loss.masking``), never the whole tree.
+
+Sections: ``data``, ``model``, ``loss``, ``optim``, ``train``, ``run`` (later chapters add theirs).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from tempsmirk.data.synthetic import SyntheticConfig
+from tempsmirk.losses import LossWeights
+from tempsmirk.meshio import atomic_write_bytes
+from tempsmirk.smirk.cycle import CycleConfig
+from tempsmirk.smirk.masking import MaskingConfig
+
+__all__ = ["Config", "DataConfig", "ModelConfig", "LossConfig", "OptimConfig", "TrainConfig",
+           "RunConfig", "ConfigError", "load_config", "save_config", "config_to_yaml",
+           "config_from_yaml"]
+
+PathLike = Union[str, os.PathLike]
+
+
+class ConfigError(ValueError):
+    """A config file or override does not fit the schema."""
+
+
+@dataclass
+class DataConfig:
+    """source: ``"synthetic"`` (real video datasets arrive with the temporal chapters).
+    num_workers: DataLoader worker processes (0 = render in the training process)."""
+
+    source: str = "synthetic"
+    num_workers: int = 0
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+
+@dataclass
+class ModelConfig:
+    """flame_path: FLAME model file (None = built-in head; landmark files beside it by their
+    official names). n_exp, n_shape: coefficients predicted. frozen: encoder branches that do not
+    train (SMIRK freezes ``shape`` when starting from a pretrained encoder). init_checkpoint:
+    SMIRK-layout weights to start from. vgg_path: local VGG16 weights for the perceptual loss."""
+
+    flame_path: Optional[str] = None
+    n_exp: int = 50
+    n_shape: int = 300
+    frozen: list[str] = field(default_factory=list)
+    init_checkpoint: Optional[str] = None
+    vgg_path: Optional[str] = None
+
+
+@dataclass
+class LossConfig:
+    """Loss weights (defaults: core training, :meth:`LossWeights.core`), masking and the cycle."""
+
+    landmarks_fan: float = 100.0
+    landmarks_mp: float = 100.0
+    reconstruction: float = 10.0
+    perceptual: float = 10.0
+    emotion: float = 1.0
+    expression_reg: float = 1e-3
+    jaw_reg: float = 1e-2
+    shape_reg: float = 100.0
+    cycle: float = 1.0
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
+    cycle_path: CycleConfig = field(default_factory=CycleConfig)
+
+    def weights(self) -> LossWeights:
+        """The weights as the losses module's frozen :class:`LossWeights`."""
+        return LossWeights(**{f.name: getattr(self, f.name) for f in fields(LossWeights)})
+
+
+@dataclass
+class OptimConfig:
+    """Two Adam optimisers; the encoder's learning rate is ``encoder_lr_scale · lr``. Cosine
+    decay to ``final_lr_scale · lr`` over ``train.steps``, after an optional linear warm-up of
+    ``warmup_steps`` (0 in SMIRK, which starts from pretrained backbones; from scratch, a warm-up
+    keeps Adam's first large steps from saturating the clamped eyelid and jaw outputs).
+    Generator gradients are clipped to norm ``generator_clip`` (None or 0 = off), the encoder's to
+    ``encoder_clip``."""
+
+    lr: float = 1e-3
+    encoder_lr_scale: float = 0.25
+    encoder_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    generator_betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
+    final_lr_scale: float = 0.01
+    warmup_steps: int = 0
+    generator_clip: Optional[float] = 0.1
+    encoder_clip: Optional[float] = None
+
+
+@dataclass
+class TrainConfig:
+    """steps: total optimiser steps (the cosine schedule spans them). The encoder trains on odd
+    steps and the generator on even ones. amp: mixed precision, used only on CUDA. device:
+    ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``. Intervals are in steps (0 = never,
+    except that a checkpoint is always written at the end)."""
+
+    steps: int = 1000
+    batch_size: int = 32
+    amp: bool = True
+    device: str = "auto"
+    log_every: int = 10
+    image_every: int = 200
+    checkpoint_every: int = 500
+
+
+@dataclass
+class RunConfig:
+    """dir: the run folder (config, checkpoints, log.csv, images); required. seed: global seed
+    (data order, masking and cycle draws). deterministic: ask torch for deterministic kernels."""
+
+    dir: str = MISSING
+    seed: int = 0
+    deterministic: bool = False
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+def _merge(sources: Sequence) -> Config:
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(Config), *sources)
+        missing = sorted(OmegaConf.missing_keys(merged))
+        if missing:
+            raise ConfigError(f"config: no value for required key(s) {missing}; set them in the file "
+                              f"or on the command line, e.g. run.dir=/path/to/run")
+        return OmegaConf.to_object(merged)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"config: {exc}. Keys and types are those of tempsmirk.config.Config "
+                          f"(see the example under tempsmirk/configs/).") from None
+
+
+def load_config(path: Optional[PathLike] = None, overrides: Sequence[str] = ()) -> Config:
+    """Schema defaults <- YAML file (optional) <- ``key=value`` overrides. Raises :class:`ConfigError`
+    naming the offending key for unknown keys, wrong types or a missing ``run.dir``."""
+    sources = []
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {path} does not exist; see tempsmirk/configs/ for examples")
+        try:
+            sources.append(OmegaConf.load(path))
+        except Exception as exc:  # YAML syntax errors come in several classes
+            raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    bad = [o for o in overrides if "=" not in o]
+    if bad:
+        raise ConfigError(f"overrides must look like key=value (e.g. train.steps=100); got {bad}")
+    try:
+        sources.append(OmegaConf.from_dotlist(list(overrides)))
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"overrides {list(overrides)}: {exc}") from None
+    return _merge(sources)
+
+
+def config_to_yaml(cfg: Config) -> str:
+    """The resolved config as YAML (every key, defaults included)."""
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def config_from_yaml(text: str) -> Config:
+    """Inverse of :func:`config_to_yaml` (validated against the schema)."""
+    return _merge([OmegaConf.create(text)])
+
+
+def save_config(cfg: Config, path: PathLike) -> Path:
+    """Write the resolved config as YAML, atomically. Returns the path."""
+    path = Path(path)
+    atomic_write_bytes(path, config_to_yaml(cfg).encode())
+    return path

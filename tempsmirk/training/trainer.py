@@ -1,0 +1,391 @@
+"""The SMIRK trainer: alternating optimisers, schedules, logs, checkpoints, exact resume.
+
+Explained in chapter 3. A run folder (``run.dir``) holds::
+
+    config.yaml              the resolved config
+    log.csv                  one row per logged step (losses, learning rates, seconds)
+    images/step_0000200.png  input | rendering | masked input | reconstruction | cycle edit | cycle output
+    checkpoints/last.pt      training state (see below), written atomically
+    smirk.pt                 final encoder + generator weights in the official SMIRK layout
+
+``checkpoints/last.pt`` is a plain dict readable with ``torch.load(weights_only=True)``: ``model``
+(the official flat layout), ``optimizers``, ``schedulers``, ``scaler``, ``step``, ``rng`` (torch
+generator states as uint8 tensors) and ``config`` (YAML text). Data order is a function of the step
+(:class:`StepBatches`), so N steps, resume, N more steps reproduce 2N straight steps.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+import warnings
+from dataclasses import fields
+from pathlib import Path
+from typing import Iterator, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm.auto import tqdm
+
+from tempsmirk.config import Config, config_to_yaml, save_config
+from tempsmirk.data.synthetic import SyntheticFaces, item_seed
+from tempsmirk.data.types import FaceBatch, collate_faces
+from tempsmirk.losses import PerceptualLoss
+from tempsmirk.meshio import atomic_write_bytes
+from tempsmirk.seeding import seed_everything
+from tempsmirk.smirk.checkpoint import atomic_torch_save, load_smirk_state, save_smirk_checkpoint, smirk_state_dict
+from tempsmirk.smirk.cycle import builtin_templates, load_templates
+from tempsmirk.smirk.encoder import BRANCHES, EncoderOutput, SmirkEncoder
+from tempsmirk.smirk.generator import SmirkGenerator
+from tempsmirk.smirk.masking import face_sampling_weights
+from tempsmirk.training.step import LossTerms, StepOutput, generator_needed, smirk_step
+
+__all__ = ["Trainer", "TrainingDiverged", "lr_factor", "StepBatches", "load_flame", "image_grid", "CHECKPOINT_FORMAT"]
+
+CHECKPOINT_FORMAT = "tempsmirk.training/1"
+LOG_FIELDS = ["step", "trained", "lr_encoder", "lr_generator"] + [f.name for f in fields(LossTerms)] + ["seconds"]
+
+
+def lr_factor(steps: int, warmup_steps: int, final_scale: float):
+    """Learning-rate multiplier by step: linear warm-up over ``warmup_steps`` (0 = none), then a
+    cosine from 1 down to ``final_scale`` at ``steps``. Returns a function step -> float."""
+    import math
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        t = min(1.0, (step - warmup_steps) / max(1, steps - warmup_steps))
+        return final_scale + (1 - final_scale) * 0.5 * (1 + math.cos(math.pi * t))
+
+    return factor
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the run stopped before any optimiser step used it."""
+
+
+def load_flame(flame_path: Optional[str], n_shape: int, n_exp: int):
+    """The built-in head (``flame_path`` None) or a FLAME file with its landmark embeddings, eyelids
+    and masks found beside it under their official names (each optional except the landmarks)."""
+    from tempsmirk.flame import FLAME
+
+    if flame_path is None:
+        return FLAME.builtin(seed=0, n_shape=n_shape, n_exp=n_exp)
+    path = Path(flame_path)
+    d = path.parent
+
+    def opt(name: str):
+        return d / name if (d / name).exists() else None
+
+    needed = ["flame_static_embedding.pkl", "flame_dynamic_embedding.npy", "mediapipe_landmark_embedding.npz"]
+    absent = [n for n in needed if opt(n) is None]
+    if absent:
+        raise FileNotFoundError(f"training needs FLAME's landmark embeddings beside {path}: {absent} "
+                                f"are missing from {d}")
+    eyelids = d if (d / "l_eyelid.npy").exists() and (d / "r_eyelid.npy").exists() else None
+    return FLAME.from_files(path, opt(needed[0]), opt(needed[1]), opt(needed[2]), eyelids,
+                            opt("FLAME_masks.pkl"), n_shape=n_shape, n_exp=n_exp)
+
+
+class StepBatches(Sampler[list[int]]):
+    """Dataset indices for steps ``start .. end-1``: epochs of a seeded permutation, batch k taking
+    positions ``k·B .. k·B+B-1``. A pure function of the step, so a resumed run sees the same data."""
+
+    def __init__(self, n_items: int, batch_size: int, seed: int, start: int, end: int) -> None:
+        if n_items < 1 or batch_size < 1:
+            raise ValueError(f"need n_items >= 1 and batch_size >= 1; got {n_items}, {batch_size}")
+        self.n, self.b, self.seed, self.start, self.end = n_items, batch_size, seed, start, end
+
+    def __len__(self) -> int:
+        return max(0, self.end - self.start)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        cache: dict[int, Tensor] = {}
+        for step in range(self.start, self.end):
+            out = []
+            for pos in range(step * self.b, (step + 1) * self.b):
+                epoch = pos // self.n
+                if epoch not in cache:
+                    cache.clear()
+                    cache[epoch] = torch.randperm(self.n, generator=torch.Generator().manual_seed(
+                        item_seed(self.seed, -1 - epoch)))
+                out.append(int(cache[epoch][pos % self.n]))
+            yield out
+
+
+class _Autocast(nn.Module):
+    """Runs a module under CUDA autocast and returns float32 (AMP for the networks only: the
+    renderer and FLAME stay in float32)."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: Tensor):
+        with torch.autocast("cuda", dtype=torch.float16):
+            y = self.module(x)
+        if isinstance(y, EncoderOutput):
+            return y._map(lambda t: t.float())
+        return y.float()
+
+
+def image_grid(columns: Sequence[Tensor], max_rows: int = 4) -> np.ndarray:
+    """Images side by side: columns of (B, 3, H, W) in [0, 1] -> (rows·H, cols·W, 3) uint8."""
+    rows = min(max_rows, columns[0].shape[0])
+    cols = [c[:rows].detach().float().cpu().clamp(0, 1) for c in columns]
+    grid = torch.cat([torch.cat(list(c), dim=1) for c in cols], dim=2)  # (3, rows·H, cols·W)
+    return (grid.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+
+
+def _png_bytes(array: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+class Trainer:
+    """Trains SMIRK's encoder and generator. Explained in chapter 3.
+
+    Args:
+        cfg: the whole :class:`~tempsmirk.config.Config` (the trainer is the one place that reads
+            every section; it hands each library function only its section).
+        resume: continue from ``run.dir/checkpoints/last.pt``; without it a run folder that already
+            holds a checkpoint is refused.
+        dataset: a dataset of single-frame :class:`~tempsmirk.data.FaceSample` (default: synthetic
+            faces from ``data.synthetic``).
+        progress: show a tqdm bar.
+    """
+
+    def __init__(self, cfg: Config, resume: bool = False, dataset: Optional[Dataset] = None,
+                 progress: bool = True) -> None:
+        self.cfg = cfg
+        self.progress = progress
+        self.run_dir = Path(cfg.run.dir)
+        self.checkpoint_path = self.run_dir / "checkpoints" / "last.pt"
+        if not resume and self.checkpoint_path.exists():
+            raise FileExistsError(f"{self.run_dir} already holds a training checkpoint; pass --resume "
+                                  f"to continue it or choose another run.dir")
+        if resume and not self.checkpoint_path.exists():
+            raise FileNotFoundError(f"--resume: no checkpoint at {self.checkpoint_path}")
+        if cfg.data.source != "synthetic" and dataset is None:
+            raise ValueError(f"data.source={cfg.data.source!r}: only 'synthetic' is built in; pass a "
+                             f"dataset to Trainer for other data")
+        unknown = [b for b in cfg.model.frozen if b not in BRANCHES]
+        if unknown:
+            raise ValueError(f"model.frozen: unknown branches {unknown}; choose from {BRANCHES}")
+        if cfg.train.device == "auto":
+            self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        else:
+            self.device = torch.device(cfg.train.device)
+        self.amp = bool(cfg.train.amp and self.device.type == "cuda")
+        seed_everything(cfg.run.seed, cfg.run.deterministic)
+
+        m = cfg.model
+        self.flame = load_flame(m.flame_path, m.n_shape, m.n_exp).to(self.device)
+        self.dataset = dataset if dataset is not None else SyntheticFaces(
+            load_flame(m.flame_path, m.n_shape, m.n_exp), cfg.data.synthetic)
+        self.encoder = SmirkEncoder(n_exp=m.n_exp, n_shape=m.n_shape).to(self.device)
+        self.generator = SmirkGenerator().to(self.device)
+        if m.init_checkpoint is not None:
+            from tempsmirk.smirk.checkpoint import _flat_weights, read_weights_file
+
+            state = _flat_weights(read_weights_file(m.init_checkpoint), m.init_checkpoint)
+            gen = self.generator if any(k.startswith("smirk_generator.") for k in state) else None
+            load_smirk_state(self.encoder, gen, state, source=str(m.init_checkpoint))
+        self.trainable_branches = tuple(b for b in BRANCHES if b not in m.frozen)
+        if m.frozen:
+            self.encoder.freeze(*m.frozen)
+        self.face_mask = (self.flame.region_faces("face") if "face" in self.flame.masks
+                          else torch.ones(len(self.flame.faces), dtype=torch.bool, device=self.device))
+        self.face_weights = face_sampling_weights(self.flame)
+        cyc = cfg.loss.cycle_path
+        self.templates = (load_templates(cyc.templates_path, m.n_exp) if cyc.templates_path
+                          else builtin_templates(m.n_exp, cyc.template_components, cyc.template_amplitude))
+        self.templates = self.templates.to(self.device)
+        self.weights = cfg.loss.weights()
+        self.perceptual = None
+        if self.weights.perceptual:
+            self.perceptual = PerceptualLoss(m.vgg_path).to(self.device)  # warns when off
+
+        o = cfg.optim
+        enc_params = [p for b in self.trainable_branches for p in self.encoder.branch(b).parameters()]
+        self.opt_encoder = torch.optim.Adam(enc_params, lr=o.lr * o.encoder_lr_scale, betas=tuple(o.encoder_betas))
+        self.opt_generator = torch.optim.Adam(self.generator.parameters(), lr=o.lr, betas=tuple(o.generator_betas))
+        factor = lr_factor(max(cfg.train.steps, 1), o.warmup_steps, o.final_lr_scale)
+        self.sched_encoder = torch.optim.lr_scheduler.LambdaLR(self.opt_encoder, factor)
+        self.sched_generator = torch.optim.lr_scheduler.LambdaLR(self.opt_generator, factor)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.rng = torch.Generator().manual_seed(item_seed(cfg.run.seed, -(10 ** 6)))
+        # Without a loss that needs the generator (pretraining weights) the encoder trains every step.
+        self.alternate = generator_needed(self.weights, cfg.loss.cycle_path, self.perceptual)
+        self.step = 0
+        self.last: Optional[StepOutput] = None
+        if resume:
+            self._load(self.checkpoint_path)
+        self._enc = _Autocast(self.encoder) if self.amp else self.encoder
+        self._gen = _Autocast(self.generator) if self.amp else self.generator
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, self.run_dir / "config.yaml")
+        self._init_log(resume)
+
+    # ----------------------------------------------------------------- state
+    def state(self) -> dict:
+        """The checkpoint dict (module docstring)."""
+        rng = {"cycle": self.rng.get_state(), "torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "step": self.step,
+            "model": {k: v.detach().cpu().clone() for k, v in smirk_state_dict(self.encoder, self.generator).items()},
+            "optimizers": {"encoder": self.opt_encoder.state_dict(), "generator": self.opt_generator.state_dict()},
+            "schedulers": {"encoder": self.sched_encoder.state_dict(), "generator": self.sched_generator.state_dict()},
+            "scaler": self.scaler.state_dict(),
+            "rng": rng,
+            "config": config_to_yaml(self.cfg),
+        }
+
+    def save_checkpoint(self) -> Path:
+        """Write ``checkpoints/last.pt`` atomically (a crash leaves the previous one)."""
+        atomic_torch_save(self.state(), self.checkpoint_path)
+        return self.checkpoint_path
+
+    def _load(self, path: Path) -> None:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{path} is not a tempsmirk training checkpoint (format "
+                             f"{state.get('format') if isinstance(state, dict) else type(state).__name__!r}, "
+                             f"expected {CHECKPOINT_FORMAT!r})")
+        load_smirk_state(self.encoder, self.generator, state["model"], source=str(path))
+        self.opt_encoder.load_state_dict(state["optimizers"]["encoder"])
+        self.opt_generator.load_state_dict(state["optimizers"]["generator"])
+        self.sched_encoder.load_state_dict(state["schedulers"]["encoder"])
+        self.sched_generator.load_state_dict(state["schedulers"]["generator"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.rng.set_state(state["rng"]["cycle"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if self.device.type == "cuda" and "cuda" in state["rng"]:
+            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+        self.step = int(state["step"])
+
+    # ----------------------------------------------------------------- logs
+    @property
+    def log_path(self) -> Path:
+        return self.run_dir / "log.csv"
+
+    def _init_log(self, resume: bool) -> None:
+        rows = []
+        if resume and self.log_path.exists():
+            with open(self.log_path, newline="") as fh:
+                rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= self.step]
+        with open(self.log_path, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=LOG_FIELDS)
+            w.writeheader()
+            w.writerows(rows)
+
+    def _log(self, trained: str, losses: LossTerms, seconds: float) -> None:
+        row = {"step": self.step, "trained": trained,
+               "lr_encoder": self.opt_encoder.param_groups[0]["lr"],
+               "lr_generator": self.opt_generator.param_groups[0]["lr"],
+               **losses.as_floats(), "seconds": round(seconds, 4)}
+        with open(self.log_path, "a", newline="") as fh:
+            csv.DictWriter(fh, fieldnames=LOG_FIELDS).writerow(row)
+
+    def save_images(self, out: StepOutput, batch: FaceBatch) -> Path:
+        """An image grid of a step (columns as in the module docstring), written atomically."""
+        cols = [batch.image, out.rendering, out.masked.image]
+        if out.generated is not None:
+            cols.append(out.generated)
+        if out.cycle is not None:
+            cols += [out.cycle.rendering, out.cycle.generated]
+        path = self.run_dir / "images" / f"step_{self.step:07d}.png"
+        atomic_write_bytes(path, _png_bytes(image_grid(cols)))
+        return path
+
+    # ----------------------------------------------------------------- training
+    def trains_encoder(self, step: int) -> bool:
+        """The encoder learns on odd steps (every step when nothing needs the generator)."""
+        return step % 2 == 1 or not self.alternate
+
+    def set_trainable(self, encoder: bool) -> None:
+        """Encoder on odd steps, generator on even ones; the other only passes gradients through."""
+        self.encoder.freeze()
+        if encoder:
+            self.encoder.unfreeze(*self.trainable_branches)
+        self.generator.requires_grad_(not encoder)
+
+    def train_step(self, batch: FaceBatch) -> StepOutput:
+        """One optimiser step of the network whose turn it is (step parity). Raises
+        :class:`TrainingDiverged` on a non-finite loss, before anything is updated."""
+        batch = batch.frames().to(self.device)
+        trains_encoder = self.trains_encoder(self.step)
+        self.set_trainable(trains_encoder)
+        self.encoder.train()
+        self.generator.train()
+        loss_cfg = self.cfg.loss
+        out = smirk_step(self._enc, self._gen, self.flame, batch, self.weights, loss_cfg.masking,
+                         loss_cfg.cycle_path, self.face_mask, self.face_weights, self.templates,
+                         self.rng, self.perceptual, shape_trains="shape" in self.trainable_branches)
+        bad = out.losses.non_finite()
+        if bad:
+            raise TrainingDiverged(
+                f"step {self.step}: non-finite loss ({', '.join(f'{n}={float(getattr(out.losses, n).detach()):g}' for n in bad)}). "
+                f"Training stopped before this step updated anything; the last good checkpoint "
+                f"{self.checkpoint_path} is intact. Lower optim.lr, check the data, or resume with "
+                f"--resume after fixing the cause.")
+        opt = self.opt_encoder if trains_encoder else self.opt_generator
+        opt.zero_grad(set_to_none=True)
+        self.scaler.scale(out.losses.total).backward()
+        self.scaler.unscale_(opt)
+        clip = self.cfg.optim.encoder_clip if trains_encoder else self.cfg.optim.generator_clip
+        if clip:
+            params = [p for g in opt.param_groups for p in g["params"]]
+            torch.nn.utils.clip_grad_norm_(params, clip)
+        self.scaler.step(opt)
+        self.scaler.update()
+        with warnings.catch_warnings():
+            # Each scheduler follows the global step, also on steps where its optimiser rests.
+            warnings.filterwarnings("ignore", message=".*lr_scheduler.step.*")
+            self.sched_encoder.step()
+            self.sched_generator.step()
+        self.step += 1
+        self.last = out
+        return out
+
+    def loader(self, start: int, end: int) -> DataLoader:
+        """Batches for steps ``start .. end-1`` (:class:`StepBatches`)."""
+        return DataLoader(self.dataset, batch_sampler=StepBatches(len(self.dataset), self.cfg.train.batch_size,
+                                                                  self.cfg.run.seed, start, end),
+                          collate_fn=collate_faces, num_workers=self.cfg.data.num_workers)
+
+    def train(self, until: Optional[int] = None) -> Path:
+        """Train up to step ``until`` (default: ``train.steps``); checkpoint at the end. Returns the
+        run folder. A :class:`TrainingDiverged` propagates with the last checkpoint untouched."""
+        t = self.cfg.train
+        end = t.steps if until is None else min(until, t.steps)
+        bar = tqdm(total=end, initial=self.step, desc="SMIRK", disable=not self.progress, dynamic_ncols=True)
+        try:
+            for batch in self.loader(self.step, end):
+                tic = time.perf_counter()
+                trains_encoder = self.trains_encoder(self.step)
+                out = self.train_step(batch)
+                seconds = time.perf_counter() - tic
+                if t.log_every and (self.step % t.log_every == 0 or self.step == end):
+                    self._log("encoder" if trains_encoder else "generator", out.losses, seconds)
+                if t.image_every and self.step % t.image_every == 0:
+                    self.save_images(out, batch.frames())
+                if t.checkpoint_every and self.step % t.checkpoint_every == 0 and self.step < end:
+                    self.save_checkpoint()
+                bar.update(1)
+                bar.set_postfix(loss=f"{float(out.losses.total.detach()):.3g}")
+        finally:
+            bar.close()
+        self.save_checkpoint()
+        if self.step >= t.steps:
+            save_smirk_checkpoint(self.run_dir / "smirk.pt", self.encoder, self.generator)
+        return self.run_dir

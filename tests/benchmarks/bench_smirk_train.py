@@ -1,0 +1,75 @@
+"""Time one SMIRK training step on the CPU, split into the reconstruction path and the cycle path.
+
+    .venv/bin/python tests/benchmarks/bench_smirk_train.py [--batch 8] [--size 224] [--repeats 3]
+
+"first path" = encode + FLAME + landmarks + render + mask + generate + L1; "cycle path" = augment +
+render + move samples + generate + re-encode + cycle loss; "backward + step" = the optimiser
+update of the network whose turn it is (both parities are timed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from tempsmirk.config import load_config
+from tempsmirk.data import SyntheticConfig, SyntheticFaces, collate_faces
+from tempsmirk.losses import reconstruction_loss
+from tempsmirk.render import render_mesh
+from tempsmirk.smirk import cycle_path, mask_face
+from tempsmirk.training import Trainer
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    import tempfile
+
+    run = tempfile.mkdtemp(prefix="bench_smirk_")
+    cfg = load_config(None, [f"run.dir={run}", f"train.batch_size={args.batch}", "train.device=cpu",
+                             f"data.synthetic.image_size={args.size}", "loss.perceptual=0",
+                             "train.steps=1000", "train.log_every=0", "train.image_every=0"])
+    t = Trainer(cfg, progress=False)
+    data = SyntheticFaces(t.flame, SyntheticConfig(image_size=args.size, n_items=args.batch))
+    batch = collate_faces([data[i] for i in range(args.batch)])
+    m = cfg.loss
+    t.train_step(batch)  # warm-up (allocations, first-call overheads)
+    t.train_step(batch)
+    first, cycle, steps = [], [], []
+    for _ in range(args.repeats):
+        tic = time.perf_counter()
+        p = t.encoder(batch.image)
+        out = t.flame(shape=p.shape, expression=p.expression, global_pose=p.global_pose,
+                      jaw_pose=p.jaw_pose, eyelids=p.eyelids)
+        r = render_mesh(out.vertices, t.flame.faces, p.cam, args.size, face_mask=t.face_mask)
+        mk = mask_face(batch.image, torch.cat([batch.landmarks68, batch.landmarks_mp], 1), r,
+                       t.flame.faces, t.face_weights, m.masking, t.rng)
+        rec = reconstruction_loss(t.generator(torch.cat([r.image, mk.image], 1)), batch.image)
+        first.append(time.perf_counter() - tic)
+        tic = time.perf_counter()
+        c = cycle_path(t.encoder, t.generator, t.flame, batch.image, p, mk.hull, r.mask, mk.samples,
+                       t.face_mask, t.templates, m.cycle_path, m.masking.n_patches, m.masking.patch_size, t.rng)
+        cycle.append(time.perf_counter() - tic)
+        del rec, c
+        tic = time.perf_counter()
+        t.train_step(batch)
+        t.train_step(batch)
+        steps.append((time.perf_counter() - tic) / 2)
+    best = lambda xs: min(xs)  # noqa: E731
+    print(f"SMIRK training step on CPU ({torch.get_num_threads()} threads), batch {args.batch}, "
+          f"{args.size} px, best of {args.repeats}:")
+    print(f"  first path (forward)     {best(first):7.3f} s")
+    print(f"  cycle path (forward)     {best(cycle):7.3f} s")
+    print(f"  full step (fwd+bwd+Adam) {best(steps):7.3f} s  (mean of an encoder and a generator step)")
+
+
+if __name__ == "__main__":
+    main()
