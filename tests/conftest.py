@@ -23,6 +23,16 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="needs a CUDA device; none is available"))
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op torch thread per test, restored afterwards: the tests' tensors are small and
+    the CI machine has 2 cores, where oversubscribed threads made them several times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def shared_dir():
     root = shared_root()

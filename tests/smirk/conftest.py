@@ -12,16 +12,6 @@ from tempsmirk.paths import shared_root
 LAYOUT_NAME = "smirk_checkpoint_layout.json"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread per test here: the CI machine has 2 cores shared with other jobs, and
-    oversubscribed threads made these small-tensor tests ~10× slower. Restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="session")
 def smirk_layout() -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
     """The official checkpoint's keys (in order) -> (shape, dtype), from ../shared/reference."""
