@@ -51,9 +51,9 @@ AUGMENTATIONS = ("perturb", "permute", "template", "zero")
 
 @dataclass
 class CycleConfig:
-    """The augmented cycle (the ``loss.cycle`` config section).
+    """The augmented cycle (the ``loss.cycle_path`` config section).
 
-    enabled: run the cycle path at all (its weight is ``loss.cycle_weight``).
+    enabled: run the cycle path at all (its weight is ``loss.cycle``).
     perturb_std: noise added to the expression for the ``perturb`` quarter.
     jaw_jitter: std of the noise on the jaw opening (radians); the side axes get a fifth of it.
     eyelid_jitter: std of the noise on eyelid closure.
@@ -92,7 +92,7 @@ def load_templates(path: PathLike, n_exp: int) -> Tensor:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"expression templates file {path} does not exist; give a (K, E) "
-                                f".npy/.npz/.pt file or leave loss.cycle.templates_path empty for "
+                                f".npy/.npz/.pt file or leave loss.cycle_path.templates_path empty for "
                                 f"the built-in bank")
     if path.suffix == ".npy":
         arr = np.load(path, allow_pickle=False)
