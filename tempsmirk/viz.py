@@ -12,7 +12,8 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-__all__ = ["mesh_figure", "draw_mesh_2d", "plot_landmarks_2d", "flame_explorer", "to_numpy"]
+__all__ = ["mesh_figure", "draw_mesh_2d", "plot_landmarks_2d", "flame_explorer", "to_numpy",
+           "plot_tracks", "plot_tradeoff", "smoothing_explorer"]
 
 SKIN = "rgb(222,190,170)"
 
@@ -159,3 +160,82 @@ def flame_explorer(flame, n_shape: int = 3, n_exp: int = 5, height: int = 420):
     # headless client (nbclient: papermill, jupyter-book) executes the cell can hang it.
     hint = W.HTML("<i>Move a slider to draw the mesh (needs a live kernel).</i>")
     return W.HBox([W.VBox([hint] + controls), view])
+
+
+def plot_tracks(ax, tracks: dict, title: str = "", ylabel: str = "", styles: Optional[dict] = None):
+    """Plot named 1D tracks over frames: ``tracks`` maps a label to a (T,) tensor or array.
+
+    ``styles`` maps a label to matplotlib keyword arguments (colour, line style, ...). Chapter 4.
+    """
+    styles = styles or {}
+    for label, y in tracks.items():
+        y = to_numpy(y)
+        ax.plot(np.arange(len(y)), y, label=label, **styles.get(label, {}))
+    ax.set_xlabel("frame")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7)
+    return ax
+
+
+def plot_tradeoff(ax, jitter, error, labels: Sequence[str], truth_jitter: Optional[float] = None,
+                  xlabel: str = "mean acceleration", ylabel: str = "per-frame error", title: str = ""):
+    """Per-frame error against jitter for a series of settings (e.g. growing smoothing weights).
+
+    jitter, error: (N,) values, one point per setting, joined in order and annotated with
+    ``labels``. ``truth_jitter``: the ground truth's own jitter; left of it a method is smoother
+    than the real motion (shaded: over-smoothing). Chapters 4 and 5.
+    """
+    x, y = to_numpy(jitter), to_numpy(error)
+    ax.plot(x, y, "o-", ms=4)
+    for xi, yi, lab in zip(x, y, labels):
+        ax.annotate(str(lab), (xi, yi), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    if truth_jitter is not None:
+        ax.axvline(truth_jitter, color="k", ls="--", lw=0.8)
+        ax.axvspan(min(float(x.min()), truth_jitter) * 0.9, truth_jitter, color="C3", alpha=0.08,
+                   label="smoother than the truth")
+        ax.legend(fontsize=7, loc="upper right")
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    return ax
+
+
+def smoothing_explorer(clean, noisy, names: Sequence[str], weight_range=(1e-3, 3.0), steps: int = 200):
+    """An ipywidgets slider for λ that smooths one clip with
+    :func:`tempsmirk.temporal.denoise_tracks` and plots each track (matplotlib).
+
+    clean, noisy: (T, D) tracks of one clip; names: D panel titles. Computes and draws only when
+    the slider moves (a static page shows the control only). Chapter 4. Returns the widget.
+    """
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+
+    from tempsmirk.temporal import acceleration, denoise_tracks
+
+    clean, noisy = torch.as_tensor(clean), torch.as_tensor(noisy)
+    lo, hi = np.log10(weight_range[0]), np.log10(weight_range[1])
+    slider = W.FloatLogSlider(value=10 ** ((lo + hi) / 2), min=lo, max=hi, step=0.1, description="λ",
+                              continuous_update=False, layout=W.Layout(width="420px"))
+    view = W.Output()
+
+    def update(_=None):
+        smooth = denoise_tracks(noisy[None], torch.tensor([slider.value]), steps=steps)[0, 0]
+        err = float((smooth - clean).pow(2).mean().sqrt())
+        acc, acc_true = float(acceleration(smooth[None]).mean()), float(acceleration(clean[None]).mean())
+        view.clear_output(wait=True)
+        with view:
+            fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 2.8), squeeze=False)
+            for d, (ax, name) in enumerate(zip(axes[0], names)):
+                plot_tracks(ax, {"truth": clean[:, d], "noisy": noisy[:, d], f"λ = {slider.value:.3g}": smooth[:, d]},
+                            title=name, styles={"truth": dict(color="k", lw=2, alpha=0.4),
+                                                "noisy": dict(color="C7", lw=0.8)})
+            fig.suptitle(f"RMSE to the truth {err:.3g}; mean acceleration {acc:.3g} (truth {acc_true:.3g})",
+                         fontsize=10)
+            fig.tight_layout()
+            plt.show()
+
+    slider.observe(update, names="value")
+    hint = W.HTML("<i>Move the slider to smooth the clip (needs a live kernel).</i>")
+    return W.VBox([hint, slider, view])

@@ -1,0 +1,355 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Temporal losses
+#
+# SMIRK reads every frame on its own. Run it over a video and each frame's estimate carries its
+# own small error; from one frame to the next those errors do not agree, and the mesh
+# **flickers** — the mouth trembles, the head shivers, and the identity (the face shape, which
+# cannot change within a video) drifts. The paper's contribution is two losses on the predicted
+# FLAME parameters of short clips that penalise exactly this, added to SMIRK's training objective
+# without touching the networks.
+#
+# This chapter defines both losses, writes them from scratch and checks them against
+# `tempsmirk.temporal`, defines how we *measure* flicker (jitter metrics), and then plays with
+# them on parameter tracks whose true motion we know: how much smoothing removes noise, and
+# where more smoothing starts to erase real motion. Training with these losses is chapter 5.
+
+# %% tags=["parameters"]
+profile = "small"
+device = "cpu"
+seed = 0
+flame_path = None  # FLAME generic_model.pkl, landmark embeddings beside it; None = built-in head
+
+# %%
+import math
+from dataclasses import fields, replace
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from tempsmirk import seed_everything
+from tempsmirk.data import SyntheticConfig, smooth_trajectory
+from tempsmirk.data.synthetic import sample_params
+from tempsmirk.smirk.encoder import EncoderOutput
+from tempsmirk.temporal import (TemporalWeights, acceleration, acceleration_error, clip_params, clips,
+                                denoise_tracks, flatten_clips, identity_loss, identity_variance,
+                                jerk, jitter_report, pose_normalised_vertices, smoothness_loss,
+                                temporal_loss)
+from tempsmirk.training import load_flame
+from tempsmirk.viz import plot_tracks, plot_tradeoff, smoothing_explorer, to_numpy
+
+gen = seed_everything(seed)
+if profile == "small":
+    torch.set_num_threads(1)  # tiny tensors: more threads only add synchronisation on a busy machine
+plt.rcParams["figure.dpi"] = 72
+flame = load_flame(flame_path, n_shape=300, n_exp=50).to(device)
+n_clips = 2 if profile == "small" else 8
+T = 32  # the paper's clip length
+print(f"{flame.source}; {n_clips} clips of {T} frames")
+
+# %% [markdown]
+# ## The two losses
+#
+# A training batch holds $B$ clips of $T$ consecutive frames of one subject each. For a
+# time-varying parameter group $\mathbf p$ — expression $\psi$, global head pose, jaw pose or
+# eyelids — the **smoothness loss** (eq. 3) is the mean L1 size of a frame-to-frame step:
+#
+# $$\mathcal{L}_{smooth} = \frac{1}{T-1} \sum_{t=1}^{T-1} \|\mathbf{p}_{t+1} - \mathbf{p}_t\|_1 .$$
+#
+# The shape $\beta$ describes who the person is and should not move at all within a clip. The
+# **identity loss** (eq. 4) is its spread around the clip mean $\bar\beta$:
+#
+# $$\mathcal{L}_{id} = \frac{1}{T} \sum_{t=1}^{T} \|\beta_t - \bar{\beta}\|_2^2,
+# \qquad \bar\beta = \frac1T \sum_{t=1}^T \beta_t .$$
+#
+# What is summed and what is averaged: the norms sum over the parameter dimensions $D$ (or $S$);
+# the sums over time are averaged over the $T-1$ steps (or $T$ frames), as written; then the
+# result is averaged over the $B$ clips. Differences and means are taken **within a clip, never
+# across clips**: the last frame of one clip and the first frame of the next belong to different
+# videos (often different people), so a difference between them is not motion, and a mean over
+# them is not anybody's identity. The losses therefore take tensors shaped `(B, T, D)`. The
+# encoder sees single images, so the trainer flattens the clips to `(B·T, ...)` frames, runs the
+# encoder, and regroups its output with `clips` (`clip_params` for a whole `EncoderOutput`).
+#
+# From scratch, one clip at a time, exactly as written:
+
+# %%
+def smooth_scratch(p):  # p (B, T, D)
+    per_clip = [torch.stack([(c[t + 1] - c[t]).abs().sum() for t in range(len(c) - 1)]).mean() for c in p]
+    return torch.stack(per_clip).mean()
+
+
+def identity_scratch(beta):  # beta (B, T, S)
+    per_clip = [torch.stack([(c[t] - c.mean(0)).pow(2).sum() for t in range(len(c))]).mean() for c in beta]
+    return torch.stack(per_clip).mean()
+
+
+p = torch.randn(3, 7, 5, generator=gen)
+assert torch.allclose(smooth_scratch(p), smoothness_loss(p))
+assert torch.allclose(identity_scratch(p), identity_loss(p))
+
+# Two clips, each perfectly still, at different values: no loss at all ...
+still = torch.stack([torch.full((T, 4), 1.0), torch.full((T, 4), -3.0)])
+print("two still clips:          smooth", smoothness_loss(still).item(), " id", identity_loss(still).item())
+# ... but flattened and regrouped as one long clip, the boundary looks like a jump.
+one = clips(still.reshape(2 * T, 4), 2 * T)
+print("the same frames, one clip: smooth", round(smoothness_loss(one).item(), 3),
+      " id", round(identity_loss(one).item(), 3))
+
+# %% [markdown]
+# ## Clips with known motion
+#
+# To see what the losses do we need tracks whose true motion we know. We draw keyframes of FLAME
+# parameters with the synthetic-data sampler of chapter 3 and join them with its smooth
+# (cosine) trajectory, as its clip mode does; the shape is one identity per clip. Each clip also
+# gets one **fast jaw opening**: the mouth opens by 0.25 rad and closes again within six frames
+# (a syllable). Then every frame gets independent noise — a stand-in for a per-frame estimator's
+# error: the *noisy* track is what a frame-by-frame reconstruction looks like.
+
+# %%
+cfg = SyntheticConfig(seed=seed)
+n_keys = (T - 1) // cfg.keyframe_every + 2
+keys, _ = sample_params(cfg, n_clips * n_keys, flame.n_shape, flame.n_exp, gen)
+
+
+def clip_track(x):  # keyframes (B·K, D) -> smooth clip tracks (B, T, D), near each clip's first key
+    k = x.reshape(n_clips, n_keys, -1)
+    k = (1 - cfg.clip_motion) * k[:, :1] + cfg.clip_motion * k
+    return smooth_trajectory(k.transpose(0, 1), T).transpose(0, 1)
+
+
+clean = EncoderOutput(**{f.name: clip_track(getattr(keys, f.name)) for f in fields(EncoderOutput)})
+frame = torch.arange(T, dtype=torch.float32)
+start = torch.randint(4, T - 10, (n_clips, 1), generator=gen)
+jaw_open = 0.25 * torch.sin(math.pi * ((frame - start) / 6).clamp(0, 1)) ** 2
+clean = replace(clean, shape=clean.shape[:, :1].expand(-1, T, -1).clone(),
+                jaw_pose=clean.jaw_pose + torch.nn.functional.pad(jaw_open[..., None], (0, 2)))
+
+noise_std = dict(global_pose=0.02, cam=0.0, shape=0.05, expression=0.1, eyelids=0.03, jaw_pose=0.015)
+noisy = EncoderOutput(**{f.name: getattr(clean, f.name) + noise_std[f.name] *
+                         torch.randn(getattr(clean, f.name).shape, generator=gen) for f in fields(EncoderOutput)})
+clean, noisy = clean.to(device), noisy.to(device)
+
+fig, axes = plt.subplots(1, 3, figsize=(12, 3))
+styles = {"truth": dict(color="k", lw=2, alpha=0.5), "noisy": dict(color="C7", lw=0.8)}
+for ax, (name, get, unit) in zip(axes, [("expression ψ₀", lambda p: p.expression[0, :, 0], ""),
+                                        ("jaw opening", lambda p: p.jaw_pose[0, :, 0], "rad"),
+                                        ("head yaw", lambda p: p.global_pose[0, :, 1], "rad")]):
+    plot_tracks(ax, {"truth": get(clean), "noisy": get(noisy)}, title=f"clip 0: {name}", ylabel=unit,
+                styles=styles)
+plt.tight_layout()
+
+# %% [markdown]
+# ## Measuring jitter
+#
+# Flicker is fast back-and-forth motion, so we measure it with finite differences of a track
+# $x_t$ (a parameter vector, or mesh vertices):
+#
+# - **acceleration** $\|x_{t-1} - 2x_t + x_{t+1}\|$ per frame² — zero for a track moving at
+#   constant speed, large for a track that zig-zags;
+# - **jerk**, the norm of the third difference, even more sensitive to frame-to-frame noise;
+# - **acceleration error** $\|\Delta^2 \hat x_t - \Delta^2 x_t\|$ against a ground truth $x$:
+#   unlike the acceleration itself it does not reward freezing a face that really moves;
+# - **identity variance** $\frac1T\sum_t\|\beta_t-\bar\beta\|^2$ per clip (eq. 4 before the mean
+#   over clips).
+#
+# On vertices the norm is per vertex and averaged over the mesh. Vertices are taken
+# **pose-normalised** (global rotation zero, no camera), so turning the head is not counted
+# as flicker of the face. Parameters use norms over their dimensions (axis-angle differences are
+# reported in degrees).
+
+# %%
+x = to_numpy(noisy.expression)
+assert np.allclose(to_numpy(acceleration(noisy.expression)), np.linalg.norm(np.diff(x, n=2, axis=1), axis=-1),
+                   atol=1e-5)
+assert np.allclose(to_numpy(jerk(noisy.expression)), np.linalg.norm(np.diff(x, n=3, axis=1), axis=-1), atol=1e-5)
+v_clean, v_noisy = pose_normalised_vertices(flame, clean), pose_normalised_vertices(flame, noisy)
+print("pose-normalised vertices:", tuple(v_noisy.shape))
+
+fig, axes = plt.subplots(1, 2, figsize=(11, 3))
+plot_tracks(axes[0], {"truth": acceleration(clean.expression)[0], "noisy": acceleration(noisy.expression)[0]},
+            title="expression acceleration, clip 0", styles=styles)
+plot_tracks(axes[1], {"truth": 1000 * acceleration(v_clean)[0], "noisy": 1000 * acceleration(v_noisy)[0]},
+            title="vertex acceleration (pose-normalised), clip 0", ylabel="mm / frame²", styles=styles)
+plt.tight_layout()
+
+# %% [markdown]
+# `jitter_report` collects all of it, and — given a ground truth — the **per-frame error** beside it
+# (expression RMSE, geodesic pose and jaw angle errors, vertex error in mm). The two belong
+# together: a method that returns the same mesh for every frame has no jitter at all.
+
+# %%
+COLUMNS = {"expression_rmse": "ψ err", "expression_accel": "ψ acc", "jaw_error_deg": "jaw err°",
+           "jaw_accel_deg": "jaw acc°", "pose_error_deg": "pose err°", "pose_accel_deg": "pose acc°",
+           "vertex_error_mm": "v err mm", "vertex_accel_mm": "v acc mm", "vertex_accel_error_mm": "v acc-err",
+           "shape_variance": "id var"}
+
+
+def show_reports(reports):  # a text table of JitterReports, one row each
+    print(f"{'':>13}" + "".join(f"{c:>11}" for c in COLUMNS.values()))
+    for name, r in reports.items():
+        row = r.as_row()
+        print(f"{name:>13}" + "".join(f"{row[k]:>11.3g}" if k in row else f"{'—':>11}" for k in COLUMNS))
+
+
+reports = {"truth": jitter_report(clean, flame, clean, v_clean),
+           "noisy": jitter_report(noisy, flame, clean, v_clean)}
+show_reports(reports)
+
+# %% [markdown]
+# (ψ err is the RMSE of the expression coefficients, err° the mean rotation angle between
+# prediction and truth, v err the mean vertex distance, acc the mean acceleration, v acc-err the
+# vertex acceleration error, id var the identity variance.) The truth has some acceleration of
+# its own — real motion is not uniform — and per-frame noise of a few hundredths multiplies it
+# several times over.
+#
+# ## Identity consistency
+#
+# The identity loss acts on the shape. Per-frame noise on $\beta$ makes the neutral head itself
+# flicker: below, the shape-only heads of one clip (no expression, no pose) differ by
+# millimetres from frame to frame. Minimising $\mathcal L_{id}$ alone moves every frame
+# towards the clip mean ($\partial\mathcal L_{id}/\partial\beta_t = \frac{2}{BT}(\beta_t-\bar\beta)$;
+# the mean itself does not move), so a few gradient steps leave one shape per clip. That shape is
+# the clip *average*: averaging cancels independent noise, but a bias shared by all frames would
+# stay — consistency is not accuracy.
+
+# %%
+beta = noisy.shape.clone().requires_grad_()
+opt = torch.optim.SGD([beta], lr=n_clips * T / 4)  # each step moves every frame halfway to its clip mean
+history = [identity_variance(noisy.shape)[0]]
+for _ in range(4):
+    opt.zero_grad()
+    identity_loss(beta).backward()
+    opt.step()
+    history.append(identity_variance(beta.detach())[0])
+print("identity variance of clip 0, step by step:", [f"{h:.3g}" for h in history])
+assert torch.allclose(beta.mean(1), noisy.shape.mean(1), atol=1e-5)  # the clip mean never moved
+
+with torch.no_grad():  # shape-only heads of clip 0: (T, V, 3)
+    heads = {name: flame(shape=s[0]).vertices for name, s in
+             (("truth", clean.shape), ("noisy", noisy.shape), ("after L_id", beta))}
+fig, axes = plt.subplots(1, 2, figsize=(11, 3))
+plot_tracks(axes[0], {k: 1000 * (h - h.mean(0)).norm(dim=-1).mean(-1) for k, h in heads.items()},
+            title="each frame's neutral head vs the clip's mean head", ylabel="mm", styles=styles)
+plot_tracks(axes[1], {k: 1000 * (h - heads["truth"]).norm(dim=-1).mean(-1) for k, h in heads.items() if k != "truth"},
+            title="each frame's neutral head vs the true one", ylabel="mm", styles=styles)
+plt.tight_layout()
+
+# %% [markdown]
+# ## Smoothing noisy tracks, and over-smoothing
+#
+# What does eq. (3) do to a track? Training shapes an encoder rather than a track, but the
+# loss's effect is easiest to see by applying it directly: smooth each noisy clip by minimising a
+# data term plus $\lambda$ times the smoothness loss,
+#
+# $$\min_{q}\; \frac1T\sum_t \|q_t - y_t\|^2 + \lambda\, \mathcal L_{smooth}(q),$$
+#
+# for many values of $\lambda$ at once (`denoise_tracks` stacks them on the batch axis and runs
+# gradient descent with the library's loss; the shape is set to its clip mean, as the identity
+# loss leaves it). An L1 penalty on differences is *total variation*: small wiggles are
+# flattened completely, and every remaining extremum is clipped by an amount that grows with
+# $\lambda$ and shrinks with the width of the motion — short, fast motions are the first to be cut.
+
+# %%
+weights = torch.logspace(-3, 0.5, 10 if profile == "small" else 16)
+groups = {"expression": flame.n_exp, "jaw_pose": 3, "global_pose": 3, "eyelids": 2}
+y = torch.cat([getattr(noisy, g) for g in groups], -1)  # (B, T, D): the smoothed groups side by side
+smoothed_all = denoise_tracks(y, weights, steps=300 if profile == "small" else 600)  # (Λ, B, T, D)
+mean_shape = noisy.shape.mean(1, keepdim=True).expand_as(noisy.shape)
+smoothed = [replace(noisy, shape=mean_shape, **dict(zip(groups, q.split(list(groups.values()), -1))))
+            for q in smoothed_all]
+sweep = [jitter_report(s, flame, clean, v_clean) for s in smoothed]
+
+fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
+for ax, (err, acc, name) in zip(axes, [("expression_rmse", "expression_accel", "expression"),
+                                       ("jaw_error_deg", "jaw_accel_deg", "jaw (deg)"),
+                                       ("pose_error_deg", "pose_accel_deg", "global pose (deg)"),
+                                       ("vertex_error_mm", "vertex_accel_mm", "vertices (mm)")]):
+    plot_tradeoff(ax, [getattr(r, acc) for r in sweep], [getattr(r, err) for r in sweep],
+                  [f"{w:.2g}" for w in weights.tolist()], truth_jitter=getattr(reports["truth"], acc), title=name)
+    ax.plot(getattr(reports["noisy"], acc), getattr(reports["noisy"], err), "x", color="C7", ms=8)
+plt.tight_layout()
+
+# %% [markdown]
+# Read each panel from the right: the grey cross is the noisy input, and each point is one
+# $\lambda$ (annotated). As $\lambda$ grows, jitter falls; at first the per-frame error falls
+# too (noise is removed), then it turns and climbs — once the smoothed track is **smoother than
+# the truth** (left of the dashed line) the loss is removing real motion. The best $\lambda$ is
+# not the same for each group: it depends on the group's units and motion (radians of head pose
+# against expression coefficients), which is why the paper weights every group separately.
+#
+# Here is what the over-smoothed side does to the fast jaw opening:
+
+# %%
+best = int(np.argmin([r.jaw_error_deg for r in sweep]))
+pick = {"small λ": 1, "best λ (jaw)": best, "large λ": min(best + 3, len(weights) - 1)}
+fig, ax = plt.subplots(figsize=(8, 3.2))
+plot_tracks(ax, {"truth": clean.jaw_pose[0, :, 0], "noisy": noisy.jaw_pose[0, :, 0],
+                 **{f"{k} = {weights[i]:.2g}": smoothed[i].jaw_pose[0, :, 0] for k, i in pick.items()}},
+            title="clip 0: jaw opening", ylabel="rad", styles=styles)
+plt.tight_layout()
+
+
+def amplitude(p):  # mean over clips of the jaw opening's range within the clip (rad)
+    jaw = p.jaw_pose[..., 0]
+    return float((jaw.amax(1) - jaw.amin(1)).mean())
+
+
+print(f"jaw opening range: truth {amplitude(clean):.3f} rad, noisy {amplitude(noisy):.3f}, "
+      + ", ".join(f"{k} {amplitude(smoothed[i]):.3f}" for k, i in pick.items()))
+show_reports({"truth": reports["truth"], "noisy": reports["noisy"],
+              **{f"λ={weights[i]:.2g}": sweep[i] for i in pick.values()}})
+
+# %% [markdown]
+# A large $\lambda$ gives the calmest numbers in the acceleration columns and the worst in the
+# error columns: the syllable is cut to a fraction of its height. This is why jitter is never
+# reported alone in this book, and why the acceleration *error* (against a ground truth, where
+# one exists) is the fairer jitter number: it does not keep improving when real motion is removed.
+#
+# ## The temporal training objective
+#
+# `temporal_loss` applies eq. (3) to expression, jaw, global pose and eyelids, and eq. (4) to the
+# shape, and adds them with `TemporalWeights` — the paper's reference weights by default (the
+# camera is not regularised). Chapter 5 adds its `total` to the SMIRK loss (eq. 5):
+#
+# $$\mathcal{L} = \mathcal{L}_{SMIRK} + \lambda_{smooth} \mathcal{L}_{smooth} + \lambda_{id} \mathcal{L}_{id}.$$
+#
+# The encoder runs on flattened frames; `clip_params` regroups its output before the loss:
+
+# %%
+w = TemporalWeights()
+frames = flatten_clips(noisy)  # what the encoder outputs for the B·T frames
+print("encoder output:", tuple(frames.expression.shape), "-> clips:", tuple(clip_params(frames, T).expression.shape))
+for name, p in (("truth", clean), ("noisy", noisy), ("best λ (jaw)", smoothed[best])):
+    terms = temporal_loss(clip_params(flatten_clips(p), T), w).as_floats()
+    print(f"{name:>13}: " + "  ".join(f"{k} {v:.4f}" for k, v in terms.items()))
+print(w)
+
+# %% [markdown]
+# Two practical notes carry over to training. The smoothness loss cannot tell flicker from real
+# fast motion — only the SMIRK losses, which look at the image, can; the weights set where the
+# balance lies, and the trade-off above is what to measure when choosing them. And anything
+# random that changes a clip from frame to frame (crop jitter, colour augmentation) must be drawn
+# once per clip: per-frame draws add exactly the jitter this loss then has to fight.
+#
+# ## Try it
+#
+# In JupyterLab, the slider smooths clip 0's expression coefficient ψ₀, jaw opening and head
+# yaw with the chosen $\lambda$ (the static figures above tell the same story).
+
+# %%
+track = lambda p: torch.stack([p.expression[0, :, 0], p.jaw_pose[0, :, 0], p.global_pose[0, :, 1]], -1)  # noqa: E731
+smoothing_explorer(track(clean), track(noisy), ["expression ψ₀", "jaw opening (rad)", "head yaw (rad)"])
