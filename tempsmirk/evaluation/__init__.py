@@ -1,0 +1,75 @@
+"""Emotion evaluation of FLAME parameters, as in the paper's section 4 (chapter 6).
+
+- :mod:`~tempsmirk.evaluation.metrics` — :func:`ccc`, :func:`pcc`, :func:`rmse`, :func:`accuracy`
+  (eqs. 6-8), :func:`confusion_matrix`, :class:`EmotionMetrics`.
+- :mod:`~tempsmirk.evaluation.emotion` — the EmotionVA MLP (:class:`EmotionMLP`), its losses and
+  :func:`train_emotion_mlp` with early stopping.
+- :mod:`~tempsmirk.evaluation.synthetic_affectnet` — :func:`write_synthetic_affectnet`: rendered
+  faces with classes, valence and arousal, in AffectNet's file layout.
+- :mod:`~tempsmirk.evaluation.pipeline` — index -> crops -> encoder -> cached parameters -> MLP ->
+  :func:`results_table` (:func:`evaluate_encoders`).
+- :mod:`~tempsmirk.evaluation.plots` — confusion matrices and valence/arousal scatter plots.
+- :mod:`~tempsmirk.evaluation.cli` — ``python -m tempsmirk evaluate``.
+"""
+
+from tempsmirk.evaluation.emotion import (
+    INPUT_FIELDS,
+    EmotionLossConfig,
+    EmotionLosses,
+    EmotionMLP,
+    EmotionMLPConfig,
+    TrainingHistory,
+    emotion_inputs,
+    emotion_losses,
+    predict_emotion,
+    train_emotion_mlp,
+)
+from tempsmirk.evaluation.metrics import (
+    EMOTION_CLASSES,
+    TABLE_COLUMNS,
+    EmotionMetrics,
+    EmotionPrediction,
+    EmotionTargets,
+    accuracy,
+    ccc,
+    confusion_matrix,
+    emotion_metrics,
+    pcc,
+    rmse,
+)
+from tempsmirk.evaluation.pipeline import (
+    EncoderResult,
+    EvaluationConfig,
+    encoder_parameters,
+    evaluate_encoders,
+    evaluate_parameters,
+    index_targets,
+    prepare_index,
+    results_table,
+    untrained_checkpoint,
+    write_report,
+)
+from tempsmirk.evaluation.plots import (comparison_figure, plot_confusion, plot_history, plot_va_scatter,
+                                        result_figure)
+from tempsmirk.evaluation.synthetic_affectnet import (
+    PROTOTYPES,
+    SyntheticAffectNetConfig,
+    SyntheticGroundTruth,
+    ground_truth_params,
+    load_ground_truth,
+    sample_emotions,
+    write_synthetic_affectnet,
+)
+
+__all__ = [
+    "EMOTION_CLASSES", "INPUT_FIELDS", "PROTOTYPES", "TABLE_COLUMNS",
+    "EmotionLossConfig", "EmotionLosses", "EmotionMLP", "EmotionMLPConfig", "EmotionMetrics",
+    "EmotionPrediction", "EmotionTargets", "EncoderResult", "EvaluationConfig",
+    "SyntheticAffectNetConfig", "SyntheticGroundTruth", "TrainingHistory",
+    "accuracy", "ccc", "comparison_figure", "confusion_matrix", "emotion_inputs", "emotion_losses",
+    "emotion_metrics", "encoder_parameters", "evaluate_encoders", "evaluate_parameters",
+    "ground_truth_params", "index_targets", "load_ground_truth", "pcc", "plot_confusion",
+    "plot_history", "plot_va_scatter", "predict_emotion", "prepare_index", "result_figure",
+    "results_table", "rmse", "sample_emotions", "train_emotion_mlp", "untrained_checkpoint",
+    "write_report", "write_synthetic_affectnet",
+]

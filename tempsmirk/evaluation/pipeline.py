@@ -1,0 +1,409 @@
+"""The evaluation pipeline: images -> FLAME parameters -> emotion MLP -> the paper's Table 2.
+
+Explained in chapter 6. Shapes: N images, E expression coefficients, K classes.
+
+Real AffectNet and the synthetic stand-in take the identical path:
+
+1. **index** -- :func:`prepare_index`: an AffectNet root (``training.csv`` / ``validation.csv``
+   and images) is cropped by :func:`data_prep.affectnet.prepare_affectnet` into a crops folder
+   with ``index.csv`` (or a folder that already holds ``index.csv`` is read as is);
+2. **parameters** -- :func:`encoder_parameters`: every crop, resized to the encoder's input size,
+   goes through a SMIRK encoder checkpoint; the parameters are cached as ``.npz`` per (checkpoint
+   file hash, index fingerprint, input size) and reused when present;
+3. **MLP** -- :func:`evaluate_parameters`: an :class:`~tempsmirk.evaluation.emotion.EmotionMLP`
+   trains on the ``train`` split (with early stopping on a held-out part of it, the same seed for
+   every encoder) and predicts the ``validation`` split (AffectNet's official validation set, the
+   paper's test set);
+4. **table** -- :func:`results_table` / :func:`write_report`: V-CCC, V-RMSE, A-CCC, A-RMSE, E-ACC, one
+   row per encoder, plus confusion matrices and valence/arousal scatter plots.
+
+On the synthetic set an **oracle** row feeds the ground-truth parameters to step 3: the best any
+encoder could do with this MLP (the annotation noise keeps it below a perfect score).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping, Optional, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from data_prep.affectnet import AffectNetIndex, prepare_affectnet, read_index
+from tempsmirk.atomic import atomic_write_bytes
+from tempsmirk.evaluation.emotion import (EmotionMLPConfig, TrainingHistory, emotion_inputs,
+                                          predict_emotion, train_emotion_mlp)
+from tempsmirk.evaluation.metrics import (EMOTION_CLASSES, TABLE_COLUMNS, EmotionMetrics,
+                                          EmotionPrediction, EmotionTargets, confusion_matrix,
+                                          emotion_metrics)
+from tempsmirk.paths import cache_dir
+from tempsmirk.smirk.encoder import EncoderOutput, SmirkEncoder
+
+__all__ = [
+    "TRAIN_SPLIT",
+    "TEST_SPLIT",
+    "EvaluationConfig",
+    "EncoderResult",
+    "prepare_index",
+    "subset_index",
+    "index_fingerprint",
+    "file_digest",
+    "index_targets",
+    "encode_images",
+    "encoder_parameters",
+    "evaluate_parameters",
+    "evaluate_encoders",
+    "untrained_checkpoint",
+    "results_table",
+    "write_report",
+]
+
+PathLike = Union[str, os.PathLike]
+TRAIN_SPLIT = "train"          # data_prep.affectnet: rows from training.csv
+TEST_SPLIT = "validation"      # rows from validation.csv (the paper's test set)
+_PARAM_FIELDS = ("global_pose", "cam", "shape", "expression", "eyelids", "jaw_pose")
+
+
+@dataclass
+class EvaluationConfig:
+    """Settings of one evaluation run.
+
+    image_size: the encoders' input side (official SMIRK 224; the demo checkpoint
+        ``tempsmirk.training.DEMO_IMAGE_SIZE``); crops are resized to it.
+    crop_size: side of the crops :func:`prepare_index` writes (data_prep's default 224).
+    batch_size, num_workers: encoder batches and image-reading worker processes.
+    n_exp, n_shape: coefficients the checkpoints predict.
+    max_train_images: encode at most this many training images (a seeded random subset;
+        None = all; the full AffectNet training split is ~290k images).
+    mlp: :class:`~tempsmirk.evaluation.emotion.EmotionMLPConfig`.
+    """
+
+    image_size: int = 224
+    crop_size: int = 224
+    batch_size: int = 32
+    num_workers: int = 0
+    n_exp: int = 50
+    n_shape: int = 300
+    max_train_images: Optional[int] = None
+    mlp: EmotionMLPConfig = field(default_factory=EmotionMLPConfig)
+
+
+@dataclass(frozen=True)
+class EncoderResult:
+    """One row of the table and what it was computed from (the test split).
+
+    name: the encoder's name. metrics: :class:`EmotionMetrics`. prediction, targets: the MLP's
+    predictions and the labels, N test images. confusion: (K, K) counts, row = true class.
+    history: the MLP's training history.
+    """
+
+    name: str
+    metrics: EmotionMetrics
+    prediction: EmotionPrediction
+    targets: EmotionTargets
+    confusion: Tensor
+    history: TrainingHistory
+
+
+def _fingerprint_files(paths: Sequence[Path]) -> str:
+    """Hash of file names, sizes and modification times (not contents: cheap for 300k files)."""
+    h = hashlib.sha256()
+    for p in paths:
+        st = os.stat(p) if os.path.exists(p) else None
+        h.update(f"{Path(p).resolve()}|{st.st_size if st else -1}|{st.st_mtime_ns if st else -1}\n".encode())
+    return h.hexdigest()
+
+
+def prepare_index(root: PathLike, crops_dir: Optional[PathLike] = None, crop_size: int = 224,
+                  progress: bool = True) -> AffectNetIndex:
+    """The crops index for an AffectNet root (or a folder already holding ``index.csv``).
+
+    A root with ``training.csv`` / ``validation.csv`` is cropped with
+    :func:`data_prep.affectnet.prepare_affectnet` into ``crops_dir`` (default: a cache folder keyed
+    by the root's CSVs and ``crop_size``); an existing ``index.csv`` there is reused.
+
+    Raises:
+        FileNotFoundError: ``root`` holds neither ``index.csv`` nor the AffectNet CSVs.
+        ValueError: an unreadable index.
+    """
+    root = Path(root)
+    if (root / "index.csv").is_file():
+        return read_index(root)
+    csvs = [root / "training.csv", root / "validation.csv"]
+    if not root.is_dir() or not any(c.is_file() for c in csvs):
+        raise FileNotFoundError(f"{root} holds neither index.csv (a prepared AffectNet index) nor "
+                                f"training.csv / validation.csv (an AffectNet root); give one of those")
+    if crops_dir is None:
+        key = _fingerprint_files([c for c in csvs if c.is_file()])[:12]
+        crops_dir = cache_dir("evaluation", "crops", f"{key}_{crop_size}px")
+    crops_dir = Path(crops_dir)
+    if (crops_dir / "index.csv").is_file():  # written last by prepare_affectnet: complete
+        return read_index(crops_dir)
+    index, _ = prepare_affectnet(root, crops_dir, out_size=crop_size, show_progress=progress)
+    return index
+
+
+def subset_index(index: AffectNetIndex, rows: Sequence[int] | Tensor | np.ndarray) -> AffectNetIndex:
+    """The given rows of an index, in that order."""
+    rows = np.asarray(rows, dtype=np.int64)
+    return AffectNetIndex(tuple(index.crop_paths[i] for i in rows), index.expression[rows],
+                          index.valence[rows], index.arousal[rows], tuple(index.split[i] for i in rows),
+                          tuple(index.source_paths[i] for i in rows), index.source_lines[rows])
+
+
+def index_fingerprint(index: AffectNetIndex) -> str:
+    """Identifies an index's images and labels: crop paths, sizes, modification times, labels."""
+    h = hashlib.sha256(_fingerprint_files(index.crop_paths).encode())
+    for arr in (index.expression, index.valence, index.arousal):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()
+
+
+def file_digest(path: PathLike, chunk: int = 1 << 22) -> str:
+    """SHA-256 of a file's contents (hex)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def index_targets(index: AffectNetIndex) -> EmotionTargets:
+    """The labels of an index as tensors."""
+    return EmotionTargets(torch.from_numpy(np.asarray(index.valence, np.float32)),
+                          torch.from_numpy(np.asarray(index.arousal, np.float32)),
+                          torch.from_numpy(np.asarray(index.expression, np.int64)))
+
+
+class _Crops(Dataset):
+    """Crop files -> (3, S, S) float images in [0, 1], resized to S (antialiased bilinear)."""
+
+    def __init__(self, paths: Sequence[Path], image_size: int) -> None:
+        self.paths = list(paths)
+        self.size = image_size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> Tensor:
+        from data_prep.video import read_image
+
+        img = torch.from_numpy(read_image(self.paths[i])).permute(2, 0, 1).float() / 255.0
+        if img.shape[1:] != (self.size, self.size):
+            img = F.interpolate(img[None], size=(self.size, self.size), mode="bilinear",
+                                align_corners=False, antialias=True)[0].clamp(0, 1)
+        return img
+
+
+@torch.no_grad()
+def encode_images(encoder: SmirkEncoder, paths: Sequence[Path], image_size: int, batch_size: int = 32,
+                  num_workers: int = 0, progress: bool = True) -> EncoderOutput:
+    """Run ``encoder`` (in eval mode, on its device) over image files. -> (N, ...) on the CPU."""
+    device = next(encoder.parameters()).device
+    encoder.eval()
+    loader = DataLoader(_Crops(paths, image_size), batch_size=batch_size, num_workers=num_workers)
+    outs = [encoder(batch.to(device)).to("cpu")
+            for batch in tqdm(loader, desc="encoding", unit="batch", disable=not progress, leave=False)]
+    return EncoderOutput.cat(outs)
+
+
+def _save_params(path: Path, params: EncoderOutput) -> None:
+    buf = io.BytesIO()
+    np.savez(buf, **{name: getattr(params, name).numpy() for name in _PARAM_FIELDS})
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _load_params(path: Path) -> EncoderOutput:
+    with np.load(path, allow_pickle=False) as z:
+        return EncoderOutput(**{name: torch.from_numpy(z[name]) for name in _PARAM_FIELDS})
+
+
+def encoder_parameters(checkpoint: PathLike, index: AffectNetIndex, image_size: int,
+                       cache: Optional[PathLike] = None, device: str | torch.device = "cpu",
+                       batch_size: int = 32, num_workers: int = 0, n_exp: int = 50, n_shape: int = 300,
+                       progress: bool = True) -> EncoderOutput:
+    """FLAME parameters of every crop of ``index`` under a checkpoint, cached. -> (N, ...) on the CPU.
+
+    The cache file (in ``cache``, default ``cache_dir("evaluation")``) is named by the checkpoint's
+    content hash, :func:`index_fingerprint` and ``image_size``; when it exists the encoder is not
+    even loaded.
+
+    Raises:
+        FileNotFoundError: no checkpoint file. tempsmirk.smirk.CheckpointError: not SMIRK weights.
+    """
+    from tempsmirk.smirk.checkpoint import load_smirk_checkpoint
+
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"encoder checkpoint {checkpoint} does not exist; give a SMIRK-layout "
+                                f"checkpoint file (official, or written by tempsmirk)")
+    folder = Path(cache) if cache is not None else cache_dir("evaluation")
+    name = (f"params_{file_digest(checkpoint)[:16]}_{index_fingerprint(index)[:16]}_"
+            f"{image_size}px_e{n_exp}.npz")
+    path = folder / name
+    if path.is_file():
+        params = _load_params(path)
+        if params.batch_size == len(index):
+            return params
+    encoder, _ = load_smirk_checkpoint(checkpoint, n_exp=n_exp, n_shape=n_shape, with_generator=False)
+    params = encode_images(encoder.to(device), index.crop_paths, image_size, batch_size, num_workers,
+                           progress)
+    _save_params(path, params)
+    return params
+
+
+def evaluate_parameters(name: str, train_params: EncoderOutput, train_targets: EmotionTargets,
+                        test_params: EncoderOutput, test_targets: EmotionTargets,
+                        cfg: Optional[EmotionMLPConfig] = None, seed: int = 0,
+                        device: str | torch.device = "cpu", progress: bool = False) -> EncoderResult:
+    """Train the emotion MLP on one encoder's training parameters and score it on the test split.
+
+    The MLP's initial weights, holdout split and batch order depend only on ``seed``, so encoders
+    compared with the same seed get the same training procedure.
+    """
+    cfg = cfg or EmotionMLPConfig()
+    x_train = emotion_inputs(train_params, cfg.inputs).to(device)
+    x_test = emotion_inputs(test_params, cfg.inputs).to(device)
+    model, history = train_emotion_mlp(x_train, train_targets.to(device), cfg,
+                                       torch.Generator().manual_seed(seed), progress=progress)
+    pred = predict_emotion(model, x_test).cpu()
+    return EncoderResult(name=name, metrics=emotion_metrics(pred, test_targets), prediction=pred,
+                         targets=test_targets, confusion=confusion_matrix(test_targets.expression,
+                                                                          pred.expression, cfg.n_classes),
+                         history=history)
+
+
+def _splits(index: AffectNetIndex, max_train: Optional[int],
+            seed: int) -> tuple[AffectNetIndex, AffectNetIndex]:
+    train, test = index.select(TRAIN_SPLIT), index.select(TEST_SPLIT)
+    if len(train) < 4 or len(test) < 2:
+        raise ValueError(f"the index has {len(train)} '{TRAIN_SPLIT}' rows (from training.csv) and "
+                         f"{len(test)} '{TEST_SPLIT}' rows (from validation.csv); the evaluation needs "
+                         f"at least 4 and 2")
+    if max_train is not None and len(train) > max_train:
+        rows = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:max_train]
+        train = subset_index(train, rows.sort().values.numpy())
+    return train, test
+
+
+def evaluate_encoders(index: AffectNetIndex, checkpoints: Mapping[str, PathLike],
+                      cfg: Optional[EvaluationConfig] = None,
+                      ground_truth: Optional[Callable[[Sequence[str]], EncoderOutput]] = None,
+                      oracle_name: str = "oracle (ground truth)", cache: Optional[PathLike] = None,
+                      device: str | torch.device = "cpu", seed: int = 0,
+                      progress: bool = True) -> tuple[EncoderResult, ...]:
+    """The whole comparison: one :class:`EncoderResult` per named checkpoint (and the oracle).
+
+    Args:
+        index: a crops index with ``train`` and ``validation`` rows (:func:`prepare_index`).
+        checkpoints: name -> SMIRK checkpoint path, in table order.
+        cfg: :class:`EvaluationConfig`.
+        ground_truth: for the oracle row, a function from ``source_paths`` to their true
+            parameters (e.g. ``partial(ground_truth_params, load_ground_truth(root))``); None = no
+            oracle row.
+        cache: parameter cache folder (default ``cache_dir("evaluation")``).
+        device: where the encoders and the MLP run.
+        seed: the MLP's seed (the same for every row) and the training subset's.
+    """
+    cfg = cfg or EvaluationConfig()
+    train, test = _splits(index, cfg.max_train_images, seed)
+    t_train, t_test = index_targets(train), index_targets(test)
+    sources: list[tuple[str, Callable[[AffectNetIndex], EncoderOutput]]] = []
+    if ground_truth is not None:
+        sources.append((oracle_name, lambda idx: ground_truth(idx.source_paths)))
+    for name, path in checkpoints.items():
+        sources.append((name, lambda idx, path=path: encoder_parameters(
+            path, idx, cfg.image_size, cache, device, cfg.batch_size, cfg.num_workers, cfg.n_exp,
+            cfg.n_shape, progress)))
+    results = []
+    for name, params_of in sources:
+        results.append(evaluate_parameters(name, params_of(train), t_train, params_of(test), t_test,
+                                           cfg.mlp, seed, device, progress))
+    return tuple(results)
+
+
+def untrained_checkpoint(seed: int = 0, n_exp: int = 50, n_shape: int = 300,
+                         directory: Optional[PathLike] = None) -> Path:
+    """A freshly initialised SMIRK encoder saved as a checkpoint (a baseline row), cached."""
+    from tempsmirk.smirk.checkpoint import save_smirk_checkpoint
+
+    folder = Path(directory) if directory is not None else cache_dir("evaluation", "untrained")
+    path = folder / f"untrained_seed{seed}_e{n_exp}_s{n_shape}.pt"
+    if not path.is_file():
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            encoder = SmirkEncoder(n_exp=n_exp, n_shape=n_shape)
+        save_smirk_checkpoint(path, encoder)
+    return path
+
+
+def results_table(results: Sequence[EncoderResult], style: str = "markdown", digits: int = 4) -> str:
+    """The paper's Table 2 layout: one row per encoder; ``style`` ``"markdown"`` or ``"csv"``."""
+    if style == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(("encoder",) + TABLE_COLUMNS + ("V-PCC", "A-PCC", "N", "MLP epochs"))
+        for r in results:
+            m = r.metrics
+            writer.writerow((r.name, *(f"{v:.6f}" for v in m.row()), f"{m.v_pcc:.6f}",
+                             f"{m.a_pcc:.6f}", m.n, r.history.best_epoch + 1))
+        return buf.getvalue()
+    if style != "markdown":
+        raise ValueError(f"style is 'markdown' or 'csv', got {style!r}")
+    arrows = ("↑", "↓", "↑", "↓", "↑")
+    head = "| encoder | " + " | ".join(c + a for c, a in zip(TABLE_COLUMNS, arrows)) + " |"
+    lines = [head, "|" + "---|" * (len(TABLE_COLUMNS) + 1)]
+    for r in results:
+        lines.append(f"| {r.name} | " + " | ".join(f"{v:.{digits}f}" for v in r.metrics.row()) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "encoder"
+
+
+def write_report(results: Sequence[EncoderResult], out_dir: PathLike) -> tuple[Path, ...]:
+    """Write ``table.csv``, ``table.md``, ``metrics.json`` and per encoder ``<name>.png``
+    (confusion matrix + valence/arousal scatter) into ``out_dir``, atomically. Returns the paths."""
+    import matplotlib.pyplot as plt
+
+    from tempsmirk.evaluation.plots import result_figure
+
+    out = Path(out_dir)
+    written = []
+    for name, text in (("table.csv", results_table(results, "csv")),
+                       ("table.md", results_table(results, "markdown"))):
+        atomic_write_bytes(out / name, text.encode("utf-8"))
+        written.append(out / name)
+    payload = [{"encoder": r.name, **{k: getattr(r.metrics, k) for k in
+                                      ("v_ccc", "v_rmse", "a_ccc", "a_rmse", "e_acc", "v_pcc", "a_pcc", "n")},
+                "confusion": r.confusion.tolist(), "classes": list(EMOTION_CLASSES),
+                "best_epoch": r.history.best_epoch, "stopped_early": r.history.stopped_early,
+                "train_loss": list(r.history.train_loss), "holdout_loss": list(r.history.holdout_loss)}
+               for r in results]
+    atomic_write_bytes(out / "metrics.json", json.dumps(payload, indent=1).encode("utf-8"))
+    written.append(out / "metrics.json")
+    used: set[str] = set()
+    for r in results:
+        slug = _slug(r.name)
+        while slug in used:  # two names with one file name: number them
+            slug += "_"
+        used.add(slug)
+        fig = result_figure(r)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100)
+        plt.close(fig)
+        atomic_write_bytes(out / f"{slug}.png", buf.getvalue())
+        written.append(out / f"{slug}.png")
+    return tuple(written)
