@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 __all__ = ["mesh_figure", "draw_mesh_2d", "plot_landmarks_2d", "flame_explorer", "to_numpy",
-           "plot_tracks", "plot_tradeoff", "smoothing_explorer"]
+           "show_images", "plot_tracks", "plot_tradeoff", "smoothing_explorer"]
 
 SKIN = "rgb(222,190,170)"
 
@@ -23,6 +23,27 @@ def to_numpy(x) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         return x.detach().cpu().numpy()
     return np.asarray(x)
+
+
+def show_images(images, titles: Optional[Sequence[str]] = None, rows: int = 1, scale: float = 2.2):
+    """A row (or grid) of images side by side; returns the (rows, cols) matplotlib axes.
+
+    images: a sequence of (3, H, W) RGB or (1, H, W) grey tensors/arrays in [0, 1].
+    """
+    import matplotlib.pyplot as plt
+
+    n = len(images)
+    cols = (n + rows - 1) // rows
+    fig, axes = plt.subplots(rows, cols, figsize=(scale * cols, scale * rows), squeeze=False)
+    for ax, i in zip(axes.flat, range(rows * cols)):
+        ax.axis("off")
+        if i < n:
+            img = np.clip(to_numpy(images[i]).astype(np.float32), 0, 1)
+            ax.imshow(img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0), cmap="gray", vmin=0, vmax=1)
+            if titles:
+                ax.set_title(titles[i], fontsize=9)
+    fig.tight_layout()
+    return axes
 
 
 def mesh_figure(

@@ -61,3 +61,22 @@ def test_flame_explorer_sliders_drive_the_model(monkeypatch):
     assert not calls  # nothing drawn before a slider moves
     sliders[2].value = 1.5
     assert len(calls) == 1 and calls[0]["expression"][0, 0].item() == 1.5
+
+
+def test_show_images_grid_and_values():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tempsmirk.viz import show_images
+
+    rgb = torch.rand(3, 8, 8)
+    grey = torch.full((1, 8, 8), 2.0)  # out of range: shown clipped to 1
+    axes = show_images([rgb, grey, rgb], titles=["a", "b", "c"], rows=2)
+    assert axes.shape == (2, 2)
+    shown = axes[0, 0].images[0].get_array()
+    assert np.allclose(shown, rgb.permute(1, 2, 0).numpy())
+    assert np.allclose(axes[0, 1].images[0].get_array(), 1.0)
+    assert axes[0, 1].get_title() == "b" and not axes[1, 1].images  # the spare cell stays empty
+    plt.close("all")
