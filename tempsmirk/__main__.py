@@ -1,8 +1,15 @@
 """Command line: ``python -m tempsmirk <command> ...``.
 
 Commands:
-    train   train SMIRK from a config file (chapter 3):
-            ``python -m tempsmirk train --config FILE [--resume] [key=value ...]``
+    train        train SMIRK from a config file (chapters 3 and 5):
+                 ``python -m tempsmirk train --config FILE [--resume] [key=value ...]``
+    evaluate     compare encoders on AffectNet (or its synthetic stand-in) by CCC, RMSE and
+                 accuracy (chapter 6; :mod:`tempsmirk.evaluation.cli`)
+    reconstruct  video -> FLAME parameters, meshes and an overlay video (chapter 7;
+                 :mod:`tempsmirk.reconstruct.cli`)
+
+Each command's module is imported only when the parser is built, and heavy imports (torch
+models, MediaPipe) happen only inside the command that needs them.
 """
 
 from __future__ import annotations
@@ -48,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="continue from RUN_DIR/checkpoints/last.pt (same result as an uninterrupted run)")
     train.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     train.set_defaults(func=_train)
+    from tempsmirk.evaluation.cli import register as register_evaluate
+    from tempsmirk.reconstruct.cli import register as register_reconstruct
+
+    register_evaluate(sub)
+    register_reconstruct(sub)
     return parser
 
 

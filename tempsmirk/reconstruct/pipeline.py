@@ -1,0 +1,505 @@
+"""From a video to per-frame FLAME parameters, an overlay video and meshes (chapter 7).
+
+Shapes: T frames, B a batch of frames, H W frame size, N crop side, V vertices.
+
+The stages, each a function over a batch of frames:
+
+1. **decode** — :func:`data_prep.video.iter_frames` (PyAV);
+2. **landmarks** — MediaPipe FaceMesh in tracking mode (:func:`data_prep.landmarks.detect_frames`),
+   NaN and ``found=False`` for frames without a face;
+3. **crop** — SMIRK's square box around the landmarks (scale 1.4), filled across frames without a
+   face and smoothed over time (:func:`data_prep.crops.video_boxes`), each frame warped to N × N
+   (:func:`crop_frames`; N = 224 for official checkpoints, ``DEMO_IMAGE_SIZE`` for the demo one);
+4. **encode** — :class:`~tempsmirk.smirk.SmirkEncoder` in eval mode without gradients
+   (:func:`encode_crops`), then frames without a face get parameters interpolated from their
+   neighbours (:func:`fill_missing`) and, optionally, an inference-time filter
+   (:mod:`tempsmirk.reconstruct.smoothing`);
+5. **FLAME**, **render** — meshes, drawn into the frames with the crop camera re-expressed for the
+   frame (:mod:`tempsmirk.reconstruct.overlay`), plus the generator's redrawing when the
+   checkpoint has a generator;
+6. **write** — ``params.npz``, ``overlay.mp4`` and optional per-frame meshes
+   (:mod:`tempsmirk.reconstruct.export`), all atomic.
+
+The video is read in three passes (landmarks; crops and encoder; FLAME, overlay and meshes),
+because crop boxes and filled parameters of frame t depend on later frames. A video whose frames
+fit in ``max_cache_bytes`` (1 GiB, e.g. a minute of 640 × 360) is decoded once and kept in memory;
+a longer one is decoded again for each pass (1–2 ms per frame), so memory stays bounded.
+:func:`reconstruct_video` runs everything and times every stage (:class:`StageTimes`).
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from itertools import islice
+from pathlib import Path
+from typing import Iterable, Iterator, Literal, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from data_prep.crops import DEFAULT_SCALE, DEFAULT_SIGMA_SECONDS, crop_affine, landmarks_to_crop, video_boxes, warp_crop
+from data_prep.landmarks import detect_frames
+from data_prep.video import VideoDecodeError, iter_frames, probe_video, write_video
+from tempsmirk.reconstruct.export import OVERLAY_FILE, PARAMS_FILE, MeshFolder, VideoParams, save_params
+from tempsmirk.reconstruct.overlay import (blend_windows, compose_panels, generator_panel, projected_landmarks,
+                                           render_windows)
+from tempsmirk.reconstruct.smoothing import Smoothing, describe, smooth_params
+from tempsmirk.smirk.encoder import EncoderOutput
+
+__all__ = [
+    "STAGES",
+    "NoFaceError",
+    "FlameModelError",
+    "StageTimes",
+    "Reconstruction",
+    "crop_transforms",
+    "crop_frames",
+    "encode_crops",
+    "fill_missing",
+    "prepare_encoder",
+    "checkpoint_sizes",
+    "load_models",
+    "reconstruct_video",
+]
+
+STAGES = ("decode", "landmarks", "crop", "encode", "flame", "render", "generator", "compose", "write")
+
+
+class NoFaceError(ValueError):
+    """No frame of the video shows a face that MediaPipe detects."""
+
+
+class FlameModelError(ValueError):
+    """The FLAME model file (or a file expected beside it) could not be loaded."""
+
+
+# ----------------------------------------------------------------------------- timing
+@dataclass(frozen=True)
+class StageTimes:
+    """Seconds spent in each stage of one run (:data:`STAGES`), the run's wall time and frames.
+
+    ``crop`` is cutting the crops, ``compose`` building the overlay panels, ``write`` encoding and
+    writing files. Stages that did not run hold 0.
+    """
+
+    frames: int
+    decode: float
+    landmarks: float
+    crop: float
+    encode: float
+    flame: float
+    render: float
+    generator: float
+    compose: float
+    write: float
+    total: float
+
+    def fps(self, stage: str) -> float:
+        """Frames per second of one stage alone (``inf`` for a stage that took no time)."""
+        s = getattr(self, stage)
+        return self.frames / s if s > 0 else math.inf
+
+    @property
+    def without_write(self) -> float:
+        """Wall time less the time spent writing files."""
+        return self.total - self.write
+
+    def table(self) -> str:
+        """A text table: per-stage ms/frame and frames/s, then end to end with and without writing."""
+        rows = [f"{'stage':<24}{'ms/frame':>10}{'frames/s':>11}"]
+        for stage in STAGES:
+            s = getattr(self, stage)
+            if s > 0:
+                rows.append(f"{stage:<24}{1e3 * s / self.frames:>10.2f}{self.frames / s:>11.1f}")
+        for label, s in (("end to end", self.total), ("end to end, no writing", self.without_write)):
+            rows.append(f"{label:<24}{1e3 * s / self.frames:>10.2f}{self.frames / s:>11.1f}")
+        return "\n".join(rows)
+
+
+class _Stopwatch:
+    """Accumulates seconds per stage; waits for the GPU at stage edges so times are honest."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.cuda = device.type == "cuda"
+        self.device = device
+
+    def _now(self) -> float:
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        t0 = self._now()
+        try:
+            yield
+        finally:
+            self.seconds[stage] += self._now() - t0
+
+    @contextmanager
+    def rest(self, stage: str) -> Iterator[None]:
+        """Charge ``stage`` with the block's time not charged to another stage inside it."""
+        t0, before = self._now(), sum(self.seconds.values())
+        try:
+            yield
+        finally:
+            inner = sum(self.seconds.values()) - before
+            self.seconds[stage] += self._now() - t0 - inner
+
+    def timed(self, items: Iterable, stage: str) -> Iterator:
+        """Yield from ``items``, charging the time spent producing each item to ``stage``."""
+        it = iter(items)
+        while True:
+            with self(stage):
+                item = next(it, _END)
+            if item is _END:
+                return
+            yield item
+
+    def times(self, frames: int, total: float) -> StageTimes:
+        return StageTimes(frames=frames, total=total, **{s: self.seconds.get(s, 0.0) for s in STAGES})
+
+
+_END = object()
+
+
+def _keeping(items: Iterable, kept: list) -> Iterator:
+    """Yield ``items``, appending each to ``kept``."""
+    for item in items:
+        kept.append(item)
+        yield item
+
+
+def _batches(items: Iterable, n: int) -> Iterator[list]:
+    it = iter(items)
+    while batch := list(islice(it, n)):
+        yield batch
+
+
+# ----------------------------------------------------------------------------- stages
+def crop_transforms(landmarks: np.ndarray, found: np.ndarray, fps: float, crop_size: int,
+                    scale: float = DEFAULT_SCALE, sigma_seconds: float = DEFAULT_SIGMA_SECONDS) -> np.ndarray:
+    """Per-frame crop affines from landmarks: (T, 478, 3), (T,) -> (T, 2, 3) frame -> crop pixels.
+
+    Boxes of frames without a face are interpolated (held at the ends) and all boxes smoothed over
+    time (:func:`data_prep.crops.video_boxes`). Raises :class:`NoFaceError` when no frame has a face.
+    """
+    if not np.asarray(found).any():
+        raise NoFaceError(f"no face was found in any of the {len(found)} frames; expected a video "
+                          "showing a face (MediaPipe FaceMesh detected none): check the video")
+    boxes = video_boxes(landmarks, found, fps, scale, sigma_seconds)
+    return crop_affine(boxes.center, boxes.size, crop_size)
+
+
+def crop_frames(frames: Sequence[np.ndarray], affine: np.ndarray, crop_size: int) -> Tensor:
+    """Cut N × N crops: B frames (H, W, 3) uint8, affine (B, 2, 3) -> (B, 3, N, N) float in [0, 1].
+
+    One OpenCV warp per frame: warping uint8 frames is several times cheaper than sampling float
+    copies of whole frames in one batched call.
+    """
+    crops = np.stack([warp_crop(f, a, crop_size) for f, a in zip(frames, affine)])
+    return torch.from_numpy(crops).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+@torch.inference_mode()
+def encode_crops(encoder, crops: Tensor) -> EncoderOutput:
+    """The encoder on a batch of crops (B, 3, N, N) on its device; eval mode, no gradients."""
+    if encoder.training:
+        raise ValueError("encode_crops needs the encoder in eval mode (BatchNorm statistics of a "
+                         "single video are not the training ones); call encoder.eval()")
+    return encoder(crops.contiguous(memory_format=torch.channels_last))
+
+
+def fill_missing(params: EncoderOutput, found: Tensor | np.ndarray) -> EncoderOutput:
+    """Replace the parameters of frames without a face by linear interpolation between the nearest
+    frames with one, holding the first/last found values at the ends. (T, ...) fields -> same.
+
+    Axis-angle poses are interpolated per component, which is close to the geodesic path for the
+    small rotations between frames a few apart. Raises :class:`NoFaceError` if no frame was found.
+    """
+    found = torch.as_tensor(np.asarray(found), dtype=torch.bool)
+    t = found.shape[0]
+    known = found.nonzero().squeeze(1)
+    if known.numel() == 0:
+        raise NoFaceError(f"no face was found in any of the {t} frames; nothing to interpolate from")
+    idx = torch.arange(t)
+    pos = torch.searchsorted(known, idx)  # first found frame >= t
+    # Neighbours; before the first (after the last) found frame both are that frame: held.
+    hi = known[pos.clamp(max=known.numel() - 1)]
+    lo = known[(pos - 1).clamp(min=0)]
+    w = torch.where(hi > lo, (idx - lo).double() / (hi - lo).clamp(min=1).double(), torch.zeros(t, dtype=torch.float64))
+    w = torch.where(found, torch.ones_like(w), w)  # found frames keep their own values (hi == t)
+    hi = torch.where(found, idx, hi)
+
+    def fill(x: Tensor) -> Tensor:
+        ww = w.to(x.dtype).to(x.device).view(t, *([1] * (x.dim() - 1)))
+        return x[lo.to(x.device)] * (1 - ww) + x[hi.to(x.device)] * ww
+
+    return EncoderOutput(**{f.name: fill(getattr(params, f.name)) for f in fields(EncoderOutput)})
+
+
+# ----------------------------------------------------------------------------- loading
+def prepare_encoder(encoder, device: str | torch.device = "cpu"):
+    """Eval mode on ``device``, weights in channels-last layout (MobileNets run about a third faster
+    that way on CPUs); returns the encoder."""
+    return encoder.to(device).eval().to(memory_format=torch.channels_last)
+
+
+def checkpoint_sizes(path: str | Path) -> tuple[int, int]:
+    """(E, S): expression and shape coefficients a SMIRK checkpoint predicts, read from its heads'
+    shapes (memory-mapped, without loading the weights); (50, 300) when they cannot be read (the
+    strict loader then says what is wrong)."""
+    from tempsmirk.smirk.checkpoint import ENCODER_PREFIX, MODEL_KEY
+    from tempsmirk.smirk.encoder import N_EXTRA_EXP
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - any unreadable file is reported by the strict loader
+        return 50, 300
+    for s in (state, state.get(MODEL_KEY) if isinstance(state, dict) else None):
+        if not isinstance(s, dict):
+            continue
+        exp = s.get(ENCODER_PREFIX + "expression_encoder.expression_layers.0.weight")
+        shape = s.get(ENCODER_PREFIX + "shape_encoder.shape_layers.0.weight")
+        if exp is not None and shape is not None:
+            return int(exp.shape[0]) - N_EXTRA_EXP, int(shape.shape[0])
+    return 50, 300
+
+
+def load_models(checkpoint: str | Path, flame_path: Optional[str | Path] = None,
+                with_generator: bool = True, device: str | torch.device = "cpu"):
+    """Encoder (prepared, :func:`prepare_encoder`), generator (or None) and FLAME for reconstruction.
+
+    The coefficient counts come from the checkpoint (:func:`checkpoint_sizes`); ``flame_path``
+    None is the built-in head, otherwise a FLAME file with its landmark embeddings beside it
+    (:func:`tempsmirk.training.load_flame`).
+
+    Raises:
+        FileNotFoundError, :class:`~tempsmirk.smirk.CheckpointError`: unusable checkpoint.
+        :class:`FlameModelError`: unusable FLAME file.
+    """
+    from tempsmirk.smirk.checkpoint import load_smirk_checkpoint
+    from tempsmirk.training import load_flame
+
+    n_exp, n_shape = checkpoint_sizes(checkpoint)
+    encoder, generator = load_smirk_checkpoint(checkpoint, n_exp=n_exp, n_shape=n_shape,
+                                               with_generator=with_generator)
+    try:
+        flame = load_flame(None if flame_path is None else str(flame_path), n_shape, n_exp)
+    except (OSError, ValueError, KeyError, EOFError, IndexError, TypeError, AttributeError,
+            pickle.UnpicklingError) as exc:  # what a wrong or damaged pickle raises; FlameFileError is a ValueError
+        raise FlameModelError(f"could not load the FLAME model {flame_path}: {exc}. Expected a FLAME "
+                              "2020/2023 pickle (generic_model.pkl) with flame_static_embedding.pkl, "
+                              "flame_dynamic_embedding.npy and mediapipe_landmark_embedding.npz beside "
+                              "it; leave --flame out to use the built-in head") from exc
+    if generator is not None:
+        generator = generator.to(device).eval()
+    return prepare_encoder(encoder, device), generator, flame.to(device)
+
+
+# ----------------------------------------------------------------------------- the driver
+@dataclass(frozen=True)
+class Reconstruction:
+    """What :func:`reconstruct_video` produced.
+
+    video: the saved :class:`~tempsmirk.reconstruct.export.VideoParams` (filled and smoothed).
+    raw: (T, ...) encoder output with frames without a face filled, before smoothing.
+    landmarks: (T, 478, 3) MediaPipe landmarks in frame pixels, NaN where not found.
+    folder: ``DIR/<stem>``; overlay, meshes: the written paths, or None.
+    times: per-stage seconds.
+    """
+
+    video: VideoParams
+    raw: EncoderOutput
+    landmarks: np.ndarray
+    folder: Path
+    overlay: Optional[Path]
+    meshes: Optional[Path]
+    times: StageTimes
+
+    @property
+    def params_path(self) -> Path:
+        return self.folder / PARAMS_FILE
+
+
+def reconstruct_video(
+    video: str | Path,
+    encoder,
+    flame,
+    out_dir: str | Path,
+    *,
+    generator=None,
+    crop_size: int = 224,
+    scale: float = DEFAULT_SCALE,
+    sigma_seconds: float = DEFAULT_SIGMA_SECONDS,
+    batch_size: int = 16,
+    smoothing: Optional[Smoothing] = None,
+    overlay: bool = True,
+    meshes: Optional[Literal["obj", "ply"]] = None,
+    progress: bool = True,
+    max_cache_bytes: int = 1 << 30,
+) -> Reconstruction:
+    """Reconstruct every frame of a video and write ``DIR/<stem>/`` (module docstring). Chapter 7.
+
+    Args:
+        video: a video file PyAV can decode.
+        encoder: a :class:`~tempsmirk.smirk.SmirkEncoder` in eval mode (:func:`prepare_encoder`);
+            its device is used for everything after cropping. flame: FLAME layer on that device.
+        out_dir: DIR; outputs go to ``DIR/<video stem>/``.
+        generator: a :class:`~tempsmirk.smirk.SmirkGenerator` for the overlay's third panel, or None.
+        crop_size: N, the encoder's input size. scale, sigma_seconds: crop box (data_prep.crops).
+        batch_size: frames per encoder / FLAME / render call.
+        smoothing: inference-time filter (:class:`~tempsmirk.reconstruct.smoothing.OneEuro` or
+            :class:`~tempsmirk.reconstruct.smoothing.SavitzkyGolay`) applied after filling frames
+            without a face; None for the raw output.
+        overlay: write ``overlay.mp4``. meshes: also write per-frame meshes in this format.
+        progress: tqdm bars.
+        max_cache_bytes: keep the decoded frames in memory when the whole video fits (by its header's
+            frame count), instead of decoding it again for the later passes.
+    Raises:
+        VideoDecodeError: unreadable or truncated video. NoFaceError: no face in any frame.
+    """
+    video, folder = Path(video), Path(out_dir) / Path(video).stem
+    info = probe_video(video)
+    fps = info.fps if math.isfinite(info.fps) and info.fps > 0 else 25.0
+    device = next(encoder.parameters()).device
+    watch = _Stopwatch(device)
+    start = time.perf_counter()
+
+    def bar(what: str, total: Optional[int]):
+        return tqdm(total=total, desc=f"{video.name}: {what}", unit="frame", disable=not progress, leave=False)
+
+    kept: Optional[list] = None
+    if 0 < info.header_frames * info.width * info.height * 3 <= max_cache_bytes:
+        kept = []
+
+    def frames_again() -> Iterator[np.ndarray]:
+        return iter(kept) if kept is not None else watch.timed(iter_frames(video), "decode")
+
+    first = watch.timed(iter_frames(video), "decode")
+    with bar("landmarks", info.header_frames or None) as pb, watch.rest("landmarks"):
+        landmarks, found, sizes = detect_frames(first if kept is None else _keeping(first, kept),
+                                                tracking=True, progress=pb)
+    t = int(found.shape[0])
+    if t == 0:
+        raise VideoDecodeError(f"{video} decoded to zero frames; expected at least one")
+    w, h = (int(v) for v in sizes[0])
+    with watch("crop"):
+        try:
+            affine = crop_transforms(landmarks, found, fps, crop_size, scale, sigma_seconds)
+        except NoFaceError as exc:
+            raise NoFaceError(f"{video}: {exc}") from None
+
+    outputs, i0 = [], 0
+    with bar("encode", t) as pb:
+        for frames in _batches(frames_again(), batch_size):
+            if i0 + len(frames) > t:
+                raise VideoDecodeError(f"{video} decoded to more frames on its second pass than on its "
+                                       f"first ({t}); the file may have changed while being read")
+            with watch("crop"):
+                crops = crop_frames(frames, affine[i0:i0 + len(frames)], crop_size).to(device)
+            with watch("encode"):
+                outputs.append(encode_crops(encoder, crops).to("cpu", torch.float32))
+            i0 += len(frames)
+            pb.update(len(frames))
+    if i0 != t:
+        raise VideoDecodeError(f"{video} decoded to {i0} frames on its second pass but {t} on its first; "
+                               "the file may be damaged or have changed while being read")
+    raw = fill_missing(EncoderOutput.cat(outputs), found)
+    params = smooth_params(raw, smoothing, fps)
+    result = VideoParams(params, found, info.fps, affine, crop_size, (w, h), describe(smoothing))
+    with watch("write"):
+        save_params(folder / PARAMS_FILE, result)
+
+    overlay_path = folder / OVERLAY_FILE if overlay else None
+    mesh_path = None
+    if overlay or meshes:
+        mesh_folder = MeshFolder(folder, meshes) if meshes else None
+        frames_pass = _render_pass(video, frames_again() if overlay else None, params, found, affine, crop_size,
+                                   landmarks, flame, generator, mesh_folder, batch_size, watch, bar("render", t))
+        try:
+            if overlay:
+                with watch.rest("write"):
+                    write_video(overlay_path, frames_pass, fps)
+            else:
+                for _ in frames_pass:
+                    pass
+            if mesh_folder is not None:
+                mesh_path = mesh_folder.publish()
+        finally:
+            if mesh_folder is not None and mesh_path is None:
+                mesh_folder.discard()
+    times = watch.times(t, time.perf_counter() - start)
+    return Reconstruction(result, raw, landmarks, folder, overlay_path, mesh_path, times)
+
+
+@torch.inference_mode()
+def _render_pass(video: Path, frames_it: Optional[Iterator[np.ndarray]], params: EncoderOutput, found: np.ndarray,
+                 affine: np.ndarray, crop_size: int, landmarks: np.ndarray, flame, generator,
+                 mesh_folder: Optional[MeshFolder], batch_size: int, watch: _Stopwatch,
+                 pb) -> Iterator[np.ndarray]:
+    """FLAME, meshes and (with ``frames_it``, the video's frames) overlay frames, batch by batch;
+    yields (H', W', 3) uint8 overlay frames."""
+    device = flame.v_template.device
+    t = found.shape[0]
+    faces = flame.faces
+    face_mask = flame.region_faces("face") if "face" in flame.masks else None
+    affine_t = torch.from_numpy(affine).to(device)
+    found_t = torch.from_numpy(found).to(device)
+    overlay = frames_it is not None
+    face_weights = None
+    if generator is not None and overlay:
+        from tempsmirk.smirk.masking import face_sampling_weights
+
+        face_weights = face_sampling_weights(flame)
+    with pb:
+        for i0 in range(0, t, batch_size):
+            i1 = min(t, i0 + batch_size)
+            p = params[i0:i1].to(device)
+            with watch("flame"):
+                out = flame(shape=p.shape, expression=p.expression, global_pose=p.global_pose,
+                            jaw_pose=p.jaw_pose, eyelids=p.eyelids)
+            if mesh_folder is not None:
+                with watch("write"):
+                    mesh_folder.write(i0, out.vertices.cpu().numpy(), faces.cpu().numpy())
+            if overlay:
+                frames = list(islice(frames_it, i1 - i0))
+                if len(frames) != i1 - i0:
+                    raise VideoDecodeError(f"{video} decoded to fewer frames on its last pass; the file "
+                                           "may have changed while it was being read")
+                with watch("render"):
+                    win = render_windows(out.vertices, faces, p.cam, affine_t[i0:i1], crop_size,
+                                         frames[0].shape[:2], face_mask)
+                generated = None
+                if generator is not None:
+                    with watch("generator"):
+                        crops = crop_frames(frames, affine[i0:i1], crop_size).to(device)
+                        hull = _hull_points(landmarks[i0:i1], affine[i0:i1], crop_size, found_t[i0:i1],
+                                            out.landmarks_mp if out.landmarks_mp is not None else out.vertices,
+                                            p.cam).to(device)
+                        generated = generator_panel(generator, flame, out.vertices, p, crops, hull,
+                                                    face_mask, face_weights)
+                with watch("compose"):
+                    batch = torch.from_numpy(np.stack(frames)).to(device)
+                    overlaid = blend_windows(batch, win.rendering.image, win.rendering.mask, win.origin)
+                    composed = compose_panels(batch, overlaid, found_t[i0:i1], generated).cpu().numpy()
+                yield from composed
+            pb.update(i1 - i0)
+
+
+def _hull_points(landmarks: np.ndarray, affine: np.ndarray, crop_size: int, found: Tensor,
+                 projected: Tensor, cam: Tensor) -> Tensor:
+    """Points whose hull bounds the face in each crop: detected landmarks where a face was found,
+    the mesh's projected points (repeated to the same count) elsewhere. -> (B, 478, 2) normalised."""
+    detected = torch.from_numpy(np.nan_to_num(landmarks_to_crop(landmarks, affine, crop_size)[..., :2]))
+    proj = projected_landmarks(projected, cam, crop_size).cpu()
+    proj = proj[:, torch.arange(detected.shape[1]) % proj.shape[1]]
+    return torch.where(found.cpu()[:, None, None], detected.to(proj.dtype), proj)
