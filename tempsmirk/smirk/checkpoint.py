@@ -80,6 +80,14 @@ def read_weights_file(path: PathLike) -> dict:
         from safetensors.torch import load_file
 
         return load_file(str(path), device="cpu")
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    # torch.save writes a zip archive (legacy: a pickle, protocol byte 0x80); anything else (a
+    # video passed by mistake, a text file) is not a weights file at all, not an unsafe one.
+    if not (head.startswith(b"PK\x03\x04") or head.startswith(b"\x80")):
+        raise CheckpointError(f"{path}: not a torch weights file (neither a torch.save zip archive "
+                              f"nor a pickle; it starts with {head!r}). Give the path of a .pt/.pth "
+                              f"checkpoint or a .safetensors file")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:

@@ -218,6 +218,13 @@ def test_refuses_pickles_that_are_not_weights_only(tmp_path):
     assert not marker.exists()
 
 
+def test_a_file_that_is_not_torch_says_so(tmp_path):
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"\x00\x00\x00\x20ftypisom" + bytes(64))
+    with pytest.raises(CheckpointError, match="not a torch weights file"):
+        load_smirk_checkpoint(video)
+
+
 @pytest.mark.gpu
 def test_cuda_modules_save_as_cpu_checkpoint(tmp_path):
     torch.manual_seed(6)
