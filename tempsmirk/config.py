@@ -5,7 +5,7 @@ Explained in chapter 3. :func:`load_config` merges a YAML file and dotted overri
 with the key named; :func:`save_config` writes the resolved config beside every run. Library
 functions take one section (e.g. ``cfg.loss.masking``), never the whole tree.
 
-Sections: ``data``, ``model``, ``loss``, ``optim``, ``train``, ``run`` (later chapters add theirs).
+Sections: ``data``, ``model``, ``loss``, ``optim``, ``train``, ``run``, ``temporal`` (chapter 5).
 """
 
 from __future__ import annotations
@@ -18,14 +18,16 @@ from typing import Optional, Sequence, Union
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from tempsmirk.data.clips import MeadConfig
 from tempsmirk.data.synthetic import SyntheticConfig
 from tempsmirk.losses import LossWeights
 from tempsmirk.meshio import atomic_write_bytes
 from tempsmirk.smirk.cycle import CycleConfig
 from tempsmirk.smirk.masking import MaskingConfig
+from tempsmirk.temporal import TemporalWeights
 
 __all__ = ["Config", "DataConfig", "ModelConfig", "LossConfig", "OptimConfig", "TrainConfig",
-           "RunConfig", "ConfigError", "load_config", "save_config", "config_to_yaml",
+           "RunConfig", "TemporalConfig", "ConfigError", "load_config", "save_config", "config_to_yaml",
            "config_from_yaml"]
 
 PathLike = Union[str, os.PathLike]
@@ -37,12 +39,14 @@ class ConfigError(ValueError):
 
 @dataclass
 class DataConfig:
-    """source: ``"synthetic"`` (real video datasets arrive with the temporal chapters).
-    num_workers: DataLoader worker processes (0 = render in the training process)."""
+    """source: ``"synthetic"`` (rendered faces, ``synthetic``; clips when its ``clip_length`` > 0)
+    or ``"mead"`` (real clips prepared by data_prep, ``mead``; chapter 5).
+    num_workers: DataLoader worker processes (0 = load in the training process)."""
 
     source: str = "synthetic"
     num_workers: int = 0
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    mead: MeadConfig = field(default_factory=MeadConfig)
 
 
 @dataclass
@@ -127,6 +131,30 @@ class RunConfig:
 
 
 @dataclass
+class TemporalConfig:
+    """The temporal terms of eq. (5), added to the SMIRK loss on clip batches (chapter 5).
+
+    enabled: add them (off by default: single-image SMIRK training is unchanged; on clip data the
+        terms are still computed and logged, with weight 0 — the non-temporal baseline).
+    expression, jaw, pose, eyelids: weights of the smoothness loss (eq. 3) per group (pose = the
+        global head pose). identity: weight of the identity loss (eq. 4) on the shape.
+    Defaults: the paper's reference weights.
+    """
+
+    enabled: bool = False
+    expression: float = 0.1
+    jaw: float = 0.05
+    pose: float = 0.1
+    eyelids: float = 0.05
+    identity: float = 0.05
+
+    def weights(self) -> TemporalWeights:
+        """The weights added to the loss: the configured ones when enabled, all zero otherwise."""
+        return TemporalWeights(**{f.name: getattr(self, f.name) if self.enabled else 0.0
+                                  for f in fields(TemporalWeights)})
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -134,6 +162,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    temporal: TemporalConfig = field(default_factory=TemporalConfig)
 
 
 def _merge(sources: Sequence) -> Config:

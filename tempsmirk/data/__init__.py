@@ -1,12 +1,17 @@
-"""Face datasets: the shared item/batch types and synthetic faces (chapter 3).
+"""Face datasets: the shared item/batch types, synthetic faces and real clips (chapters 3, 5).
 
 - :class:`FaceSample` / :class:`FaceBatch` / :func:`collate_faces` — the interface every dataset
   (synthetic or real) returns.
-- :class:`SyntheticFaces` / :class:`SyntheticConfig` — rendered heads with ground truth.
+- :class:`SyntheticFaces` / :class:`SyntheticConfig` — rendered heads with ground truth; in clip
+  mode with optional per-frame nuisances (:class:`FrameNuisance`).
+- :class:`MeadClips` / :class:`MeadConfig` — T-frame windows of MEAD clips prepared by data_prep.
 """
 
-from tempsmirk.data.synthetic import SyntheticConfig, SyntheticFaces, item_seed, smooth_trajectory
+from tempsmirk.data.clips import ClipAugmentation, MeadClips, MeadConfig
+from tempsmirk.data.synthetic import (FrameNuisance, SyntheticConfig, SyntheticFaces, apply_nuisance, item_seed,
+                                      smooth_trajectory)
 from tempsmirk.data.types import FaceBatch, FaceSample, collate_faces
 
-__all__ = ["FaceBatch", "FaceSample", "SyntheticConfig", "SyntheticFaces", "collate_faces",
-           "item_seed", "smooth_trajectory"]
+__all__ = ["ClipAugmentation", "FaceBatch", "FaceSample", "FrameNuisance", "MeadClips", "MeadConfig",
+           "SyntheticConfig", "SyntheticFaces", "apply_nuisance", "collate_faces", "item_seed",
+           "smooth_trajectory"]

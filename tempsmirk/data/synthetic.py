@@ -21,12 +21,19 @@ Item ``i`` is a pure function of ``(seed, i)``: its random numbers come from a
 ``torch.Generator`` seeded with :func:`item_seed`. In clip mode (``clip_length > 0``) an item is a
 T-frame clip with one identity, appearance, lighting and background; pose, expression, jaw,
 eyelids and camera follow smooth trajectories through random keyframes.
+
+**Per-frame nuisances** (:class:`FrameNuisance`, the ``nuisance`` section; all off by default) add
+what a real video has and a clean rendering lacks, drawn independently for every frame: crop
+jitter (the face shifts and zooms in the image; the ground-truth camera follows it exactly),
+pixel noise and lighting flicker. They are drawn after everything else from the item's
+generator, so the clip's smooth ground-truth motion does not change when they are switched on
+(chapter 5 trains against them).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 import torch
@@ -34,12 +41,34 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from tempsmirk.data.transforms import zoom_shift_images, zoom_shift_points
 from tempsmirk.data.types import FaceSample
 from tempsmirk.render import project_points, render_mesh
 from tempsmirk.smirk.encoder import EncoderOutput
 
-__all__ = ["SyntheticConfig", "SyntheticFaces", "Appearance", "item_seed", "sample_params",
-           "sample_appearance", "render_faces", "smooth_trajectory"]
+__all__ = ["SyntheticConfig", "FrameNuisance", "SyntheticFaces", "Appearance", "item_seed", "sample_params",
+           "sample_appearance", "render_faces", "smooth_trajectory", "apply_nuisance"]
+
+
+@dataclass
+class FrameNuisance:
+    """Per-frame disturbances of a rendered clip (the ``data.synthetic.nuisance`` section); 0 = off.
+
+    crop_shift: std of the per-frame shift of the image content, normalised image units (the
+        image spans [-1, 1], so 0.02 is 1 % of the side).
+    crop_scale: std of the per-frame relative zoom k = 1 + N(0, crop_scale²).
+    pixel_noise: std of additive Gaussian noise per pixel and channel (image in [0, 1]).
+    flicker: std of a per-frame brightness gain 1 + N(0, flicker²) (exposure / lighting flicker).
+    """
+
+    crop_shift: float = 0.0
+    crop_scale: float = 0.0
+    pixel_noise: float = 0.0
+    flicker: float = 0.0
+
+    @property
+    def enabled(self) -> bool:
+        return any(v > 0 for v in (self.crop_shift, self.crop_scale, self.pixel_noise, self.flicker))
 
 
 @dataclass
@@ -59,6 +88,7 @@ class SyntheticConfig:
     jaw_open: opening drawn uniformly in [0, jaw_open] radians.
     eyelid_max: closure drawn uniformly in [0, eyelid_max].
     scale_min, scale_max: camera scale s; shift: |tx|, |ty| bound (FLAME units).
+    nuisance: :class:`FrameNuisance`, per-frame disturbances (off by default).
     """
 
     image_size: int = 224
@@ -79,6 +109,7 @@ class SyntheticConfig:
     scale_min: float = 6.0
     scale_max: float = 7.5
     shift: float = 0.01
+    nuisance: FrameNuisance = field(default_factory=FrameNuisance)
 
 
 def item_seed(seed: int, index: int) -> int:
@@ -237,6 +268,37 @@ def render_faces(flame, params: EncoderOutput, eye_pose: Tensor, appearance: App
     return image.detach().cpu(), lmk68.detach().cpu(), lmk_mp.detach().cpu()
 
 
+def apply_nuisance(image: Tensor, landmarks68: Tensor, landmarks_mp: Tensor, cam: Tensor,
+                   nuisance: FrameNuisance, generator: torch.Generator
+                   ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Disturb n rendered frames independently: crop jitter, then flicker, then pixel noise.
+
+    Args:
+        image: (n, 3, H, W) in [0, 1]; landmarks68 (n, 68, 2), landmarks_mp (n, 105, 2)
+            normalised image coordinates; cam: (n, 3) the frames' cameras (s, tx, ty).
+        nuisance: the standard deviations (:class:`FrameNuisance`).
+        generator: CPU generator; all draws are made whenever any nuisance is on, so switching
+            one off does not change the others' realisation.
+    Returns:
+        image, landmarks68, landmarks_mp, cam — the image content moved by the per-frame crop
+        (x' = k·x + d, border pixels reflected), landmarks moved alike, and the camera that
+        renders the head exactly there: s' = k·s, tx' = tx + dx/(k·s), ty' = ty − dy/(k·s)
+        (y points down in the image, up in FLAME; :mod:`tempsmirk.render.camera`).
+    """
+    g = generator
+    n = image.shape[0]
+    shift = torch.randn(n, 2, generator=g) * nuisance.crop_shift
+    zoom = (1 + torch.randn(n, generator=g) * nuisance.crop_scale).clamp(min=0.5)  # guards silly stds
+    gain = 1 + torch.randn(n, generator=g) * nuisance.flicker
+    noise = torch.randn(image.shape, generator=g) * nuisance.pixel_noise
+    moved = zoom_shift_images(image, zoom, shift)
+    image = (moved * gain.to(image)[:, None, None, None] + noise.to(image)).clamp(0, 1)
+    s = cam[:, 0] * zoom.to(cam)
+    cam = torch.stack([s, cam[:, 1] + shift[:, 0].to(cam) / s, cam[:, 2] - shift[:, 1].to(cam) / s], dim=1)
+    return (image, zoom_shift_points(landmarks68, zoom, shift), zoom_shift_points(landmarks_mp, zoom, shift),
+            cam)
+
+
 class SyntheticFaces(Dataset):
     """Rendered heads with ground-truth parameters: a ``Dataset`` of :class:`FaceSample`.
 
@@ -289,6 +351,9 @@ class SyntheticFaces(Dataset):
                                    jaw_pose=params.jaw_pose)
             eye = smooth_trajectory(eye_keys, t)
         image, lmk68, lmk_mp = render_faces(self.flame, params, eye, appearance, cfg.image_size)
+        if cfg.nuisance.enabled:
+            image, lmk68, lmk_mp, cam = apply_nuisance(image, lmk68, lmk_mp, params.cam, cfg.nuisance, g)
+            params = replace(params, cam=cam)
         if cfg.clip_length == 0:
             return FaceSample(image=image[0], landmarks68=lmk68[0], landmarks_mp=lmk_mp[0],
                               landmarks_valid=torch.tensor(True), params=params[0], index=index)

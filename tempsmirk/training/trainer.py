@@ -1,6 +1,7 @@
 """The SMIRK trainer: alternating optimisers, schedules, logs, checkpoints, exact resume.
 
-Explained in chapter 3. A run folder (``run.dir``) holds::
+Explained in chapter 3 (clip training with the temporal losses: chapter 5). A run folder
+(``run.dir``) holds::
 
     config.yaml              the resolved config
     log.csv                  one row per logged step (losses, learning rates, seconds)
@@ -12,6 +13,13 @@ Explained in chapter 3. A run folder (``run.dir``) holds::
 (the official flat layout), ``optimizers``, ``schedulers``, ``scaler``, ``step``, ``rng`` (torch
 generator states as uint8 tensors) and ``config`` (YAML text). Data order is a function of the step
 (:class:`StepBatches`), so N steps, resume, N more steps reproduce 2N straight steps.
+
+**Clip mode.** When the data are clips (``data.synthetic.clip_length`` > 0, ``data.source=mead``,
+or a dataset whose items are (T, 3, H, W)), a batch is ``train.batch_size`` clips × T frames and
+each step is :func:`~tempsmirk.training.step.clip_step`: SMIRK's losses on the flattened frames
+plus the temporal terms weighted by the ``temporal`` section (zero unless
+``temporal.enabled``). The log then has ``temporal_*`` columns (unweighted terms and their
+weighted total). Fine-tuning starts from ``model.init_checkpoint``.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from tempsmirk.config import Config, config_to_yaml, save_config
+from tempsmirk.data.clips import MeadClips
 from tempsmirk.data.synthetic import SyntheticFaces, item_seed
 from tempsmirk.data.types import FaceBatch, collate_faces
 from tempsmirk.losses import PerceptualLoss
@@ -41,12 +50,16 @@ from tempsmirk.smirk.cycle import builtin_templates, load_templates
 from tempsmirk.smirk.encoder import BRANCHES, EncoderOutput, SmirkEncoder
 from tempsmirk.smirk.generator import SmirkGenerator
 from tempsmirk.smirk.masking import face_sampling_weights
-from tempsmirk.training.step import LossTerms, StepOutput, generator_needed, smirk_step
+from tempsmirk.temporal import TemporalTerms
+from tempsmirk.training.step import LossTerms, StepOutput, clip_step, generator_needed, smirk_step
 
-__all__ = ["Trainer", "TrainingDiverged", "lr_factor", "StepBatches", "load_flame", "image_grid", "CHECKPOINT_FORMAT"]
+__all__ = ["Trainer", "TrainingDiverged", "lr_factor", "StepBatches", "load_flame", "image_grid", "CHECKPOINT_FORMAT",
+           "LOG_FIELDS", "TEMPORAL_LOG_FIELDS"]
 
 CHECKPOINT_FORMAT = "tempsmirk.training/1"
 LOG_FIELDS = ["step", "trained", "lr_encoder", "lr_generator"] + [f.name for f in fields(LossTerms)] + ["seconds"]
+#: Extra log columns in clip mode: the unweighted temporal terms and their weighted total.
+TEMPORAL_LOG_FIELDS = [f"temporal_{f.name}" for f in fields(TemporalTerms)]
 
 
 def lr_factor(steps: int, warmup_steps: int, final_scale: float):
@@ -156,8 +169,9 @@ class Trainer:
             every section; it hands each library function only its section).
         resume: continue from ``run.dir/checkpoints/last.pt``; without it a run folder that already
             holds a checkpoint is refused.
-        dataset: a dataset of single-frame :class:`~tempsmirk.data.FaceSample` (default: synthetic
-            faces from ``data.synthetic``).
+        dataset: a dataset of :class:`~tempsmirk.data.FaceSample`, single frames or clips
+            (default: synthetic faces from ``data.synthetic``, or MEAD clips from ``data.mead``
+            with ``data.source=mead``).
         progress: show a tqdm bar.
     """
 
@@ -172,9 +186,9 @@ class Trainer:
                                   f"to continue it or choose another run.dir")
         if resume and not self.checkpoint_path.exists():
             raise FileNotFoundError(f"--resume: no checkpoint at {self.checkpoint_path}")
-        if cfg.data.source != "synthetic" and dataset is None:
-            raise ValueError(f"data.source={cfg.data.source!r}: only 'synthetic' is built in; pass a "
-                             f"dataset to Trainer for other data")
+        if cfg.data.source not in ("synthetic", "mead") and dataset is None:
+            raise ValueError(f"data.source={cfg.data.source!r}: 'synthetic' and 'mead' are built in; "
+                             f"pass a dataset to Trainer for other data")
         unknown = [b for b in cfg.model.frozen if b not in BRANCHES]
         if unknown:
             raise ValueError(f"model.frozen: unknown branches {unknown}; choose from {BRANCHES}")
@@ -187,8 +201,23 @@ class Trainer:
 
         m = cfg.model
         self.flame = load_flame(m.flame_path, m.n_shape, m.n_exp).to(self.device)
-        self.dataset = dataset if dataset is not None else SyntheticFaces(
-            load_flame(m.flame_path, m.n_shape, m.n_exp), cfg.data.synthetic)
+        if dataset is not None:
+            self.dataset = dataset
+        elif cfg.data.source == "mead":
+            self.dataset = MeadClips(cfg.data.mead, self.flame.mp_indices.cpu())
+        else:
+            self.dataset = SyntheticFaces(load_flame(m.flame_path, m.n_shape, m.n_exp), cfg.data.synthetic)
+        first = self.dataset[0].image
+        #: T of clip data, 0 for single frames.
+        self.clip_length = first.shape[0] if first.dim() == 4 else 0
+        if cfg.temporal.enabled and not self.clip_length:
+            raise ValueError("temporal.enabled needs clip data, but the dataset yields single images; "
+                             "set data.synthetic.clip_length to T >= 2 (or data.source=mead)")
+        if self.clip_length and cfg.train.batch_size < 2:
+            raise ValueError(f"clip training needs train.batch_size >= 2 clips per batch (got "
+                             f"{cfg.train.batch_size}): with one clip, BatchNorm's batch statistics "
+                             f"come from a single video")
+        self.temporal_weights = cfg.temporal.weights()
         self.encoder = SmirkEncoder(n_exp=m.n_exp, n_shape=m.n_shape).to(self.device)
         self.generator = SmirkGenerator().to(self.device)
         if m.init_checkpoint is not None:
@@ -284,21 +313,28 @@ class Trainer:
             with open(self.log_path, newline="") as fh:
                 rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= self.step]
         with open(self.log_path, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=LOG_FIELDS)
+            w = csv.DictWriter(fh, fieldnames=self.log_fields)
             w.writeheader()
             w.writerows(rows)
 
-    def _log(self, trained: str, losses: LossTerms, seconds: float) -> None:
+    @property
+    def log_fields(self) -> list[str]:
+        """The log's columns: :data:`LOG_FIELDS`, plus :data:`TEMPORAL_LOG_FIELDS` in clip mode."""
+        return LOG_FIELDS + (TEMPORAL_LOG_FIELDS if self.clip_length else [])
+
+    def _log(self, trained: str, out: StepOutput, seconds: float) -> None:
         row = {"step": self.step, "trained": trained,
                "lr_encoder": self.opt_encoder.param_groups[0]["lr"],
                "lr_generator": self.opt_generator.param_groups[0]["lr"],
-               **losses.as_floats(), "seconds": round(seconds, 4)}
+               **out.losses.as_floats(), "seconds": round(seconds, 4)}
+        if out.temporal is not None:
+            row.update({f"temporal_{k}": v for k, v in out.temporal.as_floats().items()})
         with open(self.log_path, "a", newline="") as fh:
-            csv.DictWriter(fh, fieldnames=LOG_FIELDS).writerow(row)
+            csv.DictWriter(fh, fieldnames=self.log_fields).writerow(row)
 
     def save_images(self, out: StepOutput, batch: FaceBatch) -> Path:
         """An image grid of a step (columns as in the module docstring), written atomically."""
-        cols = [batch.image, out.rendering, out.masked.image]
+        cols = [batch.image] + ([] if out.rendering is None else [out.rendering, out.masked.image])
         if out.generated is not None:
             cols.append(out.generated)
         if out.cycle is not None:
@@ -320,17 +356,23 @@ class Trainer:
         self.generator.requires_grad_(not encoder)
 
     def train_step(self, batch: FaceBatch) -> StepOutput:
-        """One optimiser step of the network whose turn it is (step parity). Raises
+        """One optimiser step of the network whose turn it is (step parity). A clip batch
+        ((B, T, ...) tensors) adds the temporal terms (:func:`clip_step`). Raises
         :class:`TrainingDiverged` on a non-finite loss, before anything is updated."""
-        batch = batch.frames().to(self.device)
+        step = clip_step if batch.is_clip else smirk_step
+        every = self.cfg.train.image_every
+        # Clip steps render only for the step's picture when no loss needs a rendering.
+        extra = dict(temporal=self.temporal_weights, render=bool(every and (self.step + 1) % every == 0)
+                     ) if batch.is_clip else {}
+        batch = batch.to(self.device)
         trains_encoder = self.trains_encoder(self.step)
         self.set_trainable(trains_encoder)
         self.encoder.train()
         self.generator.train()
         loss_cfg = self.cfg.loss
-        out = smirk_step(self._enc, self._gen, self.flame, batch, self.weights, loss_cfg.masking,
-                         loss_cfg.cycle_path, self.face_mask, self.face_weights, self.templates,
-                         self.rng, self.perceptual, shape_trains="shape" in self.trainable_branches)
+        out = step(self._enc, self._gen, self.flame, batch, self.weights, loss_cfg.masking,
+                   loss_cfg.cycle_path, self.face_mask, self.face_weights, self.templates,
+                   self.rng, self.perceptual, shape_trains="shape" in self.trainable_branches, **extra)
         bad = out.losses.non_finite()
         if bad:
             raise TrainingDiverged(
@@ -376,7 +418,7 @@ class Trainer:
                 out = self.train_step(batch)
                 seconds = time.perf_counter() - tic
                 if t.log_every and (self.step % t.log_every == 0 or self.step == end):
-                    self._log("encoder" if trains_encoder else "generator", out.losses, seconds)
+                    self._log("encoder" if trains_encoder else "generator", out, seconds)
                 if t.image_every and self.step % t.image_every == 0:
                     self.save_images(out, batch.frames())
                 if t.checkpoint_every and self.step % t.checkpoint_every == 0 and self.step < end:

@@ -1,0 +1,269 @@
+"""Real video clips for temporal training: MEAD as prepared by ``data_prep.mead`` (chapter 5).
+
+Shapes: T frames, H W image size, L landmarks. Landmarks are normalised image coordinates
+(x right, y down, [-1, 1] over the image; :mod:`tempsmirk.render.camera`).
+
+``python -m data_prep.mead ROOT --out DIR`` writes ``DIR/manifest.csv`` (one row per clip, with
+its split and frame count) and, per clip, ``DIR/clips/<subject>/<view>/<emotion>/level_<n>/<clip>/``
+holding ``crops.mp4`` (square face crops, 224 px, with a temporally smoothed box) and
+``crops.npz`` (MediaPipe's 478 landmarks in normalised crop coordinates, NaN where no face was
+found, and ``found`` per frame). :class:`MeadClips` reads that folder as a dataset of
+:class:`~tempsmirk.data.FaceSample` clips:
+
+- an item is a window of T consecutive frames of one clip (windows start every ``stride``
+  frames); ``params`` is None (real data has no ground truth);
+- crop (zoom, shift) and colour augmentation are drawn **once per clip** from the item's seeded
+  generator and applied to all T frames alike — per-frame draws would add exactly the jitter the
+  temporal loss then fights (guide §2 "Temporal"); landmarks move with the crop;
+- the 105 FLAME-matched MediaPipe points are selected with the embedding's
+  ``landmark_indices``; the 68 iBUG points (SMIRK takes them from FAN, which data_prep does not
+  run) are read off the MediaPipe mesh with :data:`MP_TO_IBUG68`, a widely used index map
+  (an approximation: MediaPipe's face oval sits slightly inside FAN's jaw contour at the temples);
+- frames without a face keep their index but are marked ``landmarks_valid=False``; their
+  landmarks are interpolated from the neighbouring found frames so the masking hull stays sane.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from tempsmirk.data.synthetic import item_seed
+from tempsmirk.data.transforms import colour_jitter, zoom_shift_images, zoom_shift_points
+from tempsmirk.data.types import FaceSample
+
+__all__ = ["MP_TO_IBUG68", "ClipAugmentation", "MeadConfig", "ClipWindow", "ClipTransform",
+           "draw_clip_transform", "fill_missing_frames", "MeadClips"]
+
+#: MediaPipe face-mesh index for each of the 68 iBUG points (jaw 0–16, brows 17–26, nose 27–35,
+#: eyes 36–47, mouth 48–67), the map used by several open projects (e.g. LatentSync).
+MP_TO_IBUG68 = (
+    162, 234, 93, 58, 172, 136, 149, 148, 152, 377, 378, 365, 397, 288, 323, 454, 389,
+    71, 63, 105, 66, 107, 336, 296, 334, 293, 301,
+    168, 197, 5, 4, 75, 97, 2, 326, 305,
+    33, 160, 158, 133, 153, 144, 362, 385, 387, 263, 373, 380,
+    61, 39, 37, 0, 267, 269, 291, 405, 314, 17, 84, 181, 78, 82, 13, 312, 308, 317, 14, 87,
+)
+
+_MANIFEST = "manifest.csv"
+_CROPS_VIDEO = "crops.mp4"
+_CROPS_FILE = "crops.npz"
+
+
+@dataclass
+class ClipAugmentation:
+    """Crop and colour augmentation of a real clip, drawn once per clip.
+
+    zoom_min, zoom_max: relative zoom k of data_prep's crop (uniform; 1 = as cropped, < 1 shows
+        more background; SMIRK's box scales 1.2–1.8 against data_prep's 1.4 give about 0.78–1.17).
+    shift: |dx|, |dy| bound of the crop shift, normalised units (the image spans [-1, 1]).
+    brightness, contrast, saturation: each factor uniform in [1 − v, 1 + v].
+    """
+
+    zoom_min: float = 0.85
+    zoom_max: float = 1.15
+    shift: float = 0.08
+    brightness: float = 0.2
+    contrast: float = 0.2
+    saturation: float = 0.2
+
+
+@dataclass
+class MeadConfig:
+    """The ``data.mead`` section: MEAD clips from a data_prep output folder.
+
+    root: the folder ``python -m data_prep.mead ... --out DIR`` wrote (``manifest.csv``, ``clips/``).
+    split: the manifest split to read (``train``, ``val``, ``test``).
+    clip_length: T consecutive frames per item (the paper uses 32).
+    stride: frames between window starts (0 = T: non-overlapping windows).
+    image_size: H = W of the items (crops are resampled; divisible by 16 for the generator).
+    seed: item i draws its augmentation from ``item_seed(seed, i)``.
+    augment: draw :class:`ClipAugmentation` (off for evaluation).
+    """
+
+    root: Optional[str] = None
+    split: str = "train"
+    clip_length: int = 32
+    stride: int = 0
+    image_size: int = 224
+    seed: int = 0
+    augment: bool = True
+    augmentation: ClipAugmentation = field(default_factory=ClipAugmentation)
+
+
+@dataclass(frozen=True)
+class ClipWindow:
+    """One item: frames ``start .. start + length - 1`` of the clip stored in ``folder``."""
+
+    key: str
+    folder: Path
+    start: int
+    length: int
+
+
+@dataclass(frozen=True)
+class ClipTransform:
+    """The augmentation of one clip (each a () tensor): zoom k, shift (2,) d, colour factors."""
+
+    zoom: Tensor
+    shift: Tensor
+    brightness: Tensor
+    contrast: Tensor
+    saturation: Tensor
+
+
+def draw_clip_transform(aug: ClipAugmentation, generator: torch.Generator) -> ClipTransform:
+    """Draw one clip's augmentation from ``generator`` (see :class:`ClipAugmentation`)."""
+    g = generator
+    u = lambda lo, hi, *shape: lo + (hi - lo) * torch.rand(shape, generator=g)  # noqa: E731
+    return ClipTransform(zoom=u(aug.zoom_min, aug.zoom_max), shift=u(-aug.shift, aug.shift, 2),
+                         brightness=u(1 - aug.brightness, 1 + aug.brightness),
+                         contrast=u(1 - aug.contrast, 1 + aug.contrast),
+                         saturation=u(1 - aug.saturation, 1 + aug.saturation))
+
+
+def fill_missing_frames(points: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """Landmarks of frames without a face, linearly interpolated in time from the found frames
+    (held at the ends): points (T, L, D) with NaN rows where ``found`` (T,) is False -> (T, L, D).
+    All zeros when no frame has a face (every frame is then invalid anyway)."""
+    found = np.asarray(found, dtype=bool)
+    k = np.flatnonzero(found)
+    if k.size == 0:
+        return np.zeros_like(points)
+    t = np.arange(found.shape[0])
+    j = np.searchsorted(k, t)
+    hi, lo = k[np.clip(j, 0, k.size - 1)], k[np.clip(j - 1, 0, k.size - 1)]
+    w = np.where(hi > lo, (t - lo) / np.maximum(hi - lo, 1), 0.0).clip(0, 1)[:, None, None]
+    return points[lo] * (1 - w) + points[hi] * w
+
+
+def _read_manifest(root: Path) -> list[tuple[str, str, int]]:
+    """(clip key, split, frames) per manifest row. Reads the CSV itself so that the library does
+    not import data_prep (and its MediaPipe/OpenCV stack) to train."""
+    import csv
+
+    path = root / _MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; expected a data_prep.mead output folder "
+                                f"(run: python -m data_prep.mead MEAD_ROOT --out {root})")
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    need = {"subject", "view", "emotion", "level", "clip", "split", "frames"}
+    if rows and not need <= set(rows[0]):
+        raise ValueError(f"{path}: expected the columns {sorted(need)}; found {sorted(rows[0])}. "
+                         f"Re-create it with data_prep.mead")
+    return [(f"{r['subject']}/{r['view']}/{r['emotion']}/level_{r['level']}/{r['clip']}", r["split"],
+             int(r["frames"])) for r in rows]
+
+
+def _decode(video: Path, start: int, length: int) -> np.ndarray:
+    """Frames start .. start+length-1 of a video: (length, H, W, 3) uint8 RGB."""
+    import av
+
+    try:
+        with av.open(str(video)) as container:
+            stream = container.streams.video[0]
+            frames = [f.to_ndarray(format="rgb24") for f in islice(container.decode(stream), start, start + length)]
+    except (av.error.FFmpegError, OSError, IndexError) as exc:
+        raise ValueError(f"could not decode {video} ({exc}); expected data_prep's crops.mp4 "
+                         f"(re-run data_prep.mead on this clip)") from exc
+    if len(frames) < length:
+        raise ValueError(f"{video} has fewer than {start + length} frames (the manifest promised "
+                         f"them); re-run data_prep.mead on this clip")
+    return np.stack(frames)
+
+
+class MeadClips(Dataset):
+    """T-frame windows of MEAD clips prepared by data_prep, as :class:`FaceSample` clips.
+
+    Explained in chapter 5 (module docstring: layout, landmarks, augmentation).
+
+    Args:
+        cfg: :class:`MeadConfig` (``root`` required).
+        landmark_indices: (105,) the FLAME MediaPipe embedding's indices into the 478 points
+            (``FLAME.mp_indices``), in the order of FLAME's ``landmarks_mp``.
+
+    Clips of the split whose ``crops.npz`` and ``crops.mp4`` are missing (not prepared, or failed)
+    or that are shorter than T are left out and counted in :attr:`not_prepared` and
+    :attr:`too_short`.
+    """
+
+    def __init__(self, cfg: MeadConfig, landmark_indices: Tensor) -> None:
+        if cfg.root is None:
+            raise ValueError("data.mead.root is not set; expected the folder data_prep.mead wrote "
+                             "(manifest.csv and clips/)")
+        if cfg.clip_length < 2:
+            raise ValueError(f"data.mead.clip_length must be >= 2; got {cfg.clip_length}")
+        if cfg.image_size < 32 or cfg.image_size % 16:
+            raise ValueError(f"data.mead.image_size must be >= 32 and divisible by 16; got {cfg.image_size}")
+        self.cfg = cfg
+        self.root = Path(cfg.root)
+        self.landmark_indices = torch.as_tensor(landmark_indices, dtype=torch.long).cpu()
+        rows = _read_manifest(self.root)
+        in_split = [(k, n) for k, s, n in rows if s == cfg.split]
+        if not in_split:
+            splits = sorted({s for _, s, _ in rows})
+            raise ValueError(f"{self.root / _MANIFEST} lists no clip of split {cfg.split!r}; it has "
+                             f"{splits or 'no clips'}. Set data.mead.split to one of them")
+        t, stride = cfg.clip_length, cfg.stride or cfg.clip_length
+        windows, missing, short = [], 0, 0
+        for key, n in in_split:
+            folder = self.root / "clips" / key
+            if not ((folder / _CROPS_FILE).is_file() and (folder / _CROPS_VIDEO).is_file()):
+                missing += 1
+                continue
+            if n < t:
+                short += 1
+                continue
+            windows += [ClipWindow(key, folder, s, t) for s in range(0, n - t + 1, stride)]
+        self.not_prepared, self.too_short = missing, short
+        if not windows:
+            raise ValueError(f"no usable {cfg.split!r} clip under {self.root / 'clips'}: {missing} not "
+                             f"prepared (no crops.npz + crops.mp4), {short} shorter than T={t}. Run "
+                             f"python -m data_prep.mead MEAD_ROOT --out {self.root} (without "
+                             f"--manifest-only), or lower data.mead.clip_length")
+        self.windows = tuple(windows)
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, index: int) -> FaceSample:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} items")
+        w, cfg = self.windows[index], self.cfg
+        with np.load(w.folder / _CROPS_FILE, allow_pickle=False) as z:
+            lm_all, found_all = z["landmarks"], z["found"].astype(bool)
+        if lm_all.shape[0] < w.start + w.length or lm_all.shape[1:] != (478, 3):
+            raise ValueError(f"{w.folder / _CROPS_FILE}: landmarks {lm_all.shape} do not cover frames "
+                             f"{w.start}..{w.start + w.length - 1} of 478 points; re-run data_prep.mead")
+        points = fill_missing_frames(lm_all[..., :2].astype(np.float32), found_all)
+        sl = slice(w.start, w.start + w.length)
+        points = torch.from_numpy(np.ascontiguousarray(points[sl])).float()  # (T, 478, 2)
+        valid = torch.from_numpy(found_all[sl].copy())
+        frames = torch.from_numpy(_decode(w.folder / _CROPS_VIDEO, w.start, w.length))
+        image = frames.permute(0, 3, 1, 2).float() / 255  # (T, 3, N, N)
+        lmk68 = points[:, list(MP_TO_IBUG68)]
+        lmk_mp = points.index_select(1, self.landmark_indices)
+
+        t = w.length
+        if cfg.augment:
+            g = torch.Generator().manual_seed(item_seed(cfg.seed, index))
+            tf = draw_clip_transform(cfg.augmentation, g)
+            zoom, shift = tf.zoom.expand(t), tf.shift.expand(t, 2)
+            # Zeros outside the stored crop: data_prep pads its crops with black too.
+            image = zoom_shift_images(image, zoom, shift, padding_mode="zeros")
+            image = colour_jitter(image, tf.brightness.expand(t), tf.contrast.expand(t), tf.saturation.expand(t))
+            lmk68, lmk_mp = zoom_shift_points(lmk68, zoom, shift), zoom_shift_points(lmk_mp, zoom, shift)
+        if image.shape[-1] != cfg.image_size:  # normalised coordinates do not change with the size
+            image = F.interpolate(image, size=(cfg.image_size, cfg.image_size), mode="bilinear",
+                                  align_corners=False, antialias=True)
+        return FaceSample(image=image.clamp(0, 1), landmarks68=lmk68, landmarks_mp=lmk_mp,
+                          landmarks_valid=valid, params=None, index=index)

@@ -1,0 +1,511 @@
+"""Temporal against non-temporal fine-tuning, measured on held-out clips: chapter 5's experiment.
+
+From one starting SMIRK checkpoint and with the same budget — the same steps, the same clip
+batches (data order is a function of the seed and the step, :class:`StepBatches`), the same
+masking draws — fine-tune once per :class:`Condition` and seed; conditions differ only in the
+factor on the temporal weights (0 = the non-temporal baseline, whose temporal terms are still
+logged). Every run is then evaluated on the same held-out clips with
+:func:`tempsmirk.temporal.jitter_report`: per-frame parameter and vertex error next to
+acceleration error, jitter and identity variance. Real clips (MEAD) have no ground truth, so
+only jitter and identity variance are reported for them.
+
+Runs are **cached**: each finished run's result is stored under
+``cache_dir("experiments", <hash>)``, the hash covering the resolved run config, the starting
+checkpoint's bytes, the evaluation clips and :data:`EXPERIMENT_VERSION`. A repeated call trains
+nothing; an interrupted run resumes from its last checkpoint. The experiment drives the
+:class:`~tempsmirk.training.Trainer`, so like the trainer it takes the whole config (as the
+template of every run).
+
+Shapes: B clips, T frames.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from tempsmirk.atomic import atomic_path
+from tempsmirk.config import Config, config_to_yaml, load_config
+from tempsmirk.data.clips import MeadClips
+from tempsmirk.data.synthetic import SyntheticFaces
+from tempsmirk.data.types import collate_faces
+from tempsmirk.paths import cache_dir, repo_root
+from tempsmirk.smirk.checkpoint import load_smirk_checkpoint, save_smirk_checkpoint
+from tempsmirk.smirk.encoder import EncoderOutput, SmirkEncoder
+from tempsmirk.temporal import JitterReport, TemporalWeights, clip_params, jitter_report, pose_normalised_vertices
+
+__all__ = ["EXPERIMENT_VERSION", "FINETUNE_PROFILES", "METRICS", "Condition", "EvalSpec", "ExperimentSpec",
+           "EvalClips", "TrainingLog", "RunResult", "ExperimentResult", "ResultTable", "finetune_config",
+           "eval_clips", "predict_clips", "evaluate", "run_condition", "run_experiment", "summary_table",
+           "verdict"]
+
+#: Bumped when what a cached result means changes (evaluation, metrics, training code semantics).
+EXPERIMENT_VERSION = 1
+#: Fine-tuning profiles: ``small`` runs on a CPU in CI; ``full`` is the GPU profile (chapter 5).
+FINETUNE_PROFILES = {"small": "temporal_finetune_small.yaml", "full": "temporal_finetune_full.yaml"}
+
+#: Table columns: JitterReport field -> label (units). Per-frame error first, then jitter.
+METRICS = {
+    "expression_rmse": "ψ error",
+    "jaw_error_deg": "jaw error (°)",
+    "pose_error_deg": "pose error (°)",
+    "vertex_error_mm": "vertex error (mm)",
+    "vertex_accel_error_mm": "vertex accel. error (mm/f²)",
+    "expression_accel_error": "ψ accel. error",
+    "vertex_accel_mm": "vertex jitter (mm/f²)",
+    "expression_accel": "ψ jitter",
+    "shape_variance": "identity variance",
+}
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One arm of the experiment: a name and the factor on the config's temporal weights
+    (0 = non-temporal: the terms are logged, not added)."""
+
+    name: str
+    scale: float
+
+    def __post_init__(self) -> None:
+        if not (self.scale >= 0 and math.isfinite(self.scale)):
+            raise ValueError(f"Condition {self.name!r}: scale must be finite and >= 0; got {self.scale}")
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    """The held-out clips every run is evaluated on.
+
+    n_clips, clip_length: B clips of T frames (T >= 4 for the jerk metric).
+    seed: synthetic data seed of the held-out clips (their item seeds differ from the
+        training items'); for MEAD, windows are spread evenly over ``split``.
+    split: the MEAD split evaluated (real data only).
+    """
+
+    n_clips: int = 6
+    clip_length: int = 16
+    seed: int = 10_001
+    split: str = "test"
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """What to run: every condition in ``conditions`` for every seed, and every condition in
+    ``single_seed`` (e.g. a too-large λ) for the first seed only."""
+
+    seeds: tuple[int, ...] = (0, 1, 2)
+    conditions: tuple[Condition, ...] = (Condition("non-temporal", 0.0), Condition("temporal", 1.0))
+    single_seed: tuple[Condition, ...] = (Condition("temporal, λ × 100", 100.0),)
+    eval: EvalSpec = field(default_factory=EvalSpec)
+
+
+def finetune_config(profile: str = "small", overrides: Sequence[str] = ()) -> Config:
+    """The fine-tuning config of a profile (:data:`FINETUNE_PROFILES`, files in
+    ``tempsmirk/configs``) with ``overrides``; ``run.dir`` is a placeholder (runs set their own)."""
+    if profile not in FINETUNE_PROFILES:
+        raise ValueError(f"profile must be one of {sorted(FINETUNE_PROFILES)}; got {profile!r}")
+    path = repo_root() / "tempsmirk" / "configs" / FINETUNE_PROFILES[profile]
+    return load_config(path, ["run.dir=unset", *overrides])
+
+
+# ---------------------------------------------------------------------------- evaluation
+@dataclass(frozen=True)
+class EvalClips:
+    """Held-out clips: images (B, T, 3, H, W) in [0, 1]; target (B, T, ...) ground-truth
+    parameters and target_vertices (B, T, V, 3) their pose-normalised vertices, or None (real
+    data); source: a short description."""
+
+    images: Tensor
+    target: Optional[EncoderOutput]
+    target_vertices: Optional[Tensor]
+    source: str
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash of the images and targets (part of every cache key)."""
+        h = hashlib.sha256(self.source.encode())
+        tensors = [self.images] + ([] if self.target is None else
+                                   [getattr(self.target, f.name) for f in fields(EncoderOutput)])
+        for x in tensors:
+            h.update(x.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()
+
+
+def eval_clips(cfg: Config, spec: EvalSpec, flame) -> EvalClips:
+    """The held-out clips for ``cfg.data.source``: synthetic clips drawn like the training clips
+    (same sizes, ranges and nuisances) from ``spec.seed``, or MEAD windows of ``spec.split``
+    without augmentation."""
+    t = spec.clip_length
+    if cfg.data.source == "mead":
+        mead = replace(cfg.data.mead, split=spec.split, augment=False, clip_length=t, stride=t)
+        data = MeadClips(mead, flame.mp_indices.cpu())
+        pick = np.unique(np.linspace(0, len(data) - 1, spec.n_clips).round().astype(int))
+        batch = collate_faces([data[int(i)] for i in pick])
+        return EvalClips(batch.image, None, None, f"{len(pick)} MEAD {spec.split} windows of {t} frames")
+    syn = replace(cfg.data.synthetic, seed=spec.seed, clip_length=t, n_items=spec.n_clips)
+    data = SyntheticFaces(flame, syn)
+    batch = collate_faces([data[i] for i in range(spec.n_clips)])
+    with torch.no_grad():
+        vertices = pose_normalised_vertices(flame, batch.params.to(flame.v_template.device)).cpu()
+    return EvalClips(batch.image, batch.params, vertices,
+                     f"{spec.n_clips} held-out synthetic clips of {t} frames (seed {spec.seed})")
+
+
+@torch.no_grad()
+def predict_clips(encoder: SmirkEncoder, images: Tensor, chunk: int = 64) -> EncoderOutput:
+    """Encode (B, T, 3, H, W) clips frame by frame in eval mode (``chunk`` frames at a time):
+    -> (B, T, ...) fields on the CPU."""
+    device = next(encoder.parameters()).device
+    was_training = encoder.training
+    encoder.eval()
+    b, t = images.shape[:2]
+    frames = images.reshape(b * t, *images.shape[2:])
+    out = EncoderOutput.cat(encoder(frames[i:i + chunk].to(device)).to("cpu") for i in range(0, b * t, chunk))
+    encoder.train(was_training)
+    return clip_params(out, t)
+
+
+def evaluate(encoder: SmirkEncoder, flame, clips: EvalClips) -> tuple[JitterReport, EncoderOutput]:
+    """Predict the clips and summarise them (with the ground truth where there is one)."""
+    pred = predict_clips(encoder, clips.images)
+    device = flame.v_template.device
+    target = None if clips.target is None else clips.target.to(device)
+    tv = None if clips.target_vertices is None else clips.target_vertices.to(device)
+    return jitter_report(pred.to(device), flame, target, tv), pred
+
+
+# ---------------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class TrainingLog:
+    """A run's ``log.csv`` as a table: columns and (N, C) float values (the ``trained`` column
+    dropped). ``log["total"]`` is one column as an (N,) array."""
+
+    columns: tuple[str, ...]
+    values: np.ndarray
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self.columns:
+            raise KeyError(f"no column {name!r} in the training log; it has {list(self.columns)}")
+        return self.values[:, self.columns.index(name)]
+
+    @staticmethod
+    def read(path: Path) -> "TrainingLog":
+        with open(path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        cols = tuple(c for c in (rows[0].keys() if rows else ()) if c != "trained")
+        return TrainingLog(cols, np.array([[float(r[c]) for c in cols] for r in rows], dtype=np.float64))
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One evaluated encoder.
+
+    condition, scale: its :class:`Condition` (``"start"`` and NaN for the starting checkpoint).
+    seed: the training seed (-1 for the start). report: :class:`JitterReport` on the held-out
+    clips. predictions: (B, T, ...) its parameters for them. log: the training log (None for the
+    start). seconds: wall-clock training time when it ran (0 for the start). weights: the
+    fine-tuned encoder (a SMIRK-layout file without the generator, for
+    :func:`~tempsmirk.smirk.load_smirk_checkpoint`), or the starting checkpoint for the start.
+    """
+
+    condition: str
+    scale: float
+    seed: int
+    report: JitterReport
+    predictions: EncoderOutput
+    log: Optional[TrainingLog]
+    seconds: float
+    weights: Optional[Path] = None
+
+    def _state(self) -> dict:
+        return {"condition": self.condition, "scale": self.scale, "seed": self.seed, "report": asdict(self.report),
+                "predictions": {f.name: getattr(self.predictions, f.name) for f in fields(EncoderOutput)},
+                "log_columns": list(self.log.columns) if self.log is not None else None,
+                "log_values": torch.from_numpy(self.log.values) if self.log is not None else None,
+                "seconds": self.seconds, "weights": None if self.weights is None else str(self.weights)}
+
+    @staticmethod
+    def _from_state(s: dict) -> "RunResult":
+        log = None if s["log_columns"] is None else TrainingLog(tuple(s["log_columns"]), s["log_values"].numpy())
+        return RunResult(s["condition"], float(s["scale"]), int(s["seed"]), JitterReport(**s["report"]),
+                         EncoderOutput(**s["predictions"]), log, float(s["seconds"]),
+                         None if s["weights"] is None else Path(s["weights"]))
+
+    def save(self, path: Path) -> None:
+        """Write atomically (a ``torch.load(weights_only=True)``-readable dict)."""
+        with atomic_path(path) as tmp:
+            torch.save(self._state(), tmp)
+
+    @staticmethod
+    def load(path: Path) -> "RunResult":
+        return RunResult._from_state(torch.load(path, map_location="cpu", weights_only=True))
+
+
+@dataclass(frozen=True)
+class ExperimentResult:
+    """Everything :func:`run_experiment` measured.
+
+    start: the starting checkpoint on the held-out clips. runs: every fine-tuned run.
+    truth: the ground truth's own jitter report (None for real data). average: the report of a
+    model that answers the clips' average parameters for every frame — no jitter, no
+    information: where over-smoothing leads (None for real data). clips: the held-out clips.
+    """
+
+    start: RunResult
+    runs: tuple[RunResult, ...]
+    truth: Optional[JitterReport]
+    clips: EvalClips
+    average: Optional[JitterReport] = None
+
+    @property
+    def conditions(self) -> tuple[str, ...]:
+        """Condition names in the order they ran."""
+        return tuple(dict.fromkeys(r.condition for r in self.runs))
+
+    def of(self, condition: str) -> tuple[RunResult, ...]:
+        """The runs of one condition (one per seed)."""
+        runs = tuple(r for r in self.runs if r.condition == condition)
+        if not runs:
+            raise KeyError(f"no runs of condition {condition!r}; have {self.conditions}")
+        return runs
+
+    def values(self, condition: str, metric: str, seeds: Optional[Sequence[int]] = None) -> np.ndarray:
+        """(seeds,) values of one metric in run order, or for the given ``seeds`` in their order
+        (NaN where not measured)."""
+        runs = {r.seed: r for r in self.of(condition)}
+        order = list(runs) if seeds is None else list(seeds)
+        missing = [s for s in order if s not in runs]
+        if missing:
+            raise KeyError(f"condition {condition!r} has no run for seed(s) {missing}; it has {list(runs)}")
+        return np.array([_metric(runs[s].report, metric) for s in order])
+
+
+def _metric(report: JitterReport, name: str) -> float:
+    v = getattr(report, name)
+    return float("nan") if v is None else float(v)
+
+
+# ---------------------------------------------------------------------------- table and verdict
+@dataclass(frozen=True)
+class ResultTable:
+    """Mean and spread (sample standard deviation over seeds; NaN with one seed) per condition.
+
+    metrics: JitterReport field names; labels: their column labels. rows: condition names;
+    n: seeds per row; mean, std: (rows, metrics) arrays.
+    """
+
+    metrics: tuple[str, ...]
+    labels: tuple[str, ...]
+    rows: tuple[str, ...]
+    n: tuple[int, ...]
+    mean: np.ndarray
+    std: np.ndarray
+
+    def cell(self, i: int, j: int) -> str:
+        m, s = self.mean[i, j], self.std[i, j]
+        if not np.isfinite(m):
+            return "—"
+        return f"{m:.4g}" + (f" ± {s:.2g}" if np.isfinite(s) else "")
+
+    def __str__(self) -> str:
+        head = ["condition", "seeds", *self.labels]
+        body = [[r, str(n), *(self.cell(i, j) for j in range(len(self.metrics)))]
+                for i, (r, n) in enumerate(zip(self.rows, self.n))]
+        width = [max(len(x[k]) for x in [head, *body]) for k in range(len(head))]
+        fmt = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, width))  # noqa: E731
+        return "\n".join([fmt(head), *map(fmt, body)])
+
+    def _repr_html_(self) -> str:
+        th = "".join(f"<th>{x}</th>" for x in ["condition", "seeds", *self.labels])
+        trs = "".join("<tr>" + f"<td>{r}</td><td>{n}</td>" + "".join(f"<td>{self.cell(i, j)}</td>"
+                                                                 for j in range(len(self.metrics))) + "</tr>"
+                      for i, (r, n) in enumerate(zip(self.rows, self.n)))
+        return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
+
+
+def summary_table(result: ExperimentResult, metrics: Optional[Sequence[str]] = None) -> ResultTable:
+    """Mean ± spread over seeds per condition, with the starting checkpoint (and the ground
+    truth's own jitter, where there is one) as reference rows. ``metrics``: JitterReport fields
+    (default: those of :data:`METRICS` that were measured)."""
+    if metrics is None:
+        metrics = [m for m in METRICS if getattr(result.start.report, m) is not None]
+    rows, n, mean, std = [], [], [], []
+    refs = [("ground truth", result.truth)] if result.truth is not None else []
+    refs += [("average face, every frame", result.average)] if result.average is not None else []
+    for name, rep in refs + [("start (no fine-tuning)", result.start.report)]:
+        rows.append(name)
+        n.append(1)
+        mean.append([_metric(rep, m) for m in metrics])
+        std.append([float("nan")] * len(metrics))
+    for c in result.conditions:
+        v = np.array([[_metric(r.report, m) for m in metrics] for r in result.of(c)])
+        rows.append(c)
+        n.append(len(v))
+        mean.append(v.mean(0))
+        std.append(v.std(0, ddof=1) if len(v) > 1 else np.full(len(metrics), np.nan))
+    return ResultTable(tuple(metrics), tuple(METRICS.get(m, m) for m in metrics), tuple(rows), tuple(n),
+                       np.array(mean, dtype=float), np.array(std, dtype=float))
+
+
+def _change(new: np.ndarray, old: np.ndarray) -> str:
+    d = float(np.mean(new) - np.mean(old))
+    rel = 100 * d / float(np.mean(old)) if np.mean(old) else float("nan")
+    return f"{d:+.3g} ({rel:+.0f} %)"
+
+
+def verdict(result: ExperimentResult, treatment: str = "temporal", baseline: str = "non-temporal",
+            jitter: str = "vertex_accel_mm", error: str = "vertex_error_mm") -> str:
+    """A plain sentence on whether ``treatment`` reduced jitter against ``baseline`` and at what
+    cost in per-frame error, computed from the results paired by seed (same seed = same batches;
+    the baseline's other seeds are left out).
+
+    "reduced" needs a lower mean *and* a lower value in every seed; "reduced on average" a lower
+    mean only. With a ground truth, the treatment's jitter is also put against the true motion's
+    own (below it, real motion is being removed); without one, the cost is reported as identity
+    variance instead.
+    """
+    seeds = [r.seed for r in result.of(treatment)]
+    a, b = result.values(treatment, jitter), result.values(baseline, jitter, seeds)
+    lower = int((a < b).sum())
+    if a.mean() < b.mean() and lower == len(a):
+        word = "reduced"
+    elif a.mean() < b.mean():
+        word = "reduced on average (not in every seed)"
+    else:
+        word = "did not reduce"
+    label = METRICS.get(jitter, jitter)
+    s = (f"{treatment[:1].upper() + treatment[1:]} training {word} jitter: {label} {np.mean(b):.4g} → "
+         f"{np.mean(a):.4g}, {_change(a, b)} over {len(a)} seed(s), lower in {lower} of {len(a)}")
+    e_a, e_b = result.values(treatment, error), result.values(baseline, error, seeds)
+    if np.isfinite(e_a).all() and np.isfinite(e_b).all():
+        worse = e_a.mean() > e_b.mean()
+        s += (f"; {'at a cost' if worse else 'with no cost'} in per-frame accuracy: {METRICS.get(error, error)} "
+              f"{np.mean(e_b):.4g} → {np.mean(e_a):.4g}, {_change(e_a, e_b)}.")
+        true = _metric(result.truth, jitter) if result.truth is not None else float("nan")
+        if true > 0:
+            ratio = float(np.mean(a)) / true
+            s += (f" Its jitter is {ratio:.3g}× the true motion's own"
+                  + (" — smoother than the truth: real motion is being removed." if ratio < 1 else
+                     " — still above it: what was removed was not (all) real motion."))
+    else:
+        v_a, v_b = result.values(treatment, "shape_variance"), result.values(baseline, "shape_variance", seeds)
+        s += (f"; identity variance {np.mean(v_b):.4g} → {np.mean(v_a):.4g} ({_change(v_a, v_b)}). "
+              f"Without ground truth the per-frame cost cannot be measured.")
+    return s
+
+
+# ---------------------------------------------------------------------------- running
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _key(*parts: str) -> str:
+    return hashlib.sha256("\n".join([f"v{EXPERIMENT_VERSION}", *parts]).encode()).hexdigest()[:16]
+
+
+def _run_config(cfg: Config, condition: Condition, seed: int, checkpoint: str) -> Config:
+    t = cfg.temporal
+    on = condition.scale > 0
+    scaled = {f.name: getattr(t, f.name) * condition.scale for f in fields(TemporalWeights)} if on else {}
+    temporal = replace(t, enabled=on, **scaled)
+    return replace(cfg, temporal=temporal, run=replace(cfg.run, seed=seed, dir="unset"),
+                   model=replace(cfg.model, init_checkpoint=checkpoint))
+
+
+def run_condition(cfg: Config, checkpoint: Union[str, Path], condition: Condition, seed: int, flame,
+                  clips: EvalClips, root: Optional[Path] = None, progress: bool = False) -> RunResult:
+    """Fine-tune from ``checkpoint`` under one condition and seed, evaluate on ``clips``; cached.
+
+    The cache folder (under ``root``, default ``cache_dir("experiments")``) is named by a hash of
+    the run's resolved config (the checkpoint by content), the clips and
+    :data:`EXPERIMENT_VERSION`; it holds the run folder (config, log), ``result.pt`` and
+    ``encoder.pt`` (the fine-tuned encoder; the generator and optimiser states are dropped).
+    """
+    from tempsmirk.training.trainer import Trainer
+
+    checkpoint = Path(checkpoint)
+    run_cfg = _run_config(cfg, condition, seed, str(checkpoint))
+    hashed = replace(run_cfg, model=replace(run_cfg.model, init_checkpoint=f"sha256:{_file_digest(checkpoint)}"))
+    key = _key(config_to_yaml(hashed), clips.fingerprint)
+    folder = (Path(root) if root is not None else cache_dir("experiments")) / f"{condition.scale:g}-seed{seed}-{key}"
+    result = folder / "result.pt"
+    if result.is_file():
+        return replace(RunResult.load(result), condition=condition.name)
+    run_cfg = replace(run_cfg, run=replace(run_cfg.run, dir=str(folder / "run")))
+    trainer = Trainer(run_cfg, resume=(folder / "run" / "checkpoints" / "last.pt").is_file(), progress=progress)
+    tic = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - tic
+    report, pred = evaluate(trainer.encoder, flame, clips)
+    weights = save_smirk_checkpoint(folder / "encoder.pt", trainer.encoder)
+    out = RunResult(condition.name, condition.scale, seed, report, pred,
+                    TrainingLog.read(folder / "run" / "log.csv"), seconds, weights)
+    out.save(result)
+    # The generator (most of the bytes) and the optimiser states are not needed after the run.
+    (folder / "run" / "checkpoints" / "last.pt").unlink(missing_ok=True)
+    (folder / "run" / "smirk.pt").unlink(missing_ok=True)
+    return out
+
+
+def _start(checkpoint: Path, cfg: Config, flame, clips: EvalClips, root: Optional[Path]) -> RunResult:
+    key = _key("start", _file_digest(checkpoint), str(cfg.model.n_exp), str(cfg.model.n_shape),
+               clips.fingerprint, str(cfg.model.flame_path))
+    path = (Path(root) if root is not None else cache_dir("experiments")) / f"start-{key}" / "result.pt"
+    if path.is_file():
+        return RunResult.load(path)
+    encoder, _ = load_smirk_checkpoint(checkpoint, cfg.model.n_exp, cfg.model.n_shape, with_generator=False)
+    report, pred = evaluate(encoder.to(flame.v_template.device), flame, clips)
+    out = RunResult("start", float("nan"), -1, report, pred, None, 0.0, checkpoint)
+    out.save(path)
+    return out
+
+
+def run_experiment(cfg: Config, checkpoint: Union[str, Path], spec: ExperimentSpec = ExperimentSpec(),
+                   root: Optional[Path] = None, progress: bool = True) -> ExperimentResult:
+    """Run (or load from the cache) every condition × seed of ``spec`` from ``checkpoint``.
+
+    Args:
+        cfg: the fine-tuning config every run starts from (e.g. :func:`finetune_config`); its
+            ``temporal`` weights are scaled per condition, ``run.seed`` and ``run.dir`` set per run.
+        checkpoint: the starting SMIRK checkpoint (same for every run).
+        spec: conditions, seeds and held-out clips (:class:`ExperimentSpec`).
+        root: cache folder (default ``cache_dir("experiments")``).
+        progress: a progress bar over the runs.
+    Explained in chapter 5.
+    """
+    from tempsmirk.training.trainer import load_flame
+
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"starting checkpoint {checkpoint} does not exist; pass a SMIRK "
+                                f"checkpoint (e.g. tempsmirk.training.demo_checkpoint())")
+    if not spec.seeds:
+        raise ValueError("ExperimentSpec.seeds is empty; give at least one seed")
+    device = torch.device(cfg.train.device if cfg.train.device != "auto"
+                          else ("cuda" if torch.cuda.is_available() else "cpu"))
+    flame = load_flame(cfg.model.flame_path, cfg.model.n_shape, cfg.model.n_exp).to(device)
+    clips = eval_clips(cfg, spec.eval, flame)
+    todo = [(c, s) for s in spec.seeds for c in spec.conditions] + [(c, spec.seeds[0]) for c in spec.single_seed]
+    start = _start(checkpoint, cfg, flame, clips, root)
+    runs = []
+    for c, s in tqdm(todo, desc="experiment", unit="run", disable=not progress):
+        runs.append(run_condition(cfg, checkpoint, c, s, flame, clips, root))
+    truth = average = None
+    if clips.target is not None:
+        target, tv = clips.target.to(device), clips.target_vertices.to(device)
+        truth = jitter_report(target, flame, target, tv)
+        average = jitter_report(target._map(lambda x: x.mean((0, 1), keepdim=True).expand_as(x)), flame, target, tv)
+    return ExperimentResult(start, tuple(runs), truth, clips, average)

@@ -1,0 +1,169 @@
+"""Clip training: the temporal terms in the step, the total of eq. (5), the trainer in clip mode."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import fields
+
+import pytest
+import torch
+from torch import nn
+
+from tempsmirk.config import load_config
+from tempsmirk.data import FaceBatch, SyntheticConfig, SyntheticFaces, collate_faces
+from tempsmirk.smirk import CycleConfig, EncoderOutput, MaskingConfig, SmirkEncoder, SmirkGenerator, builtin_templates
+from tempsmirk.smirk.masking import face_sampling_weights
+from tempsmirk.temporal import TemporalWeights, temporal_loss
+from tempsmirk.losses import LossWeights
+from tempsmirk.training import Trainer, load_flame, smirk_step
+from tempsmirk.training.step import clip_step
+
+T = 4
+CLIP = ["data.synthetic.clip_length=4", "data.synthetic.keyframe_every=3", "data.synthetic.nuisance.pixel_noise=0.02",
+        "data.synthetic.nuisance.crop_shift=0.02"]
+
+
+@pytest.fixture(scope="module")
+def parts():
+    torch.manual_seed(0)
+    flame = load_flame(None, 300, 50)
+    data = SyntheticFaces(flame, SyntheticConfig(image_size=32, n_items=2, clip_length=T, keyframe_every=3))
+    batch = collate_faces([data[0], data[1]])
+    face = flame.region_faces("face")
+    return dict(flame=flame, batch=batch, face_mask=face, face_weights=face_sampling_weights(flame),
+                templates=builtin_templates(50, 10, 2.0))
+
+
+def _step(fn, encoder, generator, parts, batch, weights, seed=3, **kw):
+    return fn(encoder, generator, parts["flame"], batch, weights, MaskingConfig(), CycleConfig(), parts["face_mask"],
+              parts["face_weights"], parts["templates"], torch.Generator().manual_seed(seed), **kw)
+
+
+def _scratch_temporal(flat: EncoderOutput, b: int, t: int, w: TemporalWeights) -> dict:
+    """Eqs. (3)-(4) written out on flattened clip-major frames, one clip and one step at a time."""
+    def smooth(x):
+        return torch.stack([torch.stack([(x[i * t + k + 1] - x[i * t + k]).abs().sum() for k in range(t - 1)]).mean()
+                            for i in range(b)]).mean()
+
+    def ident(x):
+        return torch.stack([torch.stack([(x[i * t + k] - x[i * t:(i + 1) * t].mean(0)).pow(2).sum() for k in range(t)]).mean()
+                            for i in range(b)]).mean()
+
+    terms = dict(expression=smooth(flat.expression), jaw=smooth(flat.jaw_pose), pose=smooth(flat.global_pose),
+                 eyelids=smooth(flat.eyelids), identity=ident(flat.shape))
+    terms["total"] = sum(getattr(w, k) * v for k, v in terms.items())
+    return terms
+
+
+def test_clip_step_adds_the_weighted_temporal_terms(parts):
+    """Temporal terms = eqs. (3)-(4) on the regrouped predictions; total = SMIRK total + Σ w·term."""
+    torch.manual_seed(1)
+    enc, gen = SmirkEncoder().train(), SmirkGenerator().train()
+    w = TemporalWeights(expression=0.3, jaw=0.2, pose=0.7, eyelids=0.11, identity=5.0)
+    lw = LossWeights.core()
+    batch = parts["batch"]
+    out = _step(clip_step, enc, gen, parts, batch, lw, temporal=w)
+    ref = _step(smirk_step, enc, gen, parts, batch.frames(), lw)  # the same frames, the same draws
+    assert out.params.expression.shape == (2 * T, 50) and out.rendering.shape[0] == 2 * T
+    scratch = _scratch_temporal(ref.params, 2, T, w)
+    for name, value in out.temporal.as_floats().items():
+        assert value == pytest.approx(float(scratch[name].detach()), rel=1e-5, abs=1e-7), name
+    assert float(out.temporal.total.detach()) > 0
+    torch.testing.assert_close(out.losses.total, ref.losses.total + scratch["total"], rtol=1e-6, atol=1e-6)
+    for f in fields(out.losses):
+        if f.name != "total":
+            torch.testing.assert_close(getattr(out.losses, f.name), getattr(ref.losses, f.name))
+    with pytest.raises(ValueError, match="clip batch"):
+        _step(clip_step, enc, gen, parts, batch.frames(), lw)
+
+
+class _ClipConstant(nn.Module):
+    """An 'encoder' whose every output is the image mean: constant over frames of a still clip."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(()))
+
+    def forward(self, img):
+        m = img.mean(dim=(1, 2, 3))[:, None] * self.w
+        col = lambda d: m.expand(-1, d)  # noqa: E731
+        return EncoderOutput(global_pose=col(3) * 0.1, cam=torch.cat([col(1) * 0 + 7, col(2) * 0], 1),
+                             shape=col(300), expression=col(50), eyelids=col(2) * 0.5, jaw_pose=col(3) * 0.1)
+
+
+def test_differences_never_cross_clip_boundaries(parts):
+    """Two still clips with different constant predictions: zero smoothness and identity loss,
+    although the frames regrouped as one clip would jump at the boundary."""
+    b0 = parts["batch"]
+    image = torch.stack([torch.full_like(b0.image[0], 0.2), torch.full_like(b0.image[1], 0.8)])
+    batch = FaceBatch(image=image, landmarks68=b0.landmarks68, landmarks_mp=b0.landmarks_mp,
+                      landmarks_valid=b0.landmarks_valid, params=None, index=b0.index)
+    lw = LossWeights(reconstruction=0.0, perceptual=0.0, cycle=0.0)
+    out = _step(clip_step, _ClipConstant(), SmirkGenerator(), parts, batch, lw, temporal=TemporalWeights())
+    assert all(v == 0 for v in out.temporal.as_floats().values())
+    one = EncoderOutput(**{f.name: getattr(out.params, f.name)[None] for f in fields(EncoderOutput)})  # (1, 2T, ...)
+    assert float(temporal_loss(one).expression.detach()) > 0  # the control: one long clip does jump
+
+
+def _trainer(tmp_path, name, tiny_overrides, extra=()):
+    cfg = load_config(None, tiny_overrides + CLIP + [f"run.dir={tmp_path / name}", *extra])
+    return Trainer(cfg, progress=False)
+
+
+def _params(module):
+    return {k: v.detach().clone() for k, v in module.named_parameters()}
+
+
+def test_zero_weights_clip_run_equals_frame_run(tmp_path, tiny_overrides):
+    """With the temporal terms at weight 0 a clip batch trains exactly like its frames."""
+    a = _trainer(tmp_path, "a", tiny_overrides, ["temporal.enabled=false"])
+    b = _trainer(tmp_path, "b", tiny_overrides, ["temporal.enabled=false"])
+    batches = [collate_faces([a.dataset[i], a.dataset[i + 1]]) for i in (0, 2)]
+    for batch in batches:  # a generator step, then an encoder step
+        out_a, out_b = a.train_step(batch), b.train_step(batch.frames())
+        assert out_a.temporal is not None and out_b.temporal is None
+        terms = out_a.temporal.as_floats()
+        assert terms["expression"] > 0 and terms["total"] == 0
+    for x, y in ((a.encoder, b.encoder), (a.generator, b.generator)):
+        pa, pb = _params(x), _params(y)
+        for k in pa:
+            torch.testing.assert_close(pa[k], pb[k], atol=1e-6, rtol=0, msg=k)
+
+
+def test_temporal_clip_run_logs_terms_and_resumes_exactly(tmp_path, tiny_overrides):
+    extra = ["temporal.enabled=true", "temporal.identity=2.0", "loss.reconstruction=0", "loss.cycle=0"]
+    a = _trainer(tmp_path, "a", tiny_overrides, extra)
+    assert a.clip_length == T
+    a.train(until=2)
+    b = Trainer(a.cfg, resume=True, progress=False)
+    b.train()
+    c = _trainer(tmp_path, "c", tiny_overrides, extra)
+    c.train()
+    sb, sc = b.state(), c.state()
+    for k in sc["model"]:
+        torch.testing.assert_close(sb["model"][k], sc["model"][k], atol=1e-6, rtol=0, msg=k)
+    with open(tmp_path / "a" / "log.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4] and {r["trained"] for r in rows} == {"encoder"}
+    w = a.cfg.temporal
+    for r in rows:
+        weighted = sum(getattr(w, k) * float(r[f"temporal_{k}"]) for k in ("expression", "jaw", "pose", "eyelids", "identity"))
+        assert float(r["temporal_total"]) == pytest.approx(weighted, rel=1e-5)
+        assert float(r["temporal_total"]) > 0
+
+
+def test_clip_mode_checks_and_fine_tuning_start(tmp_path, tiny_overrides):
+    from tempsmirk.smirk import save_smirk_checkpoint
+
+    with pytest.raises(ValueError, match="temporal.enabled needs clip data"):
+        Trainer(load_config(None, tiny_overrides + [f"run.dir={tmp_path / 'x'}", "temporal.enabled=true"]), progress=False)
+    with pytest.raises(ValueError, match="BatchNorm"):
+        _trainer(tmp_path, "y", tiny_overrides, ["train.batch_size=1"])
+    torch.manual_seed(7)
+    enc, gen = SmirkEncoder(), SmirkGenerator()
+    with torch.no_grad():
+        enc.expression_encoder.expression_layers[0].weight.normal_()  # not what a fresh encoder holds
+    path = save_smirk_checkpoint(tmp_path / "start.pt", enc, gen)
+    t = _trainer(tmp_path, "z", tiny_overrides, [f"model.init_checkpoint={path}", "temporal.enabled=true"])
+    got, want = t.encoder.state_dict(), enc.state_dict()
+    assert all(torch.equal(got[k], want[k]) for k in want)
