@@ -50,7 +50,7 @@ from tempsmirk.smirk import (AUGMENTATIONS, CycleConfig, MaskingConfig, SmirkEnc
                              augment_params, builtin_templates, face_sampling_weights,
                              load_smirk_checkpoint, mask_face, paint_samples)
 from tempsmirk.training import Trainer, load_flame, smirk_step
-from tempsmirk.viz import plot_landmarks_2d, to_numpy
+from tempsmirk.viz import plot_landmarks_2d, show_images
 
 gen = seed_everything(seed)
 torch.set_num_threads(2)
@@ -58,22 +58,6 @@ plt.rcParams["figure.dpi"] = 72
 flame = load_flame(flame_path, n_shape=300, n_exp=50).to(device)
 size = 64 if profile == "small" else 224
 print(f"{flame.source}: {flame.n_vertices} vertices; images of {size} px")
-
-
-def show(images, titles=None, rows=1, scale=2.2):
-    """A row (or grid) of (3, H, W) / (1, H, W) images in [0, 1]."""
-    n = len(images)
-    cols = (n + rows - 1) // rows
-    fig, axes = plt.subplots(rows, cols, figsize=(scale * cols, scale * rows), squeeze=False)
-    for ax, i in zip(axes.flat, range(rows * cols)):
-        ax.axis("off")
-        if i < n:
-            img = to_numpy(images[i].detach().float().clamp(0, 1))
-            ax.imshow(img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0), cmap="gray", vmin=0, vmax=1)
-            if titles:
-                ax.set_title(titles[i], fontsize=9)
-    plt.tight_layout()
-    return axes
 
 
 # %% [markdown]
@@ -88,7 +72,7 @@ def show(images, titles=None, rows=1, scale=2.2):
 # %%
 data = SyntheticFaces(flame, SyntheticConfig(image_size=size, n_items=1000, seed=seed))
 samples = [data[i] for i in range(6)]
-axes = show([s.image for s in samples], [f"item {s.index}" for s in samples])
+axes = show_images([s.image for s in samples], [f"item {s.index}" for s in samples])
 for ax, s in zip(axes.flat, samples):
     plot_landmarks_2d(ax, (s.landmarks68 + 1) * size / 2, s=3, color="C3")
     ax.scatter(*((s.landmarks_mp + 1) * size / 2).T, s=1, color="C0")
@@ -156,7 +140,7 @@ hull_points = torch.cat([batch.landmarks68, batch.landmarks_mp], 1).to(device)
 masked = mask_face(batch.image.to(device), hull_points, rendering, flame.faces,
                    face_sampling_weights(flame), MaskingConfig(), gen)
 i = 0
-show([batch.image[i], rendering.image[i], masked.hull[i], masked.keep[i], masked.painted[i], masked.image[i]],
+show_images([batch.image[i], rendering.image[i], masked.hull[i], masked.keep[i], masked.painted[i], masked.image[i]],
      ["input", "rendering (face)", "dilated hull", "hull − face − patches", "sampled pixels", "generator input"]);
 print(f"sampled {masked.samples.face.shape[1]} points per image, "
       f"{masked.samples.valid.float().mean():.0%} visible")
@@ -183,7 +167,7 @@ rendering_aug = render_mesh(out_aug.vertices, flame.faces, a.cam, size, face_mas
 _, moved = paint_samples(masked.samples, rendering_aug.screen_vertices, flame.faces, size)
 images = list(rendering.image) + list(rendering_aug.image) + list(moved)
 titles = [f"original {k}" for k in range(4)] + [AUGMENTATIONS[k] for k in aug.kind.tolist()] + ["moved samples"] * 4
-show(images, titles, rows=3);
+show_images(images, titles, rows=3);
 
 # %% [markdown]
 # ## One training step, dissected
@@ -226,7 +210,7 @@ for name, value in terms.items():
     if name != "total":
         print(f"{name:<16}{value:>10.4f}{getattr(w, name):>9g}{value * getattr(w, name):>10.4f}")
 print(f"{'total':<16}{terms['total']:>29.4f}")
-show([first.image[0], res.rendering[0], res.masked.image[0], res.generated[0],
+show_images([first.image[0], res.rendering[0], res.masked.image[0], res.generated[0],
       res.cycle.rendering[0], res.cycle.generated[0]],
      ["input", "rendering", "masked input", "reconstruction", "cycle: edited", "cycle: generated"]);
 
