@@ -96,8 +96,8 @@ def load_flame(flame_path: Optional[str], n_shape: int, n_exp: int):
     needed = ["flame_static_embedding.pkl", "flame_dynamic_embedding.npy", "mediapipe_landmark_embedding.npz"]
     absent = [n for n in needed if opt(n) is None]
     if absent:
-        raise FileNotFoundError(f"training needs FLAME's landmark embeddings beside {path}: {absent} "
-                                f"are missing from {d}")
+        raise FileNotFoundError(f"{path}: FLAME's landmark embeddings must lie beside the model file "
+                                f"under their official names; {absent} are missing from {d}")
     eyelids = d if (d / "l_eyelid.npy").exists() and (d / "r_eyelid.npy").exists() else None
     return FLAME.from_files(path, opt(needed[0]), opt(needed[1]), opt(needed[2]), eyelids,
                             opt("FLAME_masks.pkl"), n_shape=n_shape, n_exp=n_exp)
