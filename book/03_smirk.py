@@ -30,8 +30,8 @@
 profile = "small"
 device = "cpu"
 seed = 0
-flame_path = None  # FLAME generic_model.pkl, landmark embeddings beside it; None = built-in head
-checkpoint = None  # SMIRK checkpoint (official layout or ours); None = untrained networks
+flame_path = None  # FLAME generic_model.pkl with its landmark embeddings beside it, None means the built-in head
+checkpoint = None  # SMIRK checkpoint (official layout or ours), None means untrained networks
 
 # %%
 import csv
