@@ -24,9 +24,9 @@ no names: the classes stay distinct but no longer look like their names.
 
 **Valence and arousal** follow from the expression by a fixed mapping: the class's position on
 Russell's circumplex (:data:`PROTOTYPES`, ``valence``/``arousal``) scaled by the intensity, plus a
-small linear read-out of the expression noise (:data:`VALENCE_LOADINGS`: mouth corners up raise
-valence, a frown or furrowed brow lowers it; :data:`AROUSAL_LOADINGS`: widened eyes and raised brows
-raise arousal), plus annotation noise, clipped to [-1, 1]::
+small linear read-out of the expression noise (:data:`VALENCE_LOADINGS`: a smile and raised cheeks
+raise valence, a frown or furrowed brow lowers it; :data:`AROUSAL_LOADINGS`: widened eyes and raised
+brows raise arousal), plus annotation noise, clipped to [-1, 1]::
 
     (v, a) = s * c_k + va_expression_gain * L n + N(0, va_noise^2)
 
@@ -92,12 +92,13 @@ CROP_SCALE = 1.25  # AffectNet box -> crop (data_prep.affectnet.DEFAULT_SCALE)
 IMAGES_PER_FOLDER = 500
 REST_EYELIDS = 0.1
 
-# The built-in head's named expression components (tempsmirk/flame/builtin.py, in that order).
-LOWER_LIP_DOWN, UPPER_LIP_RAISE, SMILE, SMILE_LEFT, SMILE_RIGHT, FROWN, PUCKER, STRETCH = range(8)
-LIP_PRESS, CHEEK_PUFF, INNER_BROW_RAISE, OUTER_BROW_RAISE = range(8, 12)
+# The built-in head's named expression components (tempsmirk.flame.builtin.EXPRESSION_NAMES, in that
+# order). A "lopsided" component moves the subject's left side one way and the right side the other:
+# added to its symmetric partner it makes a one-sided action.
+LOWER_LIP_DOWN, UPPER_LIP_RAISE, SMILE, LOPSIDED_SMILE, CHEEK_RAISE, FROWN, PUCKER, STRETCH = range(8)
+LIP_PRESS, CHEEK_PUFF, INNER_BROW_RAISE, OUTER_BROW_RAISE, LOPSIDED_BROW_RAISE, EYE_CRINKLE = range(8, 14)
 BROW_FURROW, NOSE_WRINKLE, SQUINT_LEFT, SQUINT_RIGHT, WIDEN_LEFT, WIDEN_RIGHT = range(14, 20)
 CHIN_RAISE, DIMPLER = 20, 21
-CORNER_UP_LEFT, CORNER_UP_RIGHT = 28, 29
 N_NAMED = 30
 
 
@@ -116,8 +117,8 @@ class ExpressionPrototype:
 
 PROTOTYPES = (
     ExpressionPrototype("Neutral", (), 0.0, REST_EYELIDS, 0.0, 0.0),
-    ExpressionPrototype("Happy", ((SMILE, 3.0), (CORNER_UP_LEFT, 1.0), (CORNER_UP_RIGHT, 1.0),
-                                  (SQUINT_LEFT, 1.2), (SQUINT_RIGHT, 1.2)), 0.06, 0.25, 0.75, 0.35),
+    ExpressionPrototype("Happy", ((SMILE, 3.5), (CHEEK_RAISE, 1.5), (SQUINT_LEFT, 1.2), (SQUINT_RIGHT, 1.2)),
+                        0.06, 0.25, 0.75, 0.35),
     ExpressionPrototype("Sad", ((FROWN, 3.0), (INNER_BROW_RAISE, 2.5), (CHIN_RAISE, 1.5)),
                         0.0, 0.40, -0.65, -0.30),
     ExpressionPrototype("Surprise", ((INNER_BROW_RAISE, 2.5), (OUTER_BROW_RAISE, 2.5), (WIDEN_LEFT, 2.0),
@@ -129,14 +130,14 @@ PROTOTYPES = (
                         0.03, 0.30, -0.65, 0.30),
     ExpressionPrototype("Anger", ((BROW_FURROW, 3.0), (LIP_PRESS, 2.0), (SQUINT_LEFT, 1.5),
                                   (SQUINT_RIGHT, 1.5), (CHIN_RAISE, 1.0)), 0.0, 0.15, -0.55, 0.60),
-    ExpressionPrototype("Contempt", ((SMILE_RIGHT, 2.5), (CORNER_UP_RIGHT, 1.5), (DIMPLER, 1.0)),
+    # a one-sided smile: the lopsided smile cancels the symmetric one on the subject's right side
+    ExpressionPrototype("Contempt", ((SMILE, 1.8), (LOPSIDED_SMILE, 1.8), (DIMPLER, 1.0)),
                         0.0, 0.20, -0.45, 0.15),
 )
 assert tuple(p.name for p in PROTOTYPES) == EMOTION_CLASSES
 
 # Linear read-out of the expression noise into valence / arousal (rows normalised to unit length).
-VALENCE_LOADINGS = ((SMILE, 1.0), (CORNER_UP_LEFT, 0.5), (CORNER_UP_RIGHT, 0.5), (FROWN, -1.0),
-                    (BROW_FURROW, -0.5))
+VALENCE_LOADINGS = ((SMILE, 1.0), (CHEEK_RAISE, 0.5), (FROWN, -1.0), (BROW_FURROW, -0.5))
 AROUSAL_LOADINGS = ((WIDEN_LEFT, 0.5), (WIDEN_RIGHT, 0.5), (INNER_BROW_RAISE, 0.5),
                     (OUTER_BROW_RAISE, 0.5), (LIP_PRESS, 0.5))
 

@@ -8,7 +8,7 @@ import torch
 
 from data_prep.affectnet import CSV_COLUMNS, parse_annotations, read_index
 from data_prep.video import read_image
-from tempsmirk.evaluation.synthetic_affectnet import (GROUND_TRUTH_FILE, IMAGES_DIR, PROTOTYPES,
+from tempsmirk.evaluation.synthetic_affectnet import (FROWN, GROUND_TRUTH_FILE, IMAGES_DIR, PROTOTYPES, SMILE,
                                                       SyntheticAffectNetConfig, ground_truth_params,
                                                       load_ground_truth, sample_emotions,
                                                       write_synthetic_affectnet)
@@ -44,7 +44,7 @@ def test_valence_reads_the_expression_noise():
     # Neutral faces: valence is the linear read-out of the noise (smile up, frown down).
     cfg = SyntheticAffectNetConfig(va_noise=0.0)
     e = sample_emotions(torch.zeros(400, dtype=torch.long), cfg, 50, torch.Generator().manual_seed(1))
-    smile_minus_frown = e.expression[:, 2] - e.expression[:, 5]
+    smile_minus_frown = e.expression[:, SMILE] - e.expression[:, FROWN]
     assert np.corrcoef(smile_minus_frown.numpy(), e.valence.numpy())[0, 1] > 0.8
     a = sample_emotions(torch.zeros(400, dtype=torch.long), cfg, 50, torch.Generator().manual_seed(1))
     assert torch.equal(a.expression, e.expression)  # a function of the generator

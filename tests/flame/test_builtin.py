@@ -13,7 +13,8 @@ import pytest
 import scipy.sparse as sp
 from scipy.spatial import cKDTree
 
-from tempsmirk.flame.builtin import IBUG_MIRROR, MEDIAPIPE_INDICES, MEDIAPIPE_MIRROR, HeadAssets, builtin_head
+from tempsmirk.flame.builtin import (EXPRESSION_NAMES, IBUG_MIRROR, MEDIAPIPE_INDICES, MEDIAPIPE_MIRROR, HeadAssets,
+                                     builtin_head)
 
 MASK_KEYS = {"face", "eye_region", "left_eye_region", "right_eye_region", "left_eyeball", "right_eyeball",
              "lips", "nose", "forehead", "scalp", "neck", "boundary", "left_ear", "right_ear"}
@@ -373,6 +374,42 @@ def test_expression_components_are_local_to_the_face(head):
     assert (peak > 5e-4).all() and (peak < 0.01).all()
     support = (mag > 0.1 * peak).sum(0) / face.sum()
     assert support.max() < 0.45 and np.median(support) < 0.15, "expression components are localised"
+
+
+def condition_number(m: np.ndarray) -> float:
+    s = np.linalg.svd(m, compute_uv=False)
+    return float(s[0] / s[-1])
+
+
+def test_expression_coefficients_are_identifiable(head, other_seed):
+    # Like FLAME's PCA basis, no expression component is (nearly) a combination of the others,
+    # so coefficients can be recovered from the geometry.
+    for h in (head, other_seed):
+        E = h.model["shapedirs"][..., 300:].reshape(-1, 100)
+        for k, bound in ((10, 30), (20, 30), (50, 30), (100, 100)):
+            assert condition_number(E[:, :k]) < bound, f"first {k} expression components are ill conditioned"
+        norms = np.linalg.norm(E, axis=0)
+        assert norms.min() > 0.02 * norms.max(), "no expression component collapses"
+    # the random bumps are orthogonal to the named actions and to each other
+    E = head.model["shapedirs"][..., 300:].reshape(-1, 100)
+    n = len(EXPRESSION_NAMES)
+    cos = (E.T @ E) / np.outer(np.linalg.norm(E, axis=0), np.linalg.norm(E, axis=0))
+    np.testing.assert_allclose(cos[n:, :n], 0.0, atol=1e-9)
+    np.testing.assert_allclose(cos[n:, n:], np.eye(100 - n), atol=1e-9)
+
+
+def test_named_expression_constants_point_at_their_components():
+    from tempsmirk.evaluation import synthetic_affectnet as sa
+
+    assert len(EXPRESSION_NAMES) == len(set(EXPRESSION_NAMES)) == sa.N_NAMED
+    constants = {name: value for name, value in vars(sa).items()
+                 if name.isupper() and isinstance(value, int) and name not in ("N_NAMED", "IMAGES_PER_FOLDER")}
+    for name, column in constants.items():
+        assert EXPRESSION_NAMES[column] == name.lower().replace("_", " "), name
+    assert len(set(constants.values())) == len(constants), "every constant names its own column"
+    used = {c for p in sa.PROTOTYPES for c, _ in p.components}
+    used |= {c for c, _ in sa.VALENCE_LOADINGS + sa.AROUSAL_LOADINGS}
+    assert used <= set(constants.values())
 
 
 def test_identity_components_are_global_smooth_and_decaying(head):
