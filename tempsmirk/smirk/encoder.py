@@ -53,6 +53,8 @@ N_POSE_CAM = 6     # global pose (3) + camera (s, tx, ty)
 N_EXTRA_EXP = 5    # eyelids (2) + jaw (3) after the expression coefficients
 INIT_CAM_SCALE = 7.0
 JAW_SIDE_LIMIT = 0.2  # radians; bound on the jaw's two non-opening axes
+INIT_JAW_OPEN = 0.05  # radians: a barely open mouth keeps the ReLU alive at the start
+INIT_EYELIDS = 0.1    # a little closure keeps the clamp(0, 1) alive at the start
 
 
 @dataclass(frozen=True)
@@ -181,9 +183,22 @@ class ExpressionBranch(nn.Module):
 
     @torch.no_grad()
     def reset_head(self) -> None:
-        """SMIRK's init: the default Linear init scaled by 0.1 (small expressions at the start)."""
-        self.expression_layers[0].weight.mul_(0.1)
-        self.expression_layers[0].bias.mul_(0.1)
+        """SMIRK's init: the default Linear init scaled by 0.1 (small expressions at the start).
+
+        One change for training from scratch: the jaw opening and the eyelids start *inside*
+        their ReLU/clamp ranges for every image (weights ×0.001, bias = a small opening/closure).
+        A random backbone's pooled features are nearly all positive, so with SMIRK's init the
+        sign of the jaw-opening unit is the same for every image: on about half the seeds it is
+        negative everywhere, the ReLU passes no gradient, and the jaw never learns. A pretrained
+        start (SMIRK's) or a loaded checkpoint is unaffected.
+        """
+        layer = self.expression_layers[0]
+        layer.weight.mul_(0.1)
+        layer.bias.mul_(0.1)
+        e = self.n_exp
+        layer.weight[e:e + 3].mul_(0.01)  # eyelids (2) and jaw opening: ×0.001 overall
+        layer.bias[e:e + 2] = INIT_EYELIDS
+        layer.bias[e + 2] = INIT_JAW_OPEN
 
     def forward(self, img: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         out = self.expression_layers(_pooled(self.encoder, img))

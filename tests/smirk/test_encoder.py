@@ -53,6 +53,22 @@ def test_initialisation_matches_smirk(encoder):
     assert exp.weight.abs().max() > 0.01 / exp.in_features ** 0.5  # scaled, not zeroed
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_clamped_outputs_start_alive(seed):
+    """Jaw opening (ReLU) and eyelids (clamp) start inside their ranges for every image, so they
+    receive gradient from the first step. With SMIRK's plain ×0.1 init the jaw ReLU is dead for
+    all inputs on torch seed 0 (random pooled features are nearly all positive)."""
+    torch.manual_seed(seed)
+    branch = ExpressionBranch(n_exp=50).eval()
+    with torch.no_grad():
+        _, eyelids, jaw = branch(images(16, seed=seed))
+    assert (jaw[:, 0] > 0).all() and ((eyelids > 0) & (eyelids < 1)).all()
+    img = images(4, seed=seed).requires_grad_(True)
+    _, eyelids, jaw = branch.train()(img)
+    (jaw[:, 0].sum() + eyelids.sum()).backward()
+    assert branch.expression_layers[0].weight.grad[50:53].abs().sum(1).gt(0).all()
+
+
 def test_heads_against_formula():
     """Raw head outputs split and activated by hand vs the branches' forward."""
     torch.manual_seed(1)
