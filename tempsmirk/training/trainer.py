@@ -361,9 +361,11 @@ class Trainer:
         :class:`TrainingDiverged` on a non-finite loss, before anything is updated."""
         step = clip_step if batch.is_clip else smirk_step
         every = self.cfg.train.image_every
-        # Clip steps render only for the step's picture when no loss needs a rendering.
-        extra = dict(temporal=self.temporal_weights, render=bool(every and (self.step + 1) % every == 0)
-                     ) if batch.is_clip else {}
+        # Render only for the step's picture when no loss needs a rendering (encoder-only
+        # profiles: rendering and masking would otherwise cost more than the step itself).
+        extra = dict(render=bool(every and (self.step + 1) % every == 0))
+        if batch.is_clip:
+            extra["temporal"] = self.temporal_weights
         batch = batch.to(self.device)
         trains_encoder = self.trains_encoder(self.step)
         self.set_trainable(trains_encoder)

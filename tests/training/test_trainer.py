@@ -125,6 +125,7 @@ def test_pretraining_weights_train_the_encoder_every_step(tmp_path, tiny_overrid
     enc0, gen0 = _params(t.encoder), _params(t.generator)
     out = t.train_step(next(iter(t.loader(0, 1))))
     assert out.generated is None and out.cycle is None
+    assert out.rendering is None and out.masked is None  # nothing needed a rendering
     assert not _same(enc0, _params(t.encoder)) and _same(gen0, _params(t.generator))
     assert t.trains_encoder(0) and t.trains_encoder(1)
 
