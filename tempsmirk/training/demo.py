@@ -3,7 +3,8 @@
 Nothing licensed ships, so the chapters that need "a trained encoder" train one here: the
 config ``tempsmirk/configs/smirk_synthetic_small.yaml`` (64 px faces of the built-in head) for the
 profile's number of steps. The run folder lives under :func:`tempsmirk.paths.cache_dir`, named by
-a hash of the resolved config, so a changed recipe trains anew and an unchanged one is reused. A
+a hash of the resolved config, the head model and :data:`DEMO_RECIPE`, so a changed recipe trains
+anew and an unchanged one is reused. A
 run cut short resumes from its last checkpoint on the next call.
 """
 
@@ -24,6 +25,19 @@ __all__ = ["DEMO_IMAGE_SIZE", "DEMO_PROFILES", "demo_config", "demo_checkpoint"]
 DEMO_IMAGE_SIZE = 64
 #: Training steps per profile: ``small`` runs in CI on a CPU, ``full`` is a longer run.
 DEMO_PROFILES = {"small": 200, "full": 4000}
+#: Bumped when training code changes what the same config produces (part of the cache key).
+DEMO_RECIPE = 2
+
+
+def _head_fingerprint(cfg: Config) -> str:
+    """A hash of the head model the run trains on: a changed built-in head means a new run."""
+    from tempsmirk.training.trainer import load_flame
+
+    flame = load_flame(cfg.model.flame_path, cfg.model.n_shape, cfg.model.n_exp)
+    h = hashlib.sha256()
+    for t in (flame.v_template, flame.shapedirs, flame.faces):
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def demo_config(profile: str = "small", seed: int = 0) -> Config:
@@ -52,7 +66,8 @@ def demo_checkpoint(profile: str = "small", seed: int = 0, progress: bool = Fals
     from tempsmirk.training.trainer import Trainer
 
     cfg = demo_config(profile, seed)
-    key = hashlib.sha256(config_to_yaml(cfg).encode()).hexdigest()[:12]
+    recipe = f"{config_to_yaml(cfg)}\nrecipe {DEMO_RECIPE}\nhead {_head_fingerprint(cfg)}"
+    key = hashlib.sha256(recipe.encode()).hexdigest()[:12]
     run_dir = Path(root) if root is not None else cache_dir("checkpoints")
     run_dir = run_dir / f"demo-{profile}-seed{seed}-{key}"
     final = run_dir / "smirk.pt"
