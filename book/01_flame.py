@@ -136,7 +136,7 @@ print(f"from-scratch LBS matches the library: max |Δ| = {(mine - lib).abs().max
 demo = {
     "neutral": {},
     "jaw open": dict(jaw_pose=torch.tensor([[0.35, 0.0, 0.0]])),
-    "smile-ish (expr)": dict(expression=torch.tensor([[2.0, 1.5, 0.0, 0.0, 0.0]])),
+    "ψ[2] = 3 (built-in: smile)": dict(expression=torch.tensor([[0.0, 0.0, 3.0]])),
     "head turned 30°": dict(global_pose=torch.tensor([[0.0, np.radians(30), 0.0]])),
     "eyes left, lids half": dict(eye_pose=torch.tensor([[0.0, 0.35, 0.0, 0.0, 0.35, 0.0]]),
                                  eyelids=torch.tensor([[0.5, 0.5]])),
