@@ -1,6 +1,7 @@
-"""Time one SMIRK training step on the CPU, split into the reconstruction path and the cycle path.
+"""Time one SMIRK training step, split into the reconstruction path and the cycle path.
 
     .venv/bin/python tests/benchmarks/bench_smirk_train.py [--batch 8] [--size 224] [--repeats 3]
+    .venv/bin/python tests/benchmarks/bench_smirk_train.py --device cuda --batch 32 --amp   # the core config
 
 "first path" = encode + FLAME + landmarks + render + mask + generate + L1; "cycle path" = augment +
 render + move samples + generate + re-encode + cycle loss; "backward + step" = the optimiser
@@ -28,24 +29,33 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--amp", action="store_true", help="mixed precision (CUDA only), as train.amp")
     args = ap.parse_args()
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device is available here")
     if args.threads:
         torch.set_num_threads(args.threads)
     import tempfile
 
     run = tempfile.mkdtemp(prefix="bench_smirk_")
-    cfg = load_config(None, [f"run.dir={run}", f"train.batch_size={args.batch}", "train.device=cpu",
+    cfg = load_config(None, [f"run.dir={run}", f"train.batch_size={args.batch}", f"train.device={args.device}", f"train.amp={args.amp}",
                              f"data.synthetic.image_size={args.size}", "loss.perceptual=0",
                              "train.steps=1000", "train.log_every=0", "train.image_every=0"])
     t = Trainer(cfg, progress=False)
     data = SyntheticFaces(t.flame, SyntheticConfig(image_size=args.size, n_items=args.batch))
-    batch = collate_faces([data[i] for i in range(args.batch)])
+    batch = collate_faces([data[i] for i in range(args.batch)]).to(t.device)
+
+    def clock() -> float:  # CUDA runs asynchronously: wait for queued kernels before reading the time
+        if t.device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter()
     m = cfg.loss
     t.train_step(batch)  # warm-up (allocations, first-call overheads)
     t.train_step(batch)
     first, cycle, steps = [], [], []
     for _ in range(args.repeats):
-        tic = time.perf_counter()
+        tic = clock()
         p = t.encoder(batch.image)
         out = t.flame(shape=p.shape, expression=p.expression, global_pose=p.global_pose,
                       jaw_pose=p.jaw_pose, eyelids=p.eyelids)
@@ -53,18 +63,19 @@ def main() -> None:
         mk = mask_face(batch.image, torch.cat([batch.landmarks68, batch.landmarks_mp], 1), r,
                        t.flame.faces, t.face_weights, m.masking, t.rng)
         rec = reconstruction_loss(t.generator(torch.cat([r.image, mk.image], 1)), batch.image)
-        first.append(time.perf_counter() - tic)
-        tic = time.perf_counter()
+        first.append(clock() - tic)
+        tic = clock()
         c = cycle_path(t.encoder, t.generator, t.flame, batch.image, p, mk.hull, r.mask, mk.samples,
                        t.face_mask, t.templates, m.cycle_path, m.masking.n_patches, m.masking.patch_size, t.rng)
-        cycle.append(time.perf_counter() - tic)
+        cycle.append(clock() - tic)
         del rec, c
-        tic = time.perf_counter()
+        tic = clock()
         t.train_step(batch)
         t.train_step(batch)
-        steps.append((time.perf_counter() - tic) / 2)
+        steps.append((clock() - tic) / 2)
     best = lambda xs: min(xs)  # noqa: E731
-    print(f"SMIRK training step on CPU ({torch.get_num_threads()} threads), batch {args.batch}, "
+    where = f"CPU ({torch.get_num_threads()} threads)" if t.device.type == "cpu" else str(t.device)
+    print(f"SMIRK training step on {where}{', AMP' if args.amp else ''}, batch {args.batch}, "
           f"{args.size} px, best of {args.repeats}:")
     print(f"  first path (forward)     {best(first):7.3f} s")
     print(f"  cycle path (forward)     {best(cycle):7.3f} s")
