@@ -11,6 +11,13 @@ TINY = dict(n_train_per_class=8, n_val_per_class=4, image_size=32, group_size=48
 
 
 @pytest.fixture(scope="session")
+def tiny_config() -> dict:
+    """The tiny set's SyntheticAffectNetConfig fields (a fixture, so tests need not import a
+    ``conftest`` module: with several conftests that import is ambiguous)."""
+    return dict(TINY)
+
+
+@pytest.fixture(scope="session")
 def tiny_affectnet(tmp_path_factory):
     from tempsmirk.evaluation.synthetic_affectnet import SyntheticAffectNetConfig, write_synthetic_affectnet
 

@@ -14,8 +14,6 @@ from tempsmirk.evaluation.synthetic_affectnet import (FROWN, GROUND_TRUTH_FILE, 
                                                       write_synthetic_affectnet)
 from tempsmirk.render import project_points
 
-from conftest import TINY
-
 
 def test_sample_emotions_follow_the_documented_mapping():
     cfg = SyntheticAffectNetConfig(expression_noise=0.0, va_noise=0.0)
@@ -50,22 +48,22 @@ def test_valence_reads_the_expression_noise():
     assert torch.equal(a.expression, e.expression)  # a function of the generator
 
 
-def test_files_round_trip_through_the_affectnet_reader(tiny_affectnet):
+def test_files_round_trip_through_the_affectnet_reader(tiny_affectnet, tiny_config):
     root = tiny_affectnet
     train_rows, train_report = parse_annotations(root / "training.csv")
     val_rows, val_report = parse_annotations(root / "validation.csv")
     header = (root / "training.csv").read_text().splitlines()[0]
     assert tuple(header.split(",")) == CSV_COLUMNS
-    assert train_report.kept == 8 * TINY["n_train_per_class"] and not train_report.malformed
-    assert val_report.kept == 8 * TINY["n_val_per_class"] and val_report.total == val_report.kept
+    assert train_report.kept == 8 * tiny_config["n_train_per_class"] and not train_report.malformed
+    assert val_report.kept == 8 * tiny_config["n_val_per_class"] and val_report.total == val_report.kept
     # The extra rows carry codes 8/9/10; code 10 has AffectNet's -2 valence/arousal.
     assert sum(train_report.dropped_code.values()) == train_report.total - train_report.kept > 0
     assert set(train_report.dropped_code) <= {8, 9, 10}
-    for rows, per_class in ((train_rows, TINY["n_train_per_class"]), (val_rows, TINY["n_val_per_class"])):
+    for rows, per_class in ((train_rows, tiny_config["n_train_per_class"]), (val_rows, tiny_config["n_val_per_class"])):
         assert np.bincount([r.expression for r in rows], minlength=8).tolist() == [per_class] * 8
     gt = load_ground_truth(root)
     where = {p: i for i, p in enumerate(gt.paths)}
-    size = TINY["image_size"]
+    size = tiny_config["image_size"]
     for r in train_rows[:5] + val_rows[:5]:
         i = where[r.path]
         assert int(gt.label[i]) == r.expression
@@ -86,9 +84,9 @@ def test_files_round_trip_through_the_affectnet_reader(tiny_affectnet):
     np.testing.assert_allclose(r.landmarks, px.numpy(), atol=0.02)
 
 
-def test_index_aligns_with_ground_truth(tiny_affectnet, tiny_index):
+def test_index_aligns_with_ground_truth(tiny_affectnet, tiny_index, tiny_config):
     assert set(tiny_index.split) == {"train", "validation"}
-    assert len(tiny_index) == 8 * (TINY["n_train_per_class"] + TINY["n_val_per_class"])
+    assert len(tiny_index) == 8 * (tiny_config["n_train_per_class"] + tiny_config["n_val_per_class"])
     gt = load_ground_truth(tiny_affectnet / GROUND_TRUTH_FILE)
     params = ground_truth_params(gt, tiny_index.source_paths)
     assert params.expression.shape == (len(tiny_index), 50)
@@ -99,11 +97,11 @@ def test_index_aligns_with_ground_truth(tiny_affectnet, tiny_index):
     assert read_index(tiny_index.crop_paths[0].parents[3]).crop_paths == tiny_index.crop_paths
 
 
-def test_existing_set_is_reused(tiny_affectnet, tmp_path):
+def test_existing_set_is_reused(tiny_affectnet, tmp_path, tiny_config):
     from tempsmirk.evaluation.synthetic_affectnet import SyntheticAffectNetConfig as Cfg
 
     before = (tiny_affectnet / "training.csv").stat().st_mtime_ns
-    assert write_synthetic_affectnet(tiny_affectnet, Cfg(**TINY), progress=False) == tiny_affectnet
+    assert write_synthetic_affectnet(tiny_affectnet, Cfg(**tiny_config), progress=False) == tiny_affectnet
     assert (tiny_affectnet / "training.csv").stat().st_mtime_ns == before
     with pytest.raises(FileNotFoundError, match="synthetic"):
         load_ground_truth(tmp_path)
