@@ -5,13 +5,16 @@
 - :class:`SyntheticFaces` / :class:`SyntheticConfig` — rendered heads with ground truth; in clip
   mode with optional per-frame nuisances (:class:`FrameNuisance`).
 - :class:`MeadClips` / :class:`MeadConfig` — T-frame windows of MEAD clips prepared by data_prep.
+- :class:`RenderedFaces` / :func:`cached_face_set` — synthetic faces rendered once and cached
+  (:mod:`tempsmirk.data.rendered`).
 """
 
 from tempsmirk.data.clips import ClipAugmentation, MeadClips, MeadConfig
 from tempsmirk.data.synthetic import (FrameNuisance, SyntheticConfig, SyntheticFaces, apply_nuisance, item_seed,
                                       smooth_trajectory)
+from tempsmirk.data.rendered import RenderedFaces, cached_face_set, render_face_set
 from tempsmirk.data.types import FaceBatch, FaceSample, collate_faces
 
 __all__ = ["ClipAugmentation", "FaceBatch", "FaceSample", "FrameNuisance", "MeadClips", "MeadConfig",
            "SyntheticConfig", "SyntheticFaces", "apply_nuisance", "collate_faces", "item_seed",
-           "smooth_trajectory"]
+           "smooth_trajectory", "RenderedFaces", "cached_face_set", "render_face_set"]
