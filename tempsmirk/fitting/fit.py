@@ -56,7 +56,7 @@ PX = 112.0  # pixels of a 224-px crop per normalised unit
 
 # Base Adam step per group (what one step may move a parameter by, before the schedule):
 # radians, log camera scale, FLAME units (metres) of camera shift, coefficients, closure.
-_STEP = {"global_pose": 0.02, "log_scale": 0.02, "shift": 0.002, "expression": 0.05, "jaw_pose": 0.03,
+_STEP = {"global_pose": 0.02, "log_scale": 0.02, "shift": 0.002, "expression": 0.5, "jaw_pose": 0.03,
          "eyelids": 0.05, "shape": 0.05}
 
 
@@ -168,6 +168,18 @@ def _per_dimension(term: Callable[..., Tensor], track: Tensor) -> Tensor:
     the equations as printed). Each dimension goes in as its own one-dimensional clip, (D, T, 1),
     so the value does not depend on how the term reduces over D."""
     return term(track.T[:, :, None], reduction="none").sum()
+
+
+def _better_rigid(model: LandmarkFlame, init: EncoderOutput, closed_form: EncoderOutput,
+                  targets: FitTargets) -> EncoderOutput:
+    """``init`` with, per frame, the head rotation and camera of ``closed_form`` where those
+    reproject the landmarks better (with ``init``'s shape, expression and jaw): an encoder that
+    has never seen such a face (the book's demo encoder on a real video) should not hold the fit
+    back, a good one keeps its pose."""
+    swapped = replace(init, global_pose=closed_form.global_pose, cam=closed_form.cam)
+    better = reprojection_error(model, swapped, targets) < reprojection_error(model, init, targets)
+    pick = lambda a, b: torch.where(better.view(-1, *[1] * (a.dim() - 1)), b, a)  # noqa: E731
+    return replace(init, global_pose=pick(init.global_pose, swapped.global_pose), cam=pick(init.cam, swapped.cam))
 
 
 def _blend(a: EncoderOutput, b: EncoderOutput, weight: Tensor) -> EncoderOutput:
@@ -330,9 +342,9 @@ def track(model: LandmarkFlame, targets: FitTargets, config: FitConfig = FitConf
         raise ValueError(f"no face was found in any of the {t} frames; there is nothing to fit")
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    if init is None:
-        init = initial_params(model, targets)
-    init = init.to(device=device, dtype=dtype)
+    closed_form = initial_params(model, targets)
+    init = closed_form if init is None else _better_rigid(model, init.to(device=device, dtype=dtype),
+                                                          closed_form, targets)
 
     # 1. identity
     shape = init.shape[found].mean(0, keepdim=True)

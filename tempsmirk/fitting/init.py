@@ -85,7 +85,10 @@ def rigid_from_landmarks(points: Tensor, root: Tensor, targets: Tensor, valid: T
     u_mean = (w[..., None] * u).sum(1) / n
     xc, uc = x - x_mean[:, None], u - u_mean[:, None]
     a = torch.einsum("tl,tli,tlj->tij", w, xc, xc)  # (T, 3, 3)
-    a = a + ridge * a.diagonal(dim1=1, dim2=2).sum(-1)[:, None, None] * torch.eye(3, dtype=dtype, device=a.device)
+    eye = torch.eye(3, dtype=dtype, device=a.device)
+    few = (w > 0).sum(1) < 4  # too few points for a rotation (handled below)
+    a = a + ridge * a.diagonal(dim1=1, dim2=2).sum(-1)[:, None, None] * eye
+    a = torch.where(few[:, None, None], eye, a)
     b = torch.einsum("tl,tli,tlj->tij", w, uc, xc)  # (T, 2, 3)
     m = torch.linalg.solve(a, b.transpose(1, 2)).transpose(1, 2)  # (T, 2, 3), M = B A⁻¹
     uu, sv, vh = torch.linalg.svd(m, full_matrices=False)  # (T,2,2), (T,2), (T,2,3)
@@ -93,10 +96,9 @@ def rigid_from_landmarks(points: Tensor, root: Tensor, targets: Tensor, valid: T
     rot = torch.cat([rows, torch.linalg.cross(rows[:, 0], rows[:, 1])[:, None]], dim=1)
     s = sv.mean(1)
     # Too few points for a rotation: identity, and the scale of the points' spread.
-    few = (w > 0).sum(1) < 4
     if bool(few.any()):
         spread = (uc.pow(2).sum(-1) * w).sum(1).sqrt() / (xc[..., :2].pow(2).sum(-1) * w).sum(1).sqrt().clamp(min=1e-12)
-        rot = torch.where(few[:, None, None], torch.eye(3, dtype=dtype, device=rot.device).expand(t, 3, 3), rot)
+        rot = torch.where(few[:, None, None], eye.expand(t, 3, 3), rot)
         s = torch.where(few, spread, s)
     s = s.clamp(min=1e-6)
     posed_mean = torch.einsum("tij,tj->ti", rot, x_mean - j0) + j0
