@@ -164,10 +164,10 @@ def initial_params(model: LandmarkFlame, targets: FitTargets, shape: Optional[Te
 
 
 def _per_dimension(term: Callable[..., Tensor], track: Tensor) -> Tensor:
-    """Eq. (3) or (4) of one clip's (T, D) track, summed over the D dimensions (the norm form of
-    the equations as printed). Each dimension goes in as its own one-dimensional clip, (D, T, 1),
-    so the value does not depend on how the term reduces over D."""
-    return term(track.T[:, :, None], reduction="none").sum()
+    """Eq. (3) or (4) of one clip's (T, D) track for each of its D dimensions: (D,). Each
+    dimension goes in as its own one-dimensional clip, (D, T, 1), so the values do not depend on
+    how the term reduces over D; their sum is the norm form of the equations as printed."""
+    return term(track.T[:, :, None], reduction="none")
 
 
 def _better_rigid(model: LandmarkFlame, init: EncoderOutput, closed_form: EncoderOutput,
@@ -242,15 +242,24 @@ def fit_clip(model: LandmarkFlame, targets: FitTargets, config: FitConfig = FitC
     opt = torch.optim.Adam([{"params": [variables[k]], "lr": _STEP[k] * config.lr, "name": k} for k in trained])
     base_lr = [g["lr"] for g in opt.param_groups]
 
-    target_mp = torch.nan_to_num(targets.mediapipe[..., :2].to(device, dtype))
-    target_c = None
+    # Data: MediaPipe and contour points projected together, each group's mean weighted.
     use_contour = targets.contour is not None and model.has_landmarks68 and config.contour > 0
+    target = targets.mediapipe[..., :2]
+    n_mp = target.shape[1]
+    point_w = torch.full((n_mp,), config.landmarks_mp / n_mp, dtype=dtype, device=device)
     if use_contour:
-        target_c = torch.nan_to_num(targets.contour[..., :2].to(device, dtype))
-    w_found = found.to(dtype) / found.sum()
+        target = torch.cat([target, targets.contour[..., :2]], dim=1)
+        n_c = targets.contour.shape[1]
+        point_w = torch.cat([point_w, torch.full((n_c,), config.contour / n_c, dtype=dtype, device=device)])
+    target = torch.nan_to_num(target.to(device, dtype))
+    frame_w = found.to(dtype) / found.sum() * PX ** 2  # mean over found frames, in pixels²
+    every = bool(found.all())
+    on = lambda x: x if every else x[found]  # noqa: E731 - priors on frames with a face only
+    # Temporal: eq. (3) on every smoothed group at once, one weight per column of the track.
     smooth = config.smooth if temporal and t > 1 else 0.0
-    groups = {"expression": config.smooth_expression, "jaw_pose": config.smooth_jaw,
-              "global_pose": config.smooth_pose, "eyelids": config.smooth_eyelids}
+    columns = [(config.smooth_expression, model.n_exp), (config.smooth_jaw, 3), (config.smooth_pose, 3),
+               (config.smooth_eyelids, 2), (config.smooth_camera, 3)]
+    smooth_w = torch.cat([torch.full((n,), smooth * w, dtype=dtype, device=device) for w, n in columns])
     identity = config.identity if (temporal and per_frame_shape and t > 1) else 0.0
 
     def assemble() -> EncoderOutput:
@@ -266,25 +275,20 @@ def fit_clip(model: LandmarkFlame, targets: FitTargets, config: FitConfig = FitC
                 g["lr"] = lr * _schedule(i, n_steps)
             p = assemble()
             out = model(variables["shape"], p.expression, p.global_pose, p.jaw_pose, p.eyelids, inner=False)
-            sq = (_project(out.mediapipe, p.cam) - target_mp).pow(2).sum(-1).mean(1)  # (T,) normalised²
-            data = config.landmarks_mp * sq
-            if use_contour:
-                data = data + config.contour * (_project(out.contour, p.cam) - target_c).pow(2).sum(-1).mean(1)
-            loss = (data * w_found).sum() * PX ** 2
-            loss = loss + config.expression_reg * expression_reg(p.expression[found]) \
-                + config.jaw_reg * jaw_reg(p.jaw_pose[found])
+            points = torch.cat([out.mediapipe, out.contour], dim=1) if use_contour else out.mediapipe
+            sq = (_project(points, p.cam) - target).pow(2).sum(-1)  # (T, L) normalised²
+            loss = ((sq @ point_w) * frame_w).sum()
+            loss = loss + config.expression_reg * expression_reg(on(p.expression)) \
+                + config.jaw_reg * jaw_reg(on(p.jaw_pose))
             if fit_shape:
                 loss = loss + config.shape_reg * shape_reg(variables["shape"])
             if smooth > 0:
-                for name, w in groups.items():
-                    if w > 0:
-                        loss = loss + smooth * w * _per_dimension(smoothness_loss, getattr(p, name))
-                if config.smooth_camera > 0:
-                    sc = p.cam[:, :1]
-                    image_cam = torch.cat([sc.log(), sc * p.cam[:, 1:]], dim=1)  # log scale, image shift
-                    loss = loss + smooth * config.smooth_camera * _per_dimension(smoothness_loss, image_cam)
+                v = variables
+                image_cam = torch.cat([v["log_scale"], v["log_scale"].exp() * v["shift"]], dim=1)  # log s, s·t
+                track = torch.cat([p.expression, p.jaw_pose, p.global_pose, p.eyelids, image_cam], dim=1)
+                loss = loss + (smooth_w * _per_dimension(smoothness_loss, track)).sum()
             if identity > 0:
-                loss = loss + identity * _per_dimension(identity_loss, p.shape)
+                loss = loss + identity * _per_dimension(identity_loss, p.shape).sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
