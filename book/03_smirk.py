@@ -30,7 +30,7 @@
 profile = "small"
 device = "cpu"
 seed = 0
-flame_path = None  # FLAME generic_model.pkl with its landmark embeddings beside it, None means the built-in head
+flame_path = None  # FLAME model file or asset folder (None: the built-in head)
 checkpoint = None  # SMIRK checkpoint (official layout or ours), None means untrained networks
 
 # %%

@@ -39,7 +39,7 @@ device = "cpu"
 seed = 0
 video_path = None  # a video showing one face (try ../shared/data/video/...); None: synthetic clip only
 checkpoint = None  # SMIRK checkpoint (official layout or ours); None: the book's demo encoder
-flame_path = None  # FLAME generic_model.pkl with landmark embeddings beside it; None: built-in head
+flame_path = None  # FLAME model file or asset folder (None: the built-in head)
 
 # %%
 from pathlib import Path

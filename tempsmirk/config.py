@@ -51,8 +51,8 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """flame_path: FLAME model file (None = built-in head; landmark files beside it by their
-    official names). n_exp, n_shape: coefficients predicted. frozen: encoder branches that do not
+    """flame_path: FLAME model file or asset folder, e.g. SMIRK's ``assets/`` (None = built-in head;
+    :func:`tempsmirk.flame.load_flame`). n_exp, n_shape: coefficients predicted. frozen: encoder branches that do not
     train (SMIRK freezes ``shape`` when starting from a pretrained encoder). init_checkpoint:
     SMIRK-layout weights to start from. vgg_path: local VGG16 weights for the perceptual loss."""
 

@@ -42,7 +42,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", type=Path, default=None,
                    help="SMIRK checkpoint (official layout or ours); optional with --fit")
     p.add_argument("--flame", type=Path, default=None,
-                   help="FLAME generic_model.pkl with its landmark embeddings beside it; default: built-in head")
+                   help="FLAME model file or asset folder (SMIRK's assets/, DECA's data/; README 'Real "
+                        "assets'); default: built-in head")
     p.add_argument("--out", type=Path, required=True, help="output folder DIR (results go to DIR/<stem>/)")
     p.add_argument("--size", type=int, default=224,
                    help="encoder input size N in pixels (official checkpoints: 224; the book's demo: 64)")

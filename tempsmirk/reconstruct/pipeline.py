@@ -289,14 +289,14 @@ def load_models(checkpoint: Optional[str | Path], flame_path: Optional[str | Pat
 
     The coefficient counts come from the checkpoint (:func:`checkpoint_sizes`); without a
     checkpoint (fitting alone) there is no encoder or generator, and FLAME keeps 300 shape and 50
-    expression coefficients. ``flame_path`` None is the built-in head, otherwise a FLAME file with
-    its landmark embeddings beside it (:func:`tempsmirk.training.load_flame`).
+    expression coefficients. ``flame_path`` None is the built-in head, otherwise a FLAME model
+    file or asset folder (:func:`tempsmirk.flame.load_flame`; no landmark file is required).
 
     Raises:
         FileNotFoundError, :class:`~tempsmirk.smirk.CheckpointError`: unusable checkpoint.
         :class:`FlameModelError`: unusable FLAME file.
     """
-    from tempsmirk.training import load_flame
+    from tempsmirk.flame import load_flame
 
     encoder = generator = None
     n_exp, n_shape = 50, 300
@@ -307,13 +307,12 @@ def load_models(checkpoint: Optional[str | Path], flame_path: Optional[str | Pat
         encoder, generator = load_smirk_checkpoint(checkpoint, n_exp=n_exp, n_shape=n_shape,
                                                    with_generator=with_generator)
     try:
-        flame = load_flame(None if flame_path is None else str(flame_path), n_shape, n_exp)
+        flame = load_flame(flame_path, n_shape, n_exp, require=())
     except (OSError, ValueError, KeyError, EOFError, IndexError, TypeError, AttributeError,
             pickle.UnpicklingError) as exc:  # what a wrong or damaged pickle raises; FlameFileError is a ValueError
         raise FlameModelError(f"could not load the FLAME model {flame_path}: {exc}. Expected a FLAME "
-                              "2020/2023 pickle (generic_model.pkl) with flame_static_embedding.pkl, "
-                              "flame_dynamic_embedding.npy and mediapipe_landmark_embedding.npz beside "
-                              "it; leave --flame out to use the built-in head") from exc
+                              "2020/2023 pickle or an asset folder (README, 'Real assets'); leave "
+                              "--flame out to use the built-in head") from exc
     if generator is not None:
         generator = generator.to(device).eval()
     return (None if encoder is None else prepare_encoder(encoder, device)), generator, flame.to(device)

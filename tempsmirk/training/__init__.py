@@ -7,7 +7,8 @@ from tempsmirk.training.demo import DEMO_IMAGE_SIZE, DEMO_PROFILES, demo_checkpo
 from tempsmirk.training.experiment import (Condition, EvalSpec, ExperimentSpec, finetune_config, run_experiment,
                                            summary_table, verdict)
 from tempsmirk.training.step import LossTerms, StepOutput, clip_step, smirk_step
-from tempsmirk.training.trainer import CHECKPOINT_FORMAT, StepBatches, Trainer, TrainingDiverged, image_grid, load_flame
+from tempsmirk.flame import load_flame  # defined in tempsmirk.flame.assets; kept importable from here
+from tempsmirk.training.trainer import CHECKPOINT_FORMAT, StepBatches, Trainer, TrainingDiverged, image_grid
 
 __all__ = ["CHECKPOINT_FORMAT", "DEMO_IMAGE_SIZE", "DEMO_PROFILES", "Condition", "EvalSpec", "ExperimentSpec",
            "LossTerms", "StepBatches", "StepOutput", "Trainer", "TrainingDiverged", "clip_step", "demo_checkpoint",

@@ -31,7 +31,7 @@ DEMO_RECIPE = 2
 
 def _head_fingerprint(cfg: Config) -> str:
     """A hash of the head model the run trains on: a changed built-in head means a new run."""
-    from tempsmirk.training.trainer import load_flame
+    from tempsmirk.flame import load_flame
 
     flame = load_flame(cfg.model.flame_path, cfg.model.n_shape, cfg.model.n_exp)
     h = hashlib.sha256()

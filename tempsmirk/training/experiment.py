@@ -486,7 +486,7 @@ def run_experiment(cfg: Config, checkpoint: Union[str, Path], spec: ExperimentSp
         progress: a progress bar over the runs.
     Explained in chapter 5.
     """
-    from tempsmirk.training.trainer import load_flame
+    from tempsmirk.flame import load_flame
 
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():

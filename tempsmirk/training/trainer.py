@@ -42,6 +42,7 @@ from tempsmirk.config import Config, config_to_yaml, save_config
 from tempsmirk.data.clips import MeadClips
 from tempsmirk.data.synthetic import SyntheticFaces, item_seed
 from tempsmirk.data.types import FaceBatch, collate_faces
+from tempsmirk.flame import load_flame
 from tempsmirk.losses import PerceptualLoss
 from tempsmirk.meshio import atomic_write_bytes
 from tempsmirk.seeding import seed_everything
@@ -53,7 +54,7 @@ from tempsmirk.smirk.masking import face_sampling_weights
 from tempsmirk.temporal import TemporalTerms
 from tempsmirk.training.step import LossTerms, StepOutput, clip_step, generator_needed, smirk_step
 
-__all__ = ["Trainer", "TrainingDiverged", "lr_factor", "StepBatches", "load_flame", "image_grid", "CHECKPOINT_FORMAT",
+__all__ = ["Trainer", "TrainingDiverged", "lr_factor", "StepBatches", "image_grid", "CHECKPOINT_FORMAT",
            "LOG_FIELDS", "TEMPORAL_LOG_FIELDS"]
 
 CHECKPOINT_FORMAT = "tempsmirk.training/1"
@@ -78,29 +79,6 @@ def lr_factor(steps: int, warmup_steps: int, final_scale: float):
 
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the run stopped before any optimiser step used it."""
-
-
-def load_flame(flame_path: Optional[str], n_shape: int, n_exp: int):
-    """The built-in head (``flame_path`` None) or a FLAME file with its landmark embeddings, eyelids
-    and masks found beside it under their official names (each optional except the landmarks)."""
-    from tempsmirk.flame import FLAME
-
-    if flame_path is None:
-        return FLAME.builtin(seed=0, n_shape=n_shape, n_exp=n_exp)
-    path = Path(flame_path)
-    d = path.parent
-
-    def opt(name: str):
-        return d / name if (d / name).exists() else None
-
-    needed = ["flame_static_embedding.pkl", "flame_dynamic_embedding.npy", "mediapipe_landmark_embedding.npz"]
-    absent = [n for n in needed if opt(n) is None]
-    if absent:
-        raise FileNotFoundError(f"{path}: FLAME's landmark embeddings must lie beside the model file "
-                                f"under their official names; {absent} are missing from {d}")
-    eyelids = d if (d / "l_eyelid.npy").exists() and (d / "r_eyelid.npy").exists() else None
-    return FLAME.from_files(path, opt(needed[0]), opt(needed[1]), opt(needed[2]), eyelids,
-                            opt("FLAME_masks.pkl"), n_shape=n_shape, n_exp=n_exp)
 
 
 class StepBatches(Sampler[list[int]]):

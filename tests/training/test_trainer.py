@@ -141,15 +141,3 @@ def test_lr_factor_warmup_then_cosine():
     assert [g(i) for i in range(4)] == [0.25, 0.5, 0.75, 1.0]
     assert g(7) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
     assert all(g(i) >= g(i + 1) for i in range(4, 12))
-
-
-def test_load_flame_names_the_missing_embeddings(tmp_path):
-    from tempsmirk.training import load_flame
-
-    model = tmp_path / "generic_model.pkl"
-    model.write_bytes(b"\x80\x04N.")  # never read: the embeddings are checked first
-    (tmp_path / "flame_static_embedding.pkl").write_bytes(b"")
-    with pytest.raises(FileNotFoundError, match="must lie beside the model file") as err:
-        load_flame(str(model), n_shape=10, n_exp=10)
-    assert "flame_dynamic_embedding.npy" in str(err.value)
-    assert "flame_static_embedding.pkl" not in str(err.value).split("; ")[1]
