@@ -123,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
         return _error(f"video {args.video} does not exist; expected a video file")
     try:
         probe_video(args.video)  # fail fast, before loading models
-        encoder, generator, flame = load_models(args.checkpoint, args.flame, not args.no_generator, device)
+        encoder, generator, flame = load_models(args.checkpoint, args.flame, not args.no_generator, device,
+                                                require=("mediapipe",) if fit is not None else ())
         result = reconstruct_video(
             args.video, encoder, flame, args.out, generator=generator, crop_size=args.size,
             scale=DEFAULT_SCALE if args.scale is None else args.scale, batch_size=args.batch_size,

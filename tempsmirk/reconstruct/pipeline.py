@@ -284,13 +284,14 @@ def checkpoint_sizes(path: str | Path) -> tuple[int, int]:
 
 
 def load_models(checkpoint: Optional[str | Path], flame_path: Optional[str | Path] = None,
-                with_generator: bool = True, device: str | torch.device = "cpu"):
+                with_generator: bool = True, device: str | torch.device = "cpu", require: Sequence[str] = ()):
     """Encoder (prepared, :func:`prepare_encoder`), generator (or None) and FLAME for reconstruction.
 
     The coefficient counts come from the checkpoint (:func:`checkpoint_sizes`); without a
     checkpoint (fitting alone) there is no encoder or generator, and FLAME keeps 300 shape and 50
     expression coefficients. ``flame_path`` None is the built-in head, otherwise a FLAME model
-    file or asset folder (:func:`tempsmirk.flame.load_flame`; no landmark file is required).
+    file or asset folder (:func:`tempsmirk.flame.load_flame`; ``require`` names the asset features
+    that must be there, e.g. ``("mediapipe",)`` for fitting).
 
     Raises:
         FileNotFoundError, :class:`~tempsmirk.smirk.CheckpointError`: unusable checkpoint.
@@ -307,7 +308,7 @@ def load_models(checkpoint: Optional[str | Path], flame_path: Optional[str | Pat
         encoder, generator = load_smirk_checkpoint(checkpoint, n_exp=n_exp, n_shape=n_shape,
                                                    with_generator=with_generator)
     try:
-        flame = load_flame(flame_path, n_shape, n_exp, require=())
+        flame = load_flame(flame_path, n_shape, n_exp, require=require)
     except (OSError, ValueError, KeyError, EOFError, IndexError, TypeError, AttributeError,
             pickle.UnpicklingError) as exc:  # what a wrong or damaged pickle raises; FlameFileError is a ValueError
         raise FlameModelError(f"could not load the FLAME model {flame_path}: {exc}. Expected a FLAME "

@@ -51,3 +51,10 @@ def make_clip(flame: FLAME, frames: int, noise_px: float, seed: int = 0) -> Clip
     noisy = replace(clean, mediapipe=mp + torch.randn(mp.shape, generator=g) * noise_px / PX,
                     contour=contour + torch.randn(contour.shape, generator=g) * noise_px / PX)
     return Clip(truth, clean, noisy)
+
+
+@pytest.fixture(scope="session")
+def make_clip_of(flame):
+    """``make_clip_of(frames, noise_px, seed=0)`` -> :class:`Clip` on the built-in head (a fixture,
+    not an import: test folders each have a conftest module)."""
+    return lambda frames, noise_px, seed=0: make_clip(flame, frames, noise_px, seed)

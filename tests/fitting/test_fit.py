@@ -8,7 +8,6 @@ from dataclasses import replace
 import pytest
 import torch
 
-from conftest import make_clip
 from tempsmirk.fitting import PX, FitConfig, FitTargets, fit_clip, initial_params, reprojection_error, track
 from tempsmirk.render import project_points
 from tempsmirk.temporal import jitter_report, rotation_angle_deg
@@ -26,11 +25,11 @@ def errors(flame, model, params, clip) -> dict[str, float]:
                 vertex_accel_error_mm=r.vertex_accel_error_mm)
 
 
-def test_fit_recovers_known_parameters(flame, model):
+def test_fit_recovers_known_parameters(flame, model, make_clip_of):
     """Noise of 0.5 px (224-px crop) on the landmarks, the identity known: head rotation within
     1°, jaw within 1°, camera scale within 1 %, the clean landmarks within 0.5 px and the
     pose-normalised mesh within 0.5 mm (measured: 0.43°, 0.47°, 0.2 %, 0.27 px, 0.22 mm)."""
-    clip = make_clip(flame, 24, noise_px=0.5)
+    clip = make_clip_of(24, noise_px=0.5)
     init = initial_params(model, clip.noisy, clip.truth.shape[:1])
     e = errors(flame, model, track(model, clip.noisy, KNOWN_SHAPE, init, temporal=False).params, clip)
     assert e["pose_deg"] < 1.0 and e["jaw_deg"] < 1.0 and e["scale"] < 0.01, e
@@ -39,11 +38,11 @@ def test_fit_recovers_known_parameters(flame, model):
     assert start["px"] > 4 * e["px"] and start["vertex_mm"] > 4 * e["vertex_mm"], (start, e)
 
 
-def test_fit_with_the_identity_stage(flame, model):
+def test_fit_with_the_identity_stage(flame, model, make_clip_of):
     """Shape fitted too, from the mean face: landmarks still within 0.6 px of the clean ones,
     rotation within 3°, scale within 5 % (shape and camera scale trade off in an orthographic
     view, which is why these bounds are looser)."""
-    clip = make_clip(flame, 24, noise_px=0.5)
+    clip = make_clip_of(24, noise_px=0.5)
     res = track(model, clip.noisy, FitConfig(identity_iterations=100), temporal=False)
     e = errors(flame, model, res.params, clip)
     assert e["px"] < 0.6 and e["pose_deg"] < 3.0 and e["scale"] < 0.05, e
@@ -51,11 +50,11 @@ def test_fit_with_the_identity_stage(flame, model):
     assert set(res.seconds) == {"identity", "tracking"}
 
 
-def test_temporal_terms_lower_jitter_without_costing_accuracy(flame, model):
+def test_temporal_terms_lower_jitter_without_costing_accuracy(flame, model, make_clip_of):
     """1.5 px of noise: the temporal terms cut the mesh's acceleration (and its error against the
     truth's) at least five-fold, and the per-frame errors do not rise (measured: 1.07 -> 0.06
     mm/frame², vertex error 0.51 -> 0.34 mm, rotation 1.1° -> 0.6°)."""
-    clip = make_clip(flame, 48, noise_px=1.5)
+    clip = make_clip_of(48, noise_px=1.5)
     init = initial_params(model, clip.noisy, clip.truth.shape[:1])
     off = errors(flame, model, track(model, clip.noisy, KNOWN_SHAPE, init, temporal=False).params, clip)
     on = errors(flame, model, track(model, clip.noisy, KNOWN_SHAPE, init, temporal=True).params, clip)
@@ -65,8 +64,8 @@ def test_temporal_terms_lower_jitter_without_costing_accuracy(flame, model):
         assert on[k] <= 1.05 * off[k] + 0.02, (k, on, off)
 
 
-def test_frames_without_a_face_keep_their_index(flame, model):
-    clip = make_clip(flame, 24, noise_px=0.5)
+def test_frames_without_a_face_keep_their_index(flame, model, make_clip_of):
+    clip = make_clip_of(24, noise_px=0.5)
     lost = torch.zeros(24, dtype=torch.bool)
     lost[[0, 9, 10, 11]] = True
     targets = replace(clip.noisy, found=~lost,
@@ -98,11 +97,11 @@ def _acceleration(x):
     return (x[:-2] - 2 * x[1:-1] + x[2:]).norm(dim=-1).mean(-1)  # (T-2,) px per frame²
 
 
-def test_windows_join_without_a_jump(flame, model):
+def test_windows_join_without_a_jump(flame, model, make_clip_of):
     """A 60-frame clip in windows of 24 sharing 8 frames against one window: the landmarks stay
     within 0.25 px of the single window's on every frame and accelerate at most 0.1 px/frame²
     more anywhere (measured 0.11 and 0.04). Without the overlap the seams show (0.32 px/frame²)."""
-    clip = make_clip(flame, 60, noise_px=1.0, seed=2)
+    clip = make_clip_of(60, noise_px=1.0, seed=2)
     init = initial_params(model, clip.noisy, clip.truth.shape[:1])
     single = _landmark_px(model, track(model, clip.noisy, replace(KNOWN_SHAPE, window=60), init).params)
     windowed = _landmark_px(model, track(model, clip.noisy, replace(KNOWN_SHAPE, window=24, overlap=8), init).params)
