@@ -16,7 +16,8 @@ import importlib
 
 _EXPORTS = {
     "config": ("FitConfig",),
-    "fit": ("PX", "FitResult", "FitTargets", "fit_clip", "initial_params", "reprojection_error", "track"),
+    "fit": ("PX", "FitResult", "FitTargets", "fit_clip", "initial_params", "project_targets", "reprojection_error",
+            "track"),
     "init": ("matrix_to_axis_angle", "rigid_from_landmarks"),
     "sparse": ("LandmarkFlame", "SparseLandmarks", "landmark_matrix"),
 }

@@ -12,13 +12,14 @@ L_id), minimising::
       + w_ψ · mean ψ²  +  w_β · mean β²  +  w_jaw · mean θ_jaw²                          (priors)
       + λ_smooth · Σ_g w_g L_smooth(g)  +  λ_id · L_id  +  λ_smooth · w_cam L_smooth(camera)
 
-over the frames where a face was found. u are MediaPipe's detections (the 105 points FLAME's
+over the frames where a face was found (the means run over frames, points and coefficients). u are MediaPipe's detections (the 105 points FLAME's
 MediaPipe embedding places, and, where the model has an iBUG embedding, the 17 jaw-contour points
 read off MediaPipe's face oval with :data:`tempsmirk.data.clips.MP_TO_IBUG68`). The priors are
 SMIRK's regularisers (:mod:`tempsmirk.losses.regularizers`); L_smooth and L_id are eqs. (3)–(4)
-(:func:`tempsmirk.temporal.temporal_loss`, group weights :class:`~tempsmirk.temporal.TemporalWeights`,
-scaled by λ_smooth); the camera term is ours — without it the landmarks' frame-to-frame jitter
-moves into the camera. Frames without a face keep their index and their ``found = False`` flag:
+as printed (norms, summed over each group's dimensions; :func:`tempsmirk.temporal.smoothness_loss`
+and :func:`~tempsmirk.temporal.identity_loss` applied per dimension), with the fit's own group
+weights (:class:`~tempsmirk.fitting.FitConfig`); the camera term is ours — without it the
+landmarks' frame-to-frame jitter moves into the camera. Frames without a face keep their index and their ``found = False`` flag:
 they have no data and no prior, only the temporal terms, and after the fit they are set to the
 straight line between their neighbours (a minimiser of L_smooth across the gap).
 
@@ -42,14 +43,14 @@ from torch import Tensor
 
 from tempsmirk.fitting.config import FitConfig
 from tempsmirk.fitting.init import rigid_from_landmarks
-from tempsmirk.fitting.sparse import LandmarkFlame, SparseLandmarks
+from tempsmirk.fitting.sparse import LandmarkFlame
 from tempsmirk.losses.regularizers import expression_reg, jaw_reg, shape_reg
 from tempsmirk.render.camera import project_points
 from tempsmirk.smirk.encoder import JAW_SIDE_LIMIT, EncoderOutput
 from tempsmirk.temporal import identity_loss, smoothness_loss
 
 __all__ = ["PX", "FitConfig", "FitTargets", "FitResult", "initial_params", "fit_clip", "track",
-           "reprojection_error"]
+           "project_targets", "reprojection_error"]
 
 PX = 112.0  # pixels of a 224-px crop per normalised unit
 
@@ -125,6 +126,24 @@ def _project(points: Tensor, cam: Tensor) -> Tensor:
     return project_points(points, cam).normalised
 
 
+@torch.no_grad()
+def project_targets(flame, params: EncoderOutput, noise_px: float = 0.0,
+                    generator: Optional[torch.Generator] = None) -> FitTargets:
+    """The landmarks a perfect detector would give for known parameters: FLAME's MediaPipe points
+    and jaw contour (from the full mesh) projected with ``params.cam``, plus i.i.d. Gaussian
+    noise of ``noise_px`` pixels (224-px crop) per coordinate. params: (T, ...); every frame found.
+    For tests and for measuring the fit apart from a detector's bias (chapter 7)."""
+    out = flame(shape=params.shape, expression=params.expression, global_pose=params.global_pose,
+                jaw_pose=params.jaw_pose, eyelids=params.eyelids)
+    mp = project_points(out.landmarks_mp, params.cam).normalised
+    contour = project_points(out.landmarks68[:, :17], params.cam).normalised if out.landmarks68 is not None else None
+    if noise_px > 0:
+        mp = mp + torch.randn(mp.shape, generator=generator).to(mp) * (noise_px / PX)
+        if contour is not None:
+            contour = contour + torch.randn(contour.shape, generator=generator).to(contour) * (noise_px / PX)
+    return FitTargets(mp, torch.ones(params.batch_size, dtype=torch.bool), contour)
+
+
 def reprojection_error(model: LandmarkFlame, params: EncoderOutput, targets: FitTargets) -> Tensor:
     """Mean distance between projected and detected MediaPipe points per frame, pixels at 224 px:
     (T,), NaN where no face was found."""
@@ -170,16 +189,25 @@ def _per_dimension(term: Callable[..., Tensor], track: Tensor) -> Tensor:
     return term(track.T[:, :, None], reduction="none")
 
 
-def _better_rigid(model: LandmarkFlame, init: EncoderOutput, closed_form: EncoderOutput,
+def _better_start(model: LandmarkFlame, init: EncoderOutput, closed_form: EncoderOutput,
                   targets: FitTargets) -> EncoderOutput:
-    """``init`` with, per frame, the head rotation and camera of ``closed_form`` where those
-    reproject the landmarks better (with ``init``'s shape, expression and jaw): an encoder that
-    has never seen such a face (the book's demo encoder on a real video) should not hold the fit
-    back, a good one keeps its pose."""
-    swapped = replace(init, global_pose=closed_form.global_pose, cam=closed_form.cam)
-    better = reprojection_error(model, swapped, targets) < reprojection_error(model, init, targets)
-    pick = lambda a, b: torch.where(better.view(-1, *[1] * (a.dim() - 1)), b, a)  # noqa: E731
-    return replace(init, global_pose=pick(init.global_pose, swapped.global_pose), cam=pick(init.cam, swapped.cam))
+    """Per frame, the start that reprojects the landmarks best among ``init`` (an encoder's
+    prediction), ``init`` with the closed-form head rotation and camera, and the closed-form start
+    itself (neutral expression, closed jaw): an encoder that has never seen such a face (the
+    book's demo encoder on a real video) does not hold the fit back, a good one keeps its
+    prediction. The shape stays ``init``'s (the identity stage refits it)."""
+    rigid = replace(init, global_pose=closed_form.global_pose, cam=closed_form.cam)
+    neutral = replace(closed_form, shape=init.shape)
+    options = [init, rigid, neutral]
+    err = torch.stack([torch.nan_to_num(reprojection_error(model, o, targets), nan=float("inf"))
+                       for o in options])  # (3, T)
+    best = err.argmin(0)
+
+    def pick(name: str) -> Tensor:
+        x = torch.stack([getattr(o, name) for o in options])  # (3, T, ...)
+        return x[best, torch.arange(best.numel(), device=best.device)]
+
+    return EncoderOutput(**{f.name: pick(f.name) for f in fields(EncoderOutput)})
 
 
 def _blend(a: EncoderOutput, b: EncoderOutput, weight: Tensor) -> EncoderOutput:
@@ -347,7 +375,7 @@ def track(model: LandmarkFlame, targets: FitTargets, config: FitConfig = FitConf
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     closed_form = initial_params(model, targets)
-    init = closed_form if init is None else _better_rigid(model, init.to(device=device, dtype=dtype),
+    init = closed_form if init is None else _better_start(model, init.to(device=device, dtype=dtype),
                                                           closed_form, targets)
 
     # 1. identity

@@ -16,7 +16,9 @@ video's own pixels, so every method is measured the same way:
   flicker a tracker is fed);
 - **parameter jitter** and, where the truth is known (synthetic clips), per-frame errors and
   acceleration errors — :func:`tempsmirk.temporal.jitter_report`, plus the landmark error
-  against the truth's own projected points.
+  against the truth's own projected points, and the vertex error split into identity and
+  motion (:func:`identity_errors`): 2D landmarks pin expression and jaw far better than the
+  identity, and a constant answer with the true identity must not win on the identity alone.
 
 :class:`MetricsTable` shows rows of those with units, as an HTML table in notebooks.
 """
@@ -37,7 +39,8 @@ from tempsmirk.render.camera import project_points
 from tempsmirk.smirk.encoder import EncoderOutput
 
 __all__ = ["Track", "COLUMNS", "MetricsTable", "frame_track", "encoder_track", "fit_track", "landmarks_in_frame",
-           "crop_scale_px", "track_metrics", "detection_metrics", "average_track", "mesh_overlay"]
+           "crop_scale_px", "track_metrics", "truth_metrics", "detection_metrics", "identity_errors", "average_track",
+           "mesh_overlay"]
 
 EVAL_CROP = 224  # landmark errors are reported in pixels of a crop this size
 
@@ -121,6 +124,7 @@ def track_metrics(model, flame, track: Track, landmarks: np.ndarray, found: np.n
     row.update(jitter_report(track.params.to(dev)[None], flame, target).as_row())
     if truth is not None:
         row["truth_error_px"] = float(np.linalg.norm(pts - landmarks_in_frame(model, truth) * scale, axis=-1).mean())
+        row.update(identity_errors(flame, track.params.to(dev), truth.params.to(dev)))
     row["seconds"] = track.seconds
     return row
 
@@ -135,6 +139,35 @@ def encoder_track(rec, smoothing=None) -> Track:
     fps = rec.video.fps if math.isfinite(rec.video.fps) and rec.video.fps > 0 else 25.0
     seconds = rec.times.encode + rec.times.crop
     return Track(smooth_params(params, smoothing, fps), rec.video.crop_affine, rec.video.crop_size, seconds)
+
+
+@torch.no_grad()
+def identity_errors(flame, params: EncoderOutput, truth: EncoderOutput) -> dict[str, float]:
+    """The vertex error split in two (millimetres, mean over vertices): ``identity_error_mm``, the
+    neutral faces of the clip-mean shapes (landmarks barely constrain identity), and
+    ``motion_error_mm``, the pose-normalised meshes with the truth's identity put in, i.e. the
+    error of expression, jaw and eyelids alone. params, truth: (T, ...) fields."""
+    from tempsmirk.temporal import pose_normalised_vertices
+
+    neutral = flame(shape=torch.cat([params.shape.mean(0, keepdim=True), truth.shape.mean(0, keepdim=True)]))
+    identity = (neutral.vertices[0] - neutral.vertices[1]).norm(dim=-1).mean()
+    ours = pose_normalised_vertices(flame, replace(params, shape=truth.shape)[None])
+    motion = (ours - pose_normalised_vertices(flame, truth[None])).norm(dim=-1).mean()
+    return {"identity_error_mm": float(identity) * 1e3, "motion_error_mm": float(motion) * 1e3}
+
+
+def truth_metrics(model, flame, params: EncoderOutput, truth: EncoderOutput, clean) -> dict[str, float]:
+    """A row against known parameters without a video: :func:`~tempsmirk.temporal.jitter_report`
+    with the truth, :func:`identity_errors`, and ``truth_error_px``, the landmark error against
+    the truth's own projected points ``clean`` (:func:`tempsmirk.fitting.project_targets`),
+    pixels of a 224-px image. params, truth: (T, ...) fields."""
+    from tempsmirk.fitting import reprojection_error
+    from tempsmirk.temporal import jitter_report
+
+    row = jitter_report(params[None], flame, truth[None]).as_row()
+    row.update(identity_errors(flame, params, truth))
+    row["truth_error_px"] = float(reprojection_error(model, params, clean).nanmean())
+    return row
 
 
 def average_track(truth: Track) -> Track:
@@ -172,6 +205,8 @@ COLUMNS = {
     "truth_error_px": ("landmark error vs truth", "px"),
     "landmark_accel_px": ("landmark acceleration", "px/frame²"),
     "vertex_error_mm": ("vertex error", "mm"),
+    "identity_error_mm": ("identity error", "mm"),
+    "motion_error_mm": ("expression + jaw error", "mm"),
     "vertex_accel_mm": ("vertex acceleration", "mm/frame²"),
     "vertex_accel_error_mm": ("vertex acceleration error", "mm/frame²"),
     "pose_error_deg": ("head rotation error", "°"),
@@ -180,6 +215,7 @@ COLUMNS = {
     "jaw_accel_deg": ("jaw acceleration", "°/frame²"),
     "expression_rmse": ("expression RMSE", "coefficients"),
     "expression_accel": ("expression acceleration", "coefficients/frame²"),
+    "expression_accel_error": ("expression acceleration error", "coefficients/frame²"),
     "seconds": ("time", "s"),
 }
 

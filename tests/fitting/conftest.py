@@ -1,17 +1,17 @@
 """Fixtures for the fitting tests: the built-in head, and synthetic clips whose landmarks are
-projected off the full FLAME mesh (not the sparse evaluator under test), with noise added."""
+projected off the full FLAME mesh (:func:`project_targets`, not the sparse evaluator under test),
+with noise added."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import pytest
 import torch
 
 from tempsmirk.data.synthetic import SyntheticConfig, sample_clip
-from tempsmirk.fitting import PX, FitTargets, LandmarkFlame
+from tempsmirk.fitting import FitTargets, LandmarkFlame, project_targets
 from tempsmirk.flame import FLAME
-from tempsmirk.render import project_points
 from tempsmirk.smirk.encoder import EncoderOutput
 
 
@@ -41,16 +41,7 @@ def make_clip(flame: FLAME, frames: int, noise_px: float, seed: int = 0) -> Clip
     cfg = SyntheticConfig(clip_length=frames, keyframe_every=12)
     g = torch.Generator().manual_seed(seed)
     truth, _ = sample_clip(cfg, flame.n_shape, flame.n_exp, g)
-    with torch.no_grad():
-        out = flame(shape=truth.shape, expression=truth.expression, global_pose=truth.global_pose,
-                    jaw_pose=truth.jaw_pose, eyelids=truth.eyelids)
-    mp = project_points(out.landmarks_mp, truth.cam).normalised
-    contour = project_points(out.landmarks68[:, :17], truth.cam).normalised
-    found = torch.ones(frames, dtype=torch.bool)
-    clean = FitTargets(mp, found, contour)
-    noisy = replace(clean, mediapipe=mp + torch.randn(mp.shape, generator=g) * noise_px / PX,
-                    contour=contour + torch.randn(contour.shape, generator=g) * noise_px / PX)
-    return Clip(truth, clean, noisy)
+    return Clip(truth, project_targets(flame, truth), project_targets(flame, truth, noise_px, g))
 
 
 @pytest.fixture(scope="session")
