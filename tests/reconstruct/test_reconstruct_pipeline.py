@@ -333,3 +333,30 @@ def test_fit_needs_an_embedding_and_an_input(clip_video, flame, tmp_path, capsys
         reconstruct_video(clip_video, None, bare, tmp_path, fit=FitConfig(), progress=False)
     with pytest.raises(ValueError, match="neither"):
         reconstruct_video(clip_video, None, flame, tmp_path, progress=False)
+
+
+@pytest.mark.needs_shared_data
+def test_fit_with_a_flame_folder(clip_video, ringnet_dir, spec, tmp_path, capsys):
+    """``--fit --flame FOLDER`` on FLAME's real topology (a FLAME 2020-style chumpy pickle with
+    generated bases, RingNet's real embeddings, SMIRK's other assets as random stand-ins in their
+    real formats): the command runs through, with the folder's 5023-vertex model."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "flame"))
+    from flame_layout import dump_chumpy_wrapped, make_flame_layout, write_smirk_extras
+
+    v, f = read_ply(ringnet_dir / "FLAME_sample.ply")
+    folder = tmp_path / "FLAME2020"
+    folder.mkdir()
+    dump_chumpy_wrapped(make_flame_layout(v, f), folder / "generic_model.pkl")
+    for name in ("flame_static_embedding.pkl", "flame_dynamic_embedding.npy"):
+        (folder / name).write_bytes((ringnet_dir / name).read_bytes())
+    write_smirk_extras(folder, len(v), len(f))
+    rc = run_cli([str(clip_video), "--fit", "--fit-iterations", "20", "--flame", str(folder),
+                  "--out", str(tmp_path / "out"), "--meshes", "ply", "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    video = load_params(tmp_path / "out" / clip_video.stem)
+    assert video.source == "fit" and video.num_frames == spec.frames
+    assert all(torch.isfinite(getattr(video.params, k)).all() for k in ("global_pose", "cam", "expression"))
+    mesh, faces = read_ply(tmp_path / "out" / clip_video.stem / "meshes" / "000000.ply")
+    assert mesh.shape == (5023, 3) and faces.shape == (9976, 3)
