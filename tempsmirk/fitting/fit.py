@@ -193,21 +193,25 @@ def _better_start(model: LandmarkFlame, init: EncoderOutput, closed_form: Encode
                   targets: FitTargets) -> EncoderOutput:
     """Per frame, the start that reprojects the landmarks best among ``init`` (an encoder's
     prediction), ``init`` with the closed-form head rotation and camera, and the closed-form start
-    itself (neutral expression, closed jaw): an encoder that has never seen such a face (the
-    book's demo encoder on a real video) does not hold the fit back, a good one keeps its
-    prediction. The shape stays ``init``'s (the identity stage refits it)."""
-    rigid = replace(init, global_pose=closed_form.global_pose, cam=closed_form.cam)
-    neutral = replace(closed_form, shape=init.shape)
-    options = [init, rigid, neutral]
-    err = torch.stack([torch.nan_to_num(reprojection_error(model, o, targets), nan=float("inf"))
-                       for o in options])  # (3, T)
-    best = err.argmin(0)
-
-    def pick(name: str) -> Tensor:
-        x = torch.stack([getattr(o, name) for o in options])  # (3, T, ...)
-        return x[best, torch.arange(best.numel(), device=best.device)]
-
-    return EncoderOutput(**{f.name: pick(f.name) for f in fields(EncoderOutput)})
+    itself (neutral expression, closed jaw); the shape, one per clip, is ``init``'s or the mean
+    face's, whichever leaves the smaller error. An encoder that has never seen such a face (the
+    book's demo encoder on a real video) then does not hold the fit back; a good one keeps its
+    prediction."""
+    best_err, best = None, None
+    for shape in (init.shape, torch.zeros_like(init.shape)):
+        start = replace(init, shape=shape)
+        options = [start, replace(start, global_pose=closed_form.global_pose, cam=closed_form.cam),
+                   replace(closed_form, shape=shape)]
+        err = torch.stack([torch.nan_to_num(reprojection_error(model, o, targets), nan=float("inf"))
+                           for o in options])  # (3, T)
+        low, which = err.min(0)
+        total = low[torch.isfinite(low)].mean() if bool(torch.isfinite(low).any()) else low.new_tensor(0.0)
+        if best_err is None or total < best_err:
+            frames = torch.arange(which.numel(), device=which.device)
+            best_err = total
+            best = EncoderOutput(**{f.name: torch.stack([getattr(o, f.name) for o in options])[which, frames]
+                                    for f in fields(EncoderOutput)})
+    return best
 
 
 def _blend(a: EncoderOutput, b: EncoderOutput, weight: Tensor) -> EncoderOutput:
