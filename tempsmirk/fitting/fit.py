@@ -223,6 +223,31 @@ def _blend(a: EncoderOutput, b: EncoderOutput, weight: Tensor) -> EncoderOutput:
     return EncoderOutput(**{f.name: mix(getattr(a, f.name), getattr(b, f.name)) for f in fields(EncoderOutput)})
 
 
+class _Adam:
+    """Adam (Kingma and Ba; torch.optim.Adam's update, bias-corrected, eps outside the root) over a
+    few tensors, one step size each. Written out because torch.optim's first use imports
+    torch._dynamo, about two seconds that every ``reconstruct --fit`` would pay."""
+
+    def __init__(self, params: list[Tensor], lrs: list[float], betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8) -> None:
+        self.params, self.lrs, self.betas, self.eps, self.t = params, lrs, betas, eps, 0
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+
+    @torch.no_grad()
+    def step(self, scale: float = 1.0) -> None:
+        """One update with every step size times ``scale``; clears the gradients."""
+        self.t += 1
+        b1, b2 = self.betas
+        c1, c2 = 1 - b1 ** self.t, 1 - b2 ** self.t
+        for p, lr, m, v in zip(self.params, self.lrs, self.m, self.v):
+            g = p.grad
+            m.mul_(b1).add_(g, alpha=1 - b1)
+            v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            p.addcdiv_(m, (v / c2).sqrt_().add_(self.eps), value=-lr * scale / c1)
+            p.grad = None
+
+
 def _schedule(i: int, n: int) -> float:
     """Cosine from 1 to 0.02 over n steps."""
     return 0.02 + 0.98 * (1 + math.cos(math.pi * i / max(n, 1))) / 2
@@ -271,8 +296,7 @@ def fit_clip(model: LandmarkFlame, targets: FitTargets, config: FitConfig = FitC
     trained = [k for k in variables if k != "shape" or fit_shape]
     for k in trained:
         variables[k].requires_grad_(True)
-    opt = torch.optim.Adam([{"params": [variables[k]], "lr": _STEP[k] * config.lr, "name": k} for k in trained])
-    base_lr = [g["lr"] for g in opt.param_groups]
+    opt = _Adam([variables[k] for k in trained], [_STEP[k] * config.lr for k in trained])
 
     # Data: MediaPipe and contour points projected together, each group's mean weighted.
     use_contour = targets.contour is not None and model.has_landmarks68 and config.contour > 0
@@ -303,8 +327,6 @@ def fit_clip(model: LandmarkFlame, targets: FitTargets, config: FitConfig = FitC
 
     with torch.enable_grad():
         for i in range(n_steps):
-            for g, lr in zip(opt.param_groups, base_lr):
-                g["lr"] = lr * _schedule(i, n_steps)
             p = assemble()
             out = model(variables["shape"], p.expression, p.global_pose, p.jaw_pose, p.eyelids, inner=False)
             points = torch.cat([out.mediapipe, out.contour], dim=1) if use_contour else out.mediapipe
@@ -321,9 +343,8 @@ def fit_clip(model: LandmarkFlame, targets: FitTargets, config: FitConfig = FitC
                 loss = loss + (smooth_w * _per_dimension(smoothness_loss, track)).sum()
             if identity > 0:
                 loss = loss + identity * _per_dimension(identity_loss, p.shape).sum()
-            opt.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
+            opt.step(_schedule(i, n_steps))
             with torch.no_grad():  # the encoder's ranges
                 variables["eyelids"].clamp_(0.0, 1.0)
                 jaw = variables["jaw_pose"]
