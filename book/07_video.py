@@ -27,11 +27,14 @@
 # writes `DIR/<stem>/params.npz` (one row per frame), `DIR/<stem>/overlay.mp4` (input | mesh over
 # the input | the generator's redrawing) and, if asked, one mesh per frame.
 #
+# With `--fit` (the checkpoint then optional) FLAME is also fitted to the landmarks with the
+# temporal losses, at test time; the last section, "Tracking a real video", is about that.
+#
 # This chapter runs the same stages on a **synthetic clip** rendered from the built-in head, so
-# every number can be checked against ground truth, and on a real video when `video_path` is
-# given. It also measures the simplest way to calm a flickering reconstruction, an
-# **inference-time filter** on the parameters, which is the baseline that the temporal training
-# of chapters 4 and 5 has to beat.
+# every number can be checked against ground truth, and then tracks a real video (the shared
+# one when `../shared` is present, or `video_path`). It also measures the simplest way to calm
+# a flickering reconstruction, an **inference-time filter** on the parameters, which is the
+# baseline that the temporal training of chapters 4 and 5 has to beat.
 
 # %% tags=["parameters"]
 profile = "small"
