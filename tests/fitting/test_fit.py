@@ -124,3 +124,18 @@ def test_bad_settings_and_targets_are_refused(model):
         track(model, empty)
     with pytest.raises(ValueError, match="at least one frame"):
         fit_clip(model, empty)
+
+
+def test_per_frame_shapes_are_tied_by_the_identity_term(model, make_clip_of):
+    """With one shape per frame, eq. (4) pulls them together: their spread around the clip mean
+    shrinks as λ_id grows (0 leaves each frame's shape free)."""
+    from tempsmirk.temporal import identity_variance
+
+    clip = make_clip_of(16, noise_px=1.0)
+    spread = []
+    for lam_id in (0.0, 10.0):
+        cfg = FitConfig(per_frame_shape=True, identity=lam_id, shape_reg=0.5, iterations=60, identity_iterations=40)
+        p = track(model, clip.noisy, cfg).params
+        assert p.shape.shape == (16, model.n_shape)
+        spread.append(float(identity_variance(p.shape[None])))
+    assert spread[0] > 0 and spread[1] < spread[0] / 4, spread
