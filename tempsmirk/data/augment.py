@@ -26,12 +26,14 @@ albumentations needs ``opencv-python-headless``, which clashes with MediaPipe's
 ``kornia.filters``, ``kornia.color``, ``kornia.geometry``). Its ``kornia.augmentation`` modules
 are not used: they draw from torch's global generator (we draw from a ``torch.Generator``, so an
 item's augmentation is a pure function of its seed and ``--resume`` is exact) and they compute
-every operation for every image and select afterwards (about 4× the work at these
-probabilities). Where we differ from albumentations: float images throughout (no 8-bit rounding
-between steps), kornia's CLAHE (OpenCV's clip rule, a half-pixel different tile phase), the
-colour jitter's HSV formulas (kornia's, not OpenCV's), and the rotation centre at the pixel-grid
-centre. For clips one draw is shared by all T frames (noise σ included; the noise itself is drawn
-per frame).
+every operation for every image and select afterwards (an ``AugmentationSequential`` of this
+pipeline took 23 ms of CPU per 224 px image here, this module 6 ms).
+
+Where we differ from albumentations: float images throughout (no 8-bit rounding between steps),
+kornia's CLAHE (OpenCV's clip rule, a half-pixel different tile phase; tested against OpenCV),
+the colour jitter's HSV formulas (kornia's, not OpenCV's), and the rotation centre at the
+pixel-grid centre. For clips one draw is shared by all T frames (noise σ included; the noise
+itself is drawn per frame).
 """
 
 from __future__ import annotations
@@ -85,9 +87,9 @@ class FaceAugmentationConfig:
     def __post_init__(self) -> None:
         bad = [f.name for f in fields(self) if f.name.startswith("p_") and not 0 <= getattr(self, f.name) <= 1]
         if bad:
-            raise ValueError(f"augmentation probabilities must lie in [0, 1]; check {bad}")
+            raise ValueError(f"augmentation probabilities (data.mix.augmentation.p_*) must lie in [0, 1]; check {bad}")
         if self.blur_max < 3 or self.blur_max % 2 == 0:
-            raise ValueError(f"augmentation.blur_max must be an odd size >= 3; got {self.blur_max}")
+            raise ValueError(f"data.mix.augmentation.blur_max must be an odd size >= 3; got {self.blur_max}")
 
 
 @dataclass(frozen=True)

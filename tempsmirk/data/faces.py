@@ -98,12 +98,14 @@ class FaceCropConfig:
 
     def __post_init__(self) -> None:
         if self.image_size < 32 or self.image_size % 16:
-            raise ValueError(f"image_size must be >= 32 and divisible by 16; got {self.image_size}")
+            raise ValueError(f"image_size (data.mix.image_size) must be >= 32 and divisible by 16; "
+                             f"got {self.image_size}")
         if not 0 < self.scale_min <= self.scale_max or self.test_scale <= 0:
-            raise ValueError(f"need 0 < scale_min <= scale_max and test_scale > 0; got {self.scale_min}, "
+            raise ValueError(f"data.mix: need 0 < scale_min <= scale_max and test_scale > 0; got {self.scale_min}, "
                              f"{self.scale_max}, {self.test_scale}")
         if self.clip_length == 1 or self.clip_length < 0:
-            raise ValueError(f"clip_length is 0 (single images) or T >= 2; got {self.clip_length}")
+            raise ValueError(f"clip_length (data.mix.clip_length) is 0 (single images) or T >= 2; "
+                             f"got {self.clip_length}")
 
 
 # ----------------------------------------------------------------------------- media
@@ -276,10 +278,11 @@ class FaceSource(Dataset):
             splits = sorted({r.split for r in rows})
             raise ValueError(f"{self.name}: {Path(corpus_dir) / 'manifest.csv'} lists no file of split "
                              f"{split!r}; it has {splits or 'no files'}")
-        usable = [r for r in in_split if r.ok and (not t or r.frames >= t)]
+        keep = [r.ok and (not t or r.frames >= t) for r in in_split]
+        usable = [r for r, k in zip(in_split, keep) if k]
         #: Files of the split left out: (path, reason), from the manifest's status column.
         self.left_out = tuple((r.path, r.status if not r.ok else f"shorter than T={t}")
-                              for r in in_split if r not in usable)
+                              for r, k in zip(in_split, keep) if not k)
         if not usable:
             raise ValueError(f"{self.name}: no usable {split!r} file in {corpus_dir} ({len(self.left_out)} "
                              f"left out, e.g. {self.left_out[:3]}); run data_prep.faces over it first")

@@ -123,7 +123,8 @@ def collate_faces(samples: Sequence[FaceSample]) -> FaceBatch:
     valid = [torch.as_tensor(s.landmarks_valid, dtype=torch.bool) for s in samples]
     fan_valid = None
     if any(s.landmarks68_valid is not None for s in samples):
-        fan_valid = torch.stack([v if s.landmarks68_valid is None else torch.as_tensor(s.landmarks68_valid, dtype=torch.bool)
+        fan_valid = torch.stack([v if s.landmarks68_valid is None
+                                 else torch.as_tensor(s.landmarks68_valid, dtype=torch.bool)
                                  for s, v in zip(samples, valid)])
     return FaceBatch(
         image=torch.stack([s.image for s in samples]),

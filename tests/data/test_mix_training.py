@@ -27,10 +27,12 @@ def test_build_dataset_for_the_built_in_sources(tmp_path):
         build_dataset(cfg.data, load_flame(None, 300, 50))
 
 
+@pytest.mark.slow
 @pytest.mark.needs_shared_data
 def test_twenty_cpu_steps_on_the_mix(face_corpora, tmp_path):
     overrides = [
-        f"data.mix.sources.ffhq.dir={face_corpora.ffhq_corpus}", f"data.mix.sources.lrs3.dir={face_corpora.lrs3_corpus}",
+        f"data.mix.sources.ffhq.dir={face_corpora.ffhq_corpus}",
+        f"data.mix.sources.lrs3.dir={face_corpora.lrs3_corpus}",
         "data.mix.sources.ffhq.percentage=0.5", "data.mix.sources.lrs3.percentage=0.5",
         "data.mix.sources.mead.percentage=0", "data.mix.sources.celeba.percentage=0",
         "data.mix.sources.mead_sides.percentage=0", "data.mix.image_size=32", "data.num_workers=0",
