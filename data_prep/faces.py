@@ -28,8 +28,8 @@ where SMIRK keeps LRS3's files):
 - ``celeba``: images (``img_align_celeba``); items are identities from ``--identities``
   (CelebA's ``identity_CelebA.txt``: ``000001.jpg 2880`` per line), as SMIRK samples CelebA;
 - ``bupt``: images under ``<race>/<identity>/``; the identity folder is the subject;
-- ``lrs3``: videos under ``{trainval,pretrain,test}/<speaker>/``; ``test`` is the test split, the
-  other speakers are split into train and val (``--val-fraction`` of them, seeded);
+- ``lrs3``: videos under ``{trainval,test}/<speaker>/`` (SMIRK leaves ``pretrain`` out); ``test`` is
+  the test split, the trainval speakers are split into train and val (``--val-fraction``, seeded);
 - ``mead``: MEAD's front view, either MEAD's own layout ``<subject>/video/front/<emotion>/level_<n>/``
   or SMIRK's flat folder of ``<subject>_*.mp4``; subjects split as SMIRK does
   (:data:`data_prep.mead.SMIRK_MEAD_SPLIT`, or ``--split-json``);
@@ -218,8 +218,8 @@ def scan_corpus(kind: str, root: str | Path, identities: Optional[dict[str, str]
     out: list[MediaFile] = []
     val_speakers: set[str] = set()
     if kind == "lrs3":
-        speakers = {f.relative_to(root).parts[-2] for f in wanted
-                    if len(f.relative_to(root).parts) == 3 and f.relative_to(root).parts[0] != "test"}
+        speakers = {f.relative_to(root).parts[1] for f in wanted
+                    if len(f.relative_to(root).parts) == 3 and f.relative_to(root).parts[0] == "trainval"}
         val_speakers = _lrs3_split(sorted(speakers), val_fraction)
     for f in tqdm(wanted, desc=f"{kind} files", unit="file", disable=not show_progress, dynamic_ncols=True):
         rel = f.relative_to(root)
@@ -235,8 +235,8 @@ def scan_corpus(kind: str, root: str | Path, identities: Optional[dict[str, str]
         elif kind == "bupt":
             out.append(MediaFile(relp, rel.parent.name or rel.stem, "train", 1))
         elif kind == "lrs3":
-            if len(rel.parts) != 3:
-                unexpected.append(f"{relp} (expected <split>/<speaker>/<clip>)")
+            if len(rel.parts) != 3 or rel.parts[0] not in ("trainval", "test"):
+                unexpected.append(f"{relp} (SMIRK reads trainval/<speaker>/<clip> and test/<speaker>/<clip>)")
                 continue
             speaker = rel.parts[1]
             sp = "test" if rel.parts[0] == "test" else ("val" if speaker in val_speakers else "train")

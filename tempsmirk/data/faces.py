@@ -214,13 +214,13 @@ def crop_faces(frames: Sequence[np.ndarray], centre: Tensor, size: Tensor, out_s
         if rx1 <= rx0 or ry1 <= ry0:
             out.append(torch.zeros(3, out_size, out_size))
             continue
+        f = max(int(s // out_size), 1)
+        if f > 1:  # whole f x f cells: take more of the frame where there is more, pad beyond it
+            rx1, ry1 = min(rx0 + -(-(rx1 - rx0) // f) * f, w), min(ry0 + -(-(ry1 - ry0) // f) * f, h)
         roi = torch.from_numpy(np.ascontiguousarray(frame[ry0:ry1, rx0:rx1])).permute(2, 0, 1)[None].float() / 255
-        f = int(s // out_size)
-        if f >= 2:
+        if f > 1:
             ph, pw = (-roi.shape[2]) % f, (-roi.shape[3]) % f
             roi = F.avg_pool2d(F.pad(roi, (0, pw, 0, ph)), f)
-        else:
-            f = 1
         a = out_size / s  # output pixels per source pixel
         # Pixel-centre indices: source u (reduced ROI) -> output ((u + 1/2)·f + r0 - x0)·a - 1/2.
         m = torch.tensor([[[a * f, 0, ((0.5 * f + rx0 - x0) * a) - 0.5],

@@ -61,12 +61,13 @@ def _touch_videos(root, paths):
 def test_layouts_of_smirks_datasets(tmp_path):
     lrs3 = tmp_path / "lrs3"
     speakers = [f"spk{i:02d}" for i in range(10)]
-    _touch_videos(lrs3, [f"trainval/{s}/00001.mp4" for s in speakers] + ["test/spkT/00001.mp4", "stray.mp4"])
+    _touch_videos(lrs3, [f"trainval/{s}/00001.mp4" for s in speakers]
+                  + ["test/spkT/00001.mp4", "stray.mp4", "pretrain/spk00/00009.mp4"])
     files, unexpected = scan_corpus("lrs3", lrs3, show_progress=False)
     by = {f.path: f for f in files}
     assert by["test/spkT/00001.mp4"].split == "test" and by["test/spkT/00001.mp4"].frames == 3
     assert sorted(f.split for f in files if f.path.startswith("trainval")) == ["train"] * 8 + ["val"] * 2
-    assert any("stray.mp4" in u for u in unexpected)
+    assert sorted(u.split(" ")[0] for u in unexpected) == ["pretrain/spk00/00009.mp4", "stray.mp4"]  # as SMIRK
 
     flat = tmp_path / "mead_flat"
     _touch_videos(flat, ["M003_front_angry_level_1_001.mp4", "M005_front_happy_level_2_003.mp4",
