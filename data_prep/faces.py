@@ -364,6 +364,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        again = " ".join(["python -m data_prep.faces", *(argv if argv is not None else sys.argv[1:])])
+        print(f"\ninterrupted; every file written so far is complete and is kept. Resume with:\n  {again}",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
