@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -320,10 +320,7 @@ class FaceSource(Dataset):
         for _ in range(MAX_RETRIES + 1):
             try:
                 sample = self.sample(current, int(torch.randint(2 ** 62, (), generator=g)))
-                return FaceSample(image=sample.image, landmarks68=sample.landmarks68,
-                                  landmarks_mp=sample.landmarks_mp, landmarks_valid=sample.landmarks_valid,
-                                  params=None, index=index if label is None else label,
-                                  landmarks68_valid=sample.landmarks68_valid)
+                return replace(sample, index=index if label is None else label)
             except (FaceItemError, LandmarkFileError) as exc:
                 errors.append(str(exc))
                 warnings.warn(f"{self.name} item {current} skipped: {exc}", FaceDataWarning, stacklevel=2)
