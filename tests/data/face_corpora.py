@@ -41,13 +41,13 @@ def build_face_corpora(out: Path, video: Path) -> types.SimpleNamespace:
     from data_prep.faces import run_mediapipe
     from data_prep.video import iter_frames, write_image, write_video
 
-    frames = list(islice(iter_frames(video), 0, 160))
+    frames = list(islice(iter_frames(video), 0, 121))
     ffhq = out / "ffhq"
     for i in (0, 40, 80, 120):
         face = Image.fromarray(frames[i][:, 270:630]).resize((256, 256), Image.BILINEAR)
         write_image(ffhq / f"{i:05d}.png", np.asarray(face))
     lrs3 = out / "lrs3"
-    small = [np.asarray(Image.fromarray(f).resize((320, 180), Image.BILINEAR)) for f in frames]
+    small = [np.asarray(Image.fromarray(f).resize((320, 180), Image.BILINEAR)) for f in frames[:72]]
     for k, (split, speaker) in enumerate([("trainval", "spkA"), ("trainval", "spkB"), ("test", "spkC")]):
         write_video(lrs3 / split / speaker / f"{k:05d}.mp4", small[24 * k:24 * k + 24], 25)
     outcomes = run_mediapipe(ffhq, out / "ffhq_mp", show_progress=False)
@@ -73,4 +73,4 @@ def build_face_corpora(out: Path, video: Path) -> types.SimpleNamespace:
     assert faces_main(["manifest", "lrs3", str(lrs3), "--fan", str(out / "lrs3_fan"), "--out",
                        str(out / "lrs3_corpus"), "--quiet"]) == 0
     return types.SimpleNamespace(root=out, ffhq=ffhq, lrs3=lrs3, ffhq_corpus=out / "ffhq_corpus",
-                                 lrs3_corpus=out / "lrs3_corpus", frames=frames)
+                                 lrs3_corpus=out / "lrs3_corpus")
