@@ -213,10 +213,9 @@ def run(args: argparse.Namespace) -> int:
         if not checkpoints and ground_truth is None:
             return fail("nothing to evaluate: give at least one --checkpoint NAME=PATH (ground-truth "
                         "parameters for an oracle row exist only for --synthetic)")
-        crop = index.crop
-        ecfg = EvaluationConfig(image_size=args.image_size, crop_rule=crop.rule if crop else (rule or "smirk"),
-                                crop_scale=crop.scale if crop else args.crop_scale, crop_size=crop_size,
-                                max_train_images=args.max_train, mlp=mlp)
+        crop = index.crop  # prepare_index refuses folders that do not record it
+        ecfg = EvaluationConfig(image_size=args.image_size, crop_rule=crop.rule, crop_scale=crop.scale,
+                                crop_size=crop.size, max_train_images=args.max_train, mlp=mlp)
         results = evaluate_encoders(index, checkpoints, ecfg, ground_truth, cache=args.cache,
                                     device=args.device, seed=args.seed, progress=progress)
         write_report(results, args.out, ecfg, crop)

@@ -108,6 +108,10 @@ class EvaluationConfig:
     max_train_images: Optional[int] = None
     mlp: EmotionMLPConfig = field(default_factory=EmotionMLPConfig)
 
+    def __post_init__(self) -> None:
+        if self.crop_rule not in CROP_RULES:
+            raise ValueError(f"crop_rule must be one of {CROP_RULES}; got {self.crop_rule!r}")
+
 
 @dataclass(frozen=True)
 class EncoderResult:
@@ -145,11 +149,13 @@ def prepare_index(root: PathLike, crops_dir: Optional[PathLike] = None, crop_siz
     :func:`data_prep.affectnet.prepare_affectnet` under ``rule`` (None: SMIRK's) into
     ``crops_dir`` (default: a cache folder keyed by the root's CSVs, the rule, its scale and
     ``crop_size``); an existing complete folder there is reused. A prepared folder is read as
-    is; a ``rule`` (or ``scale``) given with it must be the one its crops were made with.
+    is; a ``rule`` (or ``scale``) given with it must be the one its crops were made with, and it
+    must record its rule (``crop_settings.json``, written by ``data_prep.affectnet``).
 
     Raises:
         FileNotFoundError: ``root`` holds neither ``index.csv`` nor the AffectNet CSVs.
-        ValueError: an unreadable index, an unknown rule, or crops made with another rule.
+        ValueError: an unreadable index, an unknown rule, or crops made with another (or an
+            unrecorded) rule.
     """
     root = Path(root)
     if rule is not None and rule not in CROP_RULES:
@@ -157,10 +163,12 @@ def prepare_index(root: PathLike, crops_dir: Optional[PathLike] = None, crop_siz
     if (root / "index.csv").is_file():
         index = read_index(root)
         made = index.crop
-        if rule is not None and (made is None or made.rule != rule
-                                 or (scale is not None and made.scale != scale)):
-            raise ValueError(f"{root} holds crops made with "
-                             f"{made.describe() if made else 'an unrecorded rule'}, not with rule "
+        if made is None:
+            raise ValueError(f"{root} holds an index without crop_settings.json (made by an older "
+                             f"version), so how its faces were cropped is unknown; re-create it with "
+                             f"'python -m data_prep.affectnet AFFECTNET_ROOT --out DIR --rule RULE'")
+        if rule is not None and (made.rule != rule or (scale is not None and made.scale != scale)):
+            raise ValueError(f"{root} holds crops made with {made.describe()}, not with rule "
                              f"{rule!r}{f' x {scale:g}' if scale is not None else ''}; prepare the AffectNet "
                              f"root with that rule instead (or leave the rule unset to use these crops)")
         return index

@@ -49,8 +49,12 @@ def test_missing_checkpoint_is_reported(tiny_index, tmp_path):
         encoder_parameters(tmp_path / "nope.pt", tiny_index, 32, cache=tmp_path)
 
 
-def test_prepare_index_errors_clearly(tmp_path):
+def test_prepare_index_errors_clearly(tmp_path, tiny_index):
     with pytest.raises(FileNotFoundError, match="training.csv"):
+        prepare_index(tmp_path)
+    # A prepared folder that does not record its crop rule cannot be measured honestly.
+    (tmp_path / "index.csv").write_bytes((tiny_index.crop_paths[0].parents[3] / "index.csv").read_bytes())
+    with pytest.raises(ValueError, match="crop_settings.json"):
         prepare_index(tmp_path)
 
 
