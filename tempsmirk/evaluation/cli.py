@@ -30,7 +30,7 @@ __all__ = ["register", "run", "parse_checkpoints", "parse_inputs", "EMOCA_EXAMPL
 
 #: The command ``evaluate --help`` ends with: every protocol setting spelt out at EMOCA's value.
 EMOCA_EXAMPLE = """\
-EMOCA's protocol, every setting spelt out (these are also the defaults):
+EMOCA's protocol, every setting spelt out (the defaults; --crop-rule auto is smirk on AffectNet):
 
   python -m tempsmirk evaluate --affectnet AFFECTNET_ROOT \\
       --checkpoint non-temporal=smirk.pt --checkpoint temporal=temporal.pt \\
