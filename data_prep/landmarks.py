@@ -205,8 +205,10 @@ class FaceMesh:
                 min_detection_confidence=min_detection_confidence,
                 min_tracking_confidence=min_tracking_confidence,
             )
-        # MediaPipe's one-time start-up lines come with the first frames that reach each
-        # stage of its graph; filter until a face has been through the whole graph once.
+            # The graph opens its models on its own threads, which log while the caller is
+            # busy elsewhere (decoding the first frame): one blank frame waits for that here.
+            self._mesh.process(np.zeros((64, 64, 3), np.uint8))
+        # The landmark model's start-up lines come with the first face; filter until then.
         self._quiet = True
 
     def __enter__(self) -> "FaceMesh":
