@@ -47,6 +47,7 @@ from tempsmirk.render import project_points, render_mesh
 from tempsmirk.smirk.encoder import EncoderOutput
 
 __all__ = ["SyntheticConfig", "FrameNuisance", "SyntheticFaces", "Appearance", "item_seed", "sample_params",
+           "sample_clip",
            "sample_appearance", "render_faces", "smooth_trajectory", "apply_nuisance"]
 
 
@@ -145,6 +146,28 @@ def sample_params(cfg: SyntheticConfig, n: int, n_shape: int, n_exp: int,
     params = EncoderOutput(global_pose=global_pose, cam=cam, shape=shape, expression=expression,
                            eyelids=eyelids, jaw_pose=jaw)
     return params, torch.cat([eye, eye], dim=1)
+
+
+def sample_clip(cfg: SyntheticConfig, n_shape: int, n_exp: int,
+                generator: torch.Generator) -> tuple[EncoderOutput, Tensor]:
+    """One clip's parameters, ``cfg.clip_length`` = T frames: one identity, and pose, camera,
+    expression, jaw, eyelids and gaze moving smoothly through random keyframes every
+    ``cfg.keyframe_every`` frames that stay near the first (``cfg.clip_motion``).
+    Returns (params with (T, ...) fields, eye_pose (T, 6))."""
+    t = cfg.clip_length
+    if t < 1:
+        raise ValueError(f"sample_clip needs clip_length >= 1; got {t}")
+    n_keys = max(2, math.ceil((t - 1) / max(cfg.keyframe_every, 1)) + 1)
+    keys, eye_keys = sample_params(cfg, n_keys, n_shape, n_exp, generator)
+    m = cfg.clip_motion
+    keys = keys._map(lambda x: (1 - m) * x[:1] + m * x)  # stay near the first keyframe
+    eye_keys = (1 - m) * eye_keys[:1] + m * eye_keys
+    params = EncoderOutput(**{name: smooth_trajectory(getattr(keys, name), t)
+                              for name in ("global_pose", "cam", "shape", "expression", "eyelids", "jaw_pose")})
+    params = EncoderOutput(global_pose=params.global_pose, cam=params.cam,
+                           shape=keys.shape[:1].expand(t, -1).clone(),  # one identity per clip
+                           expression=params.expression, eyelids=params.eyelids, jaw_pose=params.jaw_pose)
+    return params, smooth_trajectory(eye_keys, t)
 
 
 def smooth_trajectory(keys: Tensor, length: int) -> Tensor:
@@ -336,20 +359,7 @@ class SyntheticFaces(Dataset):
         if cfg.clip_length == 0:
             params, eye = sample_params(cfg, 1, n_shape, n_exp, g)
         else:
-            t = cfg.clip_length
-            n_keys = max(2, math.ceil((t - 1) / max(cfg.keyframe_every, 1)) + 1)
-            keys, eye_keys = sample_params(cfg, n_keys, n_shape, n_exp, g)
-            m = cfg.clip_motion
-            keys = keys._map(lambda x: (1 - m) * x[:1] + m * x)  # stay near the first keyframe
-            eye_keys = (1 - m) * eye_keys[:1] + m * eye_keys
-            params = EncoderOutput(**{name: smooth_trajectory(getattr(keys, name), t)
-                                      for name in ("global_pose", "cam", "shape", "expression",
-                                                   "eyelids", "jaw_pose")})
-            params = EncoderOutput(global_pose=params.global_pose, cam=params.cam,
-                                   shape=keys.shape[:1].expand(t, -1).clone(),  # one identity per clip
-                                   expression=params.expression, eyelids=params.eyelids,
-                                   jaw_pose=params.jaw_pose)
-            eye = smooth_trajectory(eye_keys, t)
+            params, eye = sample_clip(cfg, n_shape, n_exp, g)
         image, lmk68, lmk_mp = render_faces(self.flame, params, eye, appearance, cfg.image_size)
         if cfg.nuisance.enabled:
             image, lmk68, lmk_mp, cam = apply_nuisance(image, lmk68, lmk_mp, params.cam, cfg.nuisance, g)
