@@ -5,9 +5,12 @@
 - :class:`SyntheticFaces` / :class:`SyntheticConfig` — rendered heads with ground truth; in clip
   mode with optional per-frame nuisances (:class:`FrameNuisance`).
 - :class:`MeadClips` / :class:`MeadConfig` — T-frame windows of MEAD clips prepared by data_prep.
+- :class:`ClipAugmentation` — crop, rotation and colour augmentation of training clips, drawn once
+  per clip (default) or per frame (:mod:`tempsmirk.data.augmentation`).
 """
 
-from tempsmirk.data.clips import ClipAugmentation, MeadClips, MeadConfig
+from tempsmirk.data.augmentation import ClipAugmentation
+from tempsmirk.data.clips import MeadClips, MeadConfig
 from tempsmirk.data.synthetic import (FrameNuisance, SyntheticConfig, SyntheticFaces, apply_nuisance, item_seed,
                                       smooth_trajectory)
 from tempsmirk.data.types import FaceBatch, FaceSample, collate_faces
