@@ -25,7 +25,7 @@ from tempsmirk.losses import LossWeights
 from tempsmirk.meshio import atomic_write_bytes
 from tempsmirk.smirk.cycle import CycleConfig
 from tempsmirk.smirk.masking import MaskingConfig
-from tempsmirk.temporal import TemporalWeights
+from tempsmirk.temporal import REDUCTIONS, TEMPORAL_TERMS, TemporalWeights
 
 __all__ = ["Config", "DataConfig", "ModelConfig", "LossConfig", "OptimConfig", "TrainConfig",
            "RunConfig", "TemporalConfig", "ConfigError", "load_config", "save_config", "config_to_yaml",
@@ -143,7 +143,11 @@ class TemporalConfig:
         terms are still computed and logged, with weight 0 — the non-temporal baseline).
     expression, jaw, pose, eyelids: weights of the smoothness loss (eq. 3) per group (pose = the
         global head pose). identity: weight of the identity loss (eq. 4) on the shape.
-    Defaults: the paper's reference weights.
+    reduction: ``mean`` — each term is an element mean over its parameter dimensions, as in the
+        code that produced the paper's Table 2, for which the reference weights were tuned; or
+        ``sum`` — eqs. (3)–(4) as printed (norms sum over the dimensions), D times stronger at
+        the same weights (50× expression, 300× identity). See :mod:`tempsmirk.temporal`.
+    Defaults: the paper's reference weights with the reduction they were tuned for.
     """
 
     enabled: bool = False
@@ -152,11 +156,18 @@ class TemporalConfig:
     pose: float = 0.1
     eyelids: float = 0.05
     identity: float = 0.05
+    reduction: str = "mean"
+
+    def __post_init__(self) -> None:
+        if self.reduction not in REDUCTIONS:
+            raise ConfigError(f"temporal.reduction must be one of {list(REDUCTIONS)} (mean: as the code "
+                              f"behind the paper's Table 2; sum: eqs. (3)-(4) as printed); got "
+                              f"{self.reduction!r}")
 
     def weights(self) -> TemporalWeights:
         """The weights added to the loss: the configured ones when enabled, all zero otherwise."""
-        return TemporalWeights(**{f.name: getattr(self, f.name) if self.enabled else 0.0
-                                  for f in fields(TemporalWeights)})
+        return TemporalWeights(**{k: getattr(self, k) if self.enabled else 0.0 for k in TEMPORAL_TERMS},
+                               reduction=self.reduction)
 
 
 @dataclass

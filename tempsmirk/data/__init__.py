@@ -8,10 +8,13 @@
 - :class:`FaceSource`, :class:`FaceMix`, :class:`MixedBatches` — SMIRK's real training corpora
   (FFHQ, CelebA, BUPT, LRS3, MEAD front and sides) prepared by ``data_prep.faces``, mixed by
   percentage per batch (README "Training data"); :func:`build_dataset` builds what a config asks for.
+- :class:`ClipAugmentation` — crop, rotation and colour augmentation of training clips, drawn once
+  per clip (default) or per frame (:mod:`tempsmirk.data.augmentation`).
 """
 
+from tempsmirk.data.augmentation import ClipAugmentation
 from tempsmirk.data.build import TrainingData, build_dataset
-from tempsmirk.data.clips import ClipAugmentation, MeadClips, MeadConfig
+from tempsmirk.data.clips import MeadClips, MeadConfig
 from tempsmirk.data.faces import FaceCropConfig, FaceSource
 from tempsmirk.data.mix import FaceMix, FaceMixConfig, MixedBatches, MixSource
 from tempsmirk.data.synthetic import (FrameNuisance, SyntheticConfig, SyntheticFaces, apply_nuisance, item_seed,

@@ -28,6 +28,12 @@ jitter (the face shifts and zooms in the image; the ground-truth camera follows 
 pixel noise and lighting flicker. They are drawn after everything else from the item's
 generator, so the clip's smooth ground-truth motion does not change when they are switched on
 (chapter 5 trains against them).
+
+**Training augmentation** (``augment``, the ``augmentation`` section; off by default) is what a
+trainer adds on top of a video: crop, rotation and colour (:mod:`tempsmirk.data.augmentation`),
+drawn once per clip unless ``augmentation.per_frame``, from a generator of its own (switching it
+on changes nothing else). The ground truth follows: the camera takes zoom and shift, the global
+head pose the in-plane rotation (:func:`~tempsmirk.data.augmentation.augment_params`).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from tempsmirk.data.augmentation import ClipAugmentation, augment_frames, augment_params, draw_clip_transform
 from tempsmirk.data.transforms import zoom_shift_images, zoom_shift_points
 from tempsmirk.data.types import FaceSample
 from tempsmirk.render import project_points, render_mesh
@@ -90,6 +97,9 @@ class SyntheticConfig:
     eyelid_max: closure drawn uniformly in [0, eyelid_max].
     scale_min, scale_max: camera scale s; shift: |tx|, |ty| bound (FLAME units).
     nuisance: :class:`FrameNuisance`, per-frame disturbances (off by default).
+    augment: apply the training ``augmentation`` (module docstring; off by default).
+    augmentation: :class:`~tempsmirk.data.augmentation.ClipAugmentation`, drawn once per clip
+        unless its ``per_frame``.
     """
 
     image_size: int = 224
@@ -111,6 +121,8 @@ class SyntheticConfig:
     scale_max: float = 7.5
     shift: float = 0.01
     nuisance: FrameNuisance = field(default_factory=FrameNuisance)
+    augment: bool = False
+    augmentation: ClipAugmentation = field(default_factory=ClipAugmentation)
 
 
 def item_seed(seed: int, index: int) -> int:
@@ -349,6 +361,17 @@ class SyntheticFaces(Dataset):
     def __len__(self) -> int:
         return self.cfg.n_items
 
+    def _augment(self, image: Tensor, lmk68: Tensor, lmk_mp: Tensor, params: EncoderOutput, index: int
+                 ) -> tuple[Tensor, Tensor, Tensor, EncoderOutput]:
+        """The training augmentation of n frames (module docstring), ground truth moved along."""
+        g = torch.Generator().manual_seed(item_seed(item_seed(self.cfg.seed, index), 1))  # its own stream
+        tf = draw_clip_transform(self.cfg.augmentation, image.shape[0], g)
+        image, (lmk68, lmk_mp) = augment_frames(image, (lmk68, lmk_mp), tf, padding_mode="reflection")
+        device = self.flame.v_template.device
+        with torch.no_grad():  # J₀, the global pose's pivot, from the rest shape and expression
+            root = self.flame(shape=params.shape.to(device), expression=params.expression.to(device)).joints[:, 0]
+        return image, lmk68, lmk_mp, augment_params(params, root.cpu(), tf)
+
     def __getitem__(self, index: int) -> FaceSample:
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} items")
@@ -364,6 +387,8 @@ class SyntheticFaces(Dataset):
         if cfg.nuisance.enabled:
             image, lmk68, lmk_mp, cam = apply_nuisance(image, lmk68, lmk_mp, params.cam, cfg.nuisance, g)
             params = replace(params, cam=cam)
+        if cfg.augment:
+            image, lmk68, lmk_mp, params = self._augment(image, lmk68, lmk_mp, params, index)
         if cfg.clip_length == 0:
             return FaceSample(image=image[0], landmarks68=lmk68[0], landmarks_mp=lmk_mp[0],
                               landmarks_valid=torch.tensor(True), params=params[0], index=index)

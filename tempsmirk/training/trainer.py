@@ -191,10 +191,13 @@ class Trainer:
         if cfg.temporal.enabled and not self.clip_length:
             raise ValueError("temporal.enabled needs clip data, but the dataset yields single images; "
                              "set data.synthetic.clip_length to T >= 2 (or data.source=mead)")
-        if self.clip_length and cfg.train.batch_size < 2:
-            raise ValueError(f"clip training needs train.batch_size >= 2 clips per batch (got "
-                             f"{cfg.train.batch_size}): with one clip, BatchNorm's batch statistics "
-                             f"come from a single video")
+        # One clip per batch is the paper's own shape (one 32-frame clip: BatchNorm sees its 32
+        # frames); BatchNorm only needs more than one frame per batch.
+        if self.clip_length and cfg.train.batch_size * self.clip_length < 2:
+            raise ValueError(f"clip training needs at least 2 frames per batch for BatchNorm's batch "
+                             f"statistics; got train.batch_size={cfg.train.batch_size} clip(s) of "
+                             f"T={self.clip_length} frame(s). Use clips of T >= 2 frames or more clips "
+                             f"per batch")
         self.temporal_weights = cfg.temporal.weights()
         self.encoder = SmirkEncoder(n_exp=m.n_exp, n_shape=m.n_shape).to(self.device)
         self.generator = SmirkGenerator().to(self.device)
