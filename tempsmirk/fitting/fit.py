@@ -186,7 +186,7 @@ def _per_dimension(term: Callable[..., Tensor], track: Tensor) -> Tensor:
     """Eq. (3) or (4) of one clip's (T, D) track for each of its D dimensions: (D,). Each
     dimension goes in as its own one-dimensional clip, (D, T, 1), so the values do not depend on
     how the term reduces over D; their sum is the norm form of the equations as printed."""
-    return term(track.T[:, :, None], reduction="none")
+    return term(track.T[:, :, None], per_clip=True)
 
 
 def _better_start(model: LandmarkFlame, init: EncoderOutput, closed_form: EncoderOutput,
