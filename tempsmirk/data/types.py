@@ -34,6 +34,9 @@ class FaceSample:
     params: ground-truth FLAME parameters (an :class:`EncoderOutput` without the batch axis,
         e.g. ``expression`` (E,) or (T, E)) for synthetic data; None for real data.
     index: the dataset index this sample came from.
+    hull_points: (L', 2) points whose convex hull is the face, forehead included — MediaPipe's
+        478 for real data; (T, L', 2) for a clip. None: the masking builds the hull from the
+        landmarks (:func:`tempsmirk.smirk.masking.face_hull_points`).
     """
 
     image: Tensor
@@ -42,6 +45,7 @@ class FaceSample:
     landmarks_valid: Tensor
     params: Optional[EncoderOutput]
     index: int
+    hull_points: Optional[Tensor] = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,7 @@ class FaceBatch:
     landmarks_valid: (B,) or (B, T) bool.
     params: :class:`EncoderOutput` with (B, ...) or (B, T, ...) fields, or None.
     index: (B,) int64 dataset indices.
+    hull_points: (B, L', 2) or (B, T, L', 2), or None (see :class:`FaceSample`).
     """
 
     image: Tensor
@@ -62,6 +67,7 @@ class FaceBatch:
     landmarks_valid: Tensor
     params: Optional[EncoderOutput]
     index: Tensor
+    hull_points: Optional[Tensor] = None
 
     @property
     def batch_size(self) -> int:
@@ -76,7 +82,8 @@ class FaceBatch:
         return FaceBatch(
             image=self.image.to(device), landmarks68=self.landmarks68.to(device),
             landmarks_mp=self.landmarks_mp.to(device), landmarks_valid=self.landmarks_valid.to(device),
-            params=None if self.params is None else self.params.to(device), index=self.index.to(device))
+            params=None if self.params is None else self.params.to(device), index=self.index.to(device),
+            hull_points=None if self.hull_points is None else self.hull_points.to(device))
 
     def frames(self) -> "FaceBatch":
         """A clip batch flattened to single frames (B·T, ...); a frame batch unchanged."""
@@ -89,13 +96,14 @@ class FaceBatch:
             params = EncoderOutput(**{f.name: flat(getattr(self.params, f.name)) for f in fields(EncoderOutput)})
         return replace(self, image=flat(self.image), landmarks68=flat(self.landmarks68),
                        landmarks_mp=flat(self.landmarks_mp), landmarks_valid=flat(self.landmarks_valid),
-                       params=params, index=self.index.repeat_interleave(t))
+                       params=params, index=self.index.repeat_interleave(t),
+                       hull_points=None if self.hull_points is None else flat(self.hull_points))
 
 
 def collate_faces(samples: Sequence[FaceSample]) -> FaceBatch:
     """Stack samples into a :class:`FaceBatch` (the ``collate_fn`` for a ``DataLoader``).
 
-    Either every sample has ground-truth ``params`` or none has.
+    Either every sample has ground-truth ``params`` or none has; the same for ``hull_points``.
     """
     if not samples:
         raise ValueError("collate_faces needs at least one sample")
@@ -107,6 +115,10 @@ def collate_faces(samples: Sequence[FaceSample]) -> FaceBatch:
     if all(has_params):
         params = EncoderOutput(**{f.name: torch.stack([getattr(s.params, f.name) for s in samples])
                                   for f in fields(EncoderOutput)})
+    has_hull = [s.hull_points is not None for s in samples]
+    if any(has_hull) and not all(has_hull):
+        raise ValueError("collate_faces: some samples have hull_points and some do not; do not mix "
+                         "datasets with and without MediaPipe's 478 points in one batch")
     return FaceBatch(
         image=torch.stack([s.image for s in samples]),
         landmarks68=torch.stack([s.landmarks68 for s in samples]),
@@ -114,4 +126,5 @@ def collate_faces(samples: Sequence[FaceSample]) -> FaceBatch:
         landmarks_valid=torch.stack([torch.as_tensor(s.landmarks_valid, dtype=torch.bool) for s in samples]),
         params=params,
         index=torch.tensor([s.index for s in samples], dtype=torch.long),
+        hull_points=torch.stack([s.hull_points for s in samples]) if all(has_hull) else None,
     )
