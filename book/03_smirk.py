@@ -246,21 +246,25 @@ print(f"{'total (pass 1)':<16}{terms['total']:>29.4f}")
 # encoder learns to read the edit.
 
 # %%
+cycles = {}
 for even in (True, False):
     t.encoder.zero_grad(set_to_none=True)
     t.generator.zero_grad(set_to_none=True)
     with frozen_eval(t.encoder if even else t.generator):
-        cyc = cycle_path(t.encoder, t.generator, t.flame, first.image, res.params,
-                         res.masked.hidden, res.screen_vertices, t.face_mask,
-                         t.face_weights, t.templates, cfg.loss.masking, rng,
-                         generator_trains=even)
+        cycles[even] = cyc = cycle_path(
+            t.encoder, t.generator, t.flame, first.image, res.params, res.masked.hidden,
+            res.screen_vertices, t.face_mask, t.face_weights, t.templates,
+            cfg.loss.masking, rng, generator_trains=even)
         cyc.loss.backward()
     print(f"pass 2, {'even' if even else 'odd'} iteration: "
-          f"cycle loss {float(cyc.loss):.4f}, "
+          f"cycle loss {float(cyc.loss.detach()):.4f}, "
           f"encoder grad norm {grad_norm(t.encoder):.3g}, "
           f"generator grad norm {grad_norm(t.generator):.3g}")
+
+# %%
 t.encoder.zero_grad(set_to_none=True)
 t.generator.zero_grad(set_to_none=True)
+cyc = cycles[True]  # the generator in train mode: what it draws while it learns
 show_images([first.image[0], res.rendering[0], res.masked.image[0], res.generated[0],
              cyc.rendering[0], cyc.masked[0], cyc.generated[0]],
             ["input", "rendering", "masked input", "reconstruction", "cycle: edited",

@@ -120,11 +120,18 @@ def convex_hull(points: Tensor) -> Tensor:
     return torch.tensor(lower[:-1] + upper[:-1], dtype=points.dtype)
 
 
+def _square_max(x: Tensor, k: int) -> Tensor:
+    """Max over k × k windows (k odd, stride 1, same size): SMIRK's ``max_pool2d(x, k, 1, k // 2)``,
+    as two 1-D passes (a square is separable; 2k instead of k² comparisons per pixel)."""
+    x = F.max_pool2d(x, (k, 1), stride=1, padding=(k // 2, 0))
+    return F.max_pool2d(x, (1, k), stride=1, padding=(0, k // 2))
+
+
 def dilate(mask: Tensor, radius: int) -> Tensor:
     """Binary dilation with a (2r+1)² square (SMIRK's max-pooling): (B, 1, H, W) -> same."""
     if radius <= 0:
         return mask
-    return F.max_pool2d(mask, 2 * radius + 1, stride=1, padding=radius)
+    return _square_max(mask, 2 * radius + 1)
 
 
 def hull_mask(landmarks: Tensor, image_size: int, radius: int = 0) -> Tensor:
@@ -350,7 +357,7 @@ def mask_image(image: Tensor, hidden: Tensor, extra: Tensor, rendered: Tensor, c
     if dropout > 0:
         k = _odd(patch_size)
         centres = (torch.rand(b, 1, h, w, generator=generator) < dropout).to(extra)
-        extra = extra * (1 - F.max_pool2d(centres, k, stride=1, padding=k // 2))
+        extra = extra * (1 - _square_max(centres, k))
     shown = extra > 0
     masked = torch.where(shown, extra, masked)
     return masked, keep, shown.any(dim=1, keepdim=True).to(image.dtype)
