@@ -91,3 +91,33 @@ def test_smirk_step_is_first_path_plus_cycle(parts):
                                rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="clip batch"):
         _first(parts, w, temporal=TemporalWeights())
+
+
+def test_hull_points_travel_with_the_batch(parts):
+    """Datasets with MediaPipe's 478 points hand them over per sample; collate, frames() and to()
+    keep them, and mixing samples with and without them is refused."""
+    from dataclasses import replace
+
+    from tempsmirk.data import FaceBatch
+
+    b = parts["batch"]
+    s0 = replace(_sample(b, 0), hull_points=torch.rand(478, 2))
+    s1 = replace(_sample(b, 1), hull_points=torch.rand(478, 2))
+    batch = collate_faces([s0, s1])
+    assert isinstance(batch, FaceBatch) and torch.equal(batch.hull_points[1], s1.hull_points)
+    assert torch.equal(batch.to("cpu").hull_points, batch.hull_points)
+    clip = replace(batch, image=batch.image[:, None].expand(2, 3, *batch.image.shape[1:]),
+                   landmarks68=batch.landmarks68[:, None].expand(2, 3, 68, 2),
+                   landmarks_mp=batch.landmarks_mp[:, None].expand(2, 3, 105, 2),
+                   landmarks_valid=batch.landmarks_valid[:, None].expand(2, 3),
+                   hull_points=batch.hull_points[:, None].expand(2, 3, 478, 2), params=None)
+    assert clip.frames().hull_points.shape == (6, 478, 2)
+    with pytest.raises(ValueError, match="hull_points"):
+        collate_faces([s0, _sample(b, 1)])
+
+
+def _sample(batch, i):
+    from tempsmirk.data import FaceSample
+
+    return FaceSample(image=batch.image[i], landmarks68=batch.landmarks68[i], landmarks_mp=batch.landmarks_mp[i],
+                      landmarks_valid=batch.landmarks_valid[i], params=None, index=i)
