@@ -46,7 +46,7 @@ import torch
 from tempsmirk import seed_everything
 from tempsmirk.config import load_config
 from tempsmirk.data import SyntheticConfig, SyntheticFaces, collate_faces
-from tempsmirk.render import project_points, render_mesh
+from tempsmirk.render import render_mesh
 from tempsmirk.smirk import (AUGMENTATIONS, MaskingConfig, SmirkEncoder, SmirkGenerator,
                              augment_params, builtin_templates, cycle_path,
                              face_hull_points, face_sampling_weights,
