@@ -187,7 +187,7 @@ def first_path(encoder: nn.Module, generator: nn.Module, flame: nn.Module, batch
     lmk68 = project_points(out.landmarks68, p.cam, size).normalised
     lmk_mp = project_points(out.landmarks_mp, p.cam, size).normalised
     valid = batch.landmarks_valid
-    l_fan = landmark_loss(jaw_contour(lmk68), jaw_contour(batch.landmarks68), valid)
+    l_fan = landmark_loss(jaw_contour(lmk68), jaw_contour(batch.landmarks68), batch.fan_valid)
     l_mp = landmark_loss(lmk_mp, batch.landmarks_mp, valid)
     zero = l_fan.new_zeros(())
     l_exp, l_jaw = (expression_reg(p.expression), jaw_reg(p.jaw_pose)) if expression_trains else (zero, zero)

@@ -34,6 +34,7 @@ Fine-tuning starts from ``model.init_checkpoint``.
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import time
@@ -49,9 +50,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from tempsmirk.config import Config, config_to_yaml, save_config
-from tempsmirk.data.clips import MeadClips
-from tempsmirk.data.synthetic import SyntheticFaces, item_seed
-from tempsmirk.data.types import FaceBatch, collate_faces
+from tempsmirk.data.build import SOURCES, TrainingData, build_dataset
+from tempsmirk.data.synthetic import item_seed
+from tempsmirk.data.types import FaceBatch
 from tempsmirk.flame import load_flame
 from tempsmirk.losses import EmotionLoss, PerceptualLoss
 from tempsmirk.meshio import atomic_write_bytes
@@ -176,8 +177,8 @@ class Trainer:
                                   f"to continue it or choose another run.dir")
         if resume and not self.checkpoint_path.exists():
             raise FileNotFoundError(f"--resume: no checkpoint at {self.checkpoint_path}")
-        if cfg.data.source not in ("synthetic", "mead") and dataset is None:
-            raise ValueError(f"data.source={cfg.data.source!r}: 'synthetic' and 'mead' are built in; "
+        if cfg.data.source not in SOURCES and dataset is None:
+            raise ValueError(f"data.source={cfg.data.source!r}: {SOURCES} are built in; "
                              f"pass a dataset to Trainer for other data")
         unknown = [b for b in cfg.model.frozen if b not in BRANCHES]
         if unknown:
@@ -190,13 +191,12 @@ class Trainer:
         seed_everything(cfg.run.seed, cfg.run.deterministic)
 
         m = cfg.model
-        self.flame = load_flame(m.flame_path, m.n_shape, m.n_exp).to(self.device)
-        if dataset is not None:
-            self.dataset = dataset
-        elif cfg.data.source == "mead":
-            self.dataset = MeadClips(cfg.data.mead, self.flame.mp_indices.cpu())
-        else:
-            self.dataset = SyntheticFaces(load_flame(m.flame_path, m.n_shape, m.n_exp), cfg.data.synthetic)
+        flame = load_flame(m.flame_path, m.n_shape, m.n_exp)
+        # The data keep a CPU copy (synthetic faces render in worker processes).
+        self.flame = copy.deepcopy(flame).to(self.device)
+        self.data = (TrainingData(dataset, cfg.data.num_workers) if dataset is not None
+                     else build_dataset(cfg.data, flame))
+        self.dataset = self.data.dataset
         first = self.dataset[0].image
         #: T of clip data, 0 for single frames.
         self.clip_length = first.shape[0] if first.dim() == 4 else 0
@@ -441,10 +441,12 @@ class Trainer:
         return out
 
     def loader(self, start: int, end: int) -> DataLoader:
-        """Batches for steps ``start .. end-1`` (:class:`StepBatches`)."""
-        return DataLoader(self.dataset, batch_sampler=StepBatches(len(self.dataset), self.cfg.train.batch_size,
-                                                                  self.cfg.run.seed, start, end),
-                          collate_fn=collate_faces, num_workers=self.cfg.data.num_workers)
+        """Batches for steps ``start .. end-1``: the mix's per-source sampler for ``data.source=mix``,
+        :class:`StepBatches` otherwise (both a pure function of the step)."""
+        b, seed = self.cfg.train.batch_size, self.cfg.run.seed
+        sampler = (self.data.batch_sampler(b, seed, start, end)
+                   or StepBatches(len(self.dataset), b, seed, start, end))
+        return self.data.loader(sampler)
 
     def train(self, until: Optional[int] = None) -> Path:
         """Train up to iteration ``until`` (default: ``train.steps``); checkpoint at the end. Returns the
