@@ -32,8 +32,11 @@ $(STAMP): requirements.txt pyproject.toml
 
 book: venv build-book
 
+# The book must typeset its formulas offline: MathJax from the build, never a CDN (and, where
+# Chromium is installed, every formula typeset in it with the network cut off).
 build-book:
 	$(BIN)/jupyter-book build . --all
+	$(BIN)/python tests/book/check_math_offline.py _build/html
 
 test: venv unit notebooks nbval build-book
 

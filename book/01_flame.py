@@ -19,18 +19,15 @@
 # the SMIRK encoder, the temporal losses — works on FLAME parameters, so we start here.
 #
 # By default this chapter runs on the **built-in head**: a procedurally generated
-# stand-in with FLAME's file layout (not FLAME, and not a scan). Point `flame_path`
-# (and the landmark files) at a real FLAME model and every cell runs unchanged.
+# stand-in with FLAME's file layout (not FLAME, and not a scan). Point `flame_path` at
+# a real FLAME model, or at a folder of FLAME files such as SMIRK's `assets/` (the
+# README's "Real assets" lists the layouts), and every cell runs unchanged.
 
 # %% tags=["parameters"]
 profile = "small"
 device = "cpu"
 seed = 0
-flame_path = None  # FLAME 2020 generic_model.pkl or a FLAME 2023 pickle (None: the built-in head)
-static_landmarks_path = None  # flame_static_embedding.pkl
-dynamic_landmarks_path = None  # flame_dynamic_embedding.npy
-mediapipe_landmarks_path = None  # mediapipe_landmark_embedding.npz
-eyelids_path = None  # folder with l_eyelid.npy / r_eyelid.npy
+flame_path = None  # FLAME model file or asset folder (None: the built-in head)
 
 # %%
 import matplotlib.pyplot as plt
@@ -38,7 +35,7 @@ import numpy as np
 import torch
 
 from tempsmirk import seed_everything
-from tempsmirk.flame import FLAME
+from tempsmirk.flame import FLAME, load_flame
 from tempsmirk.flame.lbs import batch_rodrigues
 from tempsmirk.viz import draw_mesh_2d, flame_explorer, mesh_figure, plot_landmarks_2d, to_numpy
 
@@ -46,9 +43,8 @@ seed_everything(seed)
 plt.rcParams["figure.dpi"] = 72
 if flame_path is None:
     flame = FLAME.builtin(seed=seed)
-else:
-    flame = FLAME.from_files(flame_path, static_landmarks_path, dynamic_landmarks_path,
-                             mediapipe_landmarks_path, eyelids_path)
+else:  # finds the landmark, eyelid and mask files in the folder (README: Real assets)
+    flame = load_flame(flame_path, require=())
 flame = flame.to(device)
 print(f"{flame.source}: {flame.n_vertices} vertices, {len(flame.faces)} triangles, "
       f"{flame.n_shape} shape and {flame.n_exp} expression components")

@@ -33,9 +33,7 @@
 profile = "small"
 device = "cpu"
 seed = 0
-flame_path = None  # FLAME generic_model.pkl (None: the built-in head)
-static_landmarks_path = None  # flame_static_embedding.pkl
-dynamic_landmarks_path = None  # flame_dynamic_embedding.npy
+flame_path = None  # FLAME model file or asset folder (None: the built-in head)
 
 # %%
 # %matplotlib inline
@@ -46,7 +44,7 @@ import numpy as np
 import torch
 
 from tempsmirk import seed_everything
-from tempsmirk.flame import FLAME
+from tempsmirk.flame import FLAME, load_flame
 from tempsmirk.render import (
     SMIRK_ALBEDO,
     directional_shading,
@@ -63,7 +61,7 @@ small = profile == "small"
 if flame_path is None:
     flame = FLAME.builtin(seed=seed)
 else:
-    flame = FLAME.from_files(flame_path, static_landmarks_path, dynamic_landmarks_path)
+    flame = load_flame(flame_path, require=())
 flame = flame.to(device)
 faces = flame.faces
 face_region = flame.region_faces("face") if "face" in flame.masks else None

@@ -75,31 +75,35 @@ print(f"{flame.source}; {n_clips} clips of {T} frames")
 # $$\mathcal{L}_{id} = \frac{1}{T} \sum_{t=1}^{T} \|\beta_t - \bar{\beta}\|_2^2,
 # \qquad \bar\beta = \frac1T \sum_{t=1}^T \beta_t .$$
 #
-# What is summed and what is averaged: the norms sum over the parameter dimensions $D$ (or $S$);
-# the sums over time are averaged over the $T-1$ steps (or $T$ frames), as written; then the
-# result is averaged over the $B$ clips. Differences and means are taken **within a clip, never
-# across clips**: the last frame of one clip and the first frame of the next belong to different
-# videos (often different people), so a difference between them is not motion, and a mean over
-# them is not anybody's identity. The losses therefore take tensors shaped `(B, T, D)`. The
-# encoder sees single images, so the trainer flattens the clips to `(B·T, ...)` frames, runs the
-# encoder, and regroups its output with `clips` (`clip_params` for a whole `EncoderOutput`).
+# What is summed and what is averaged: as printed, the norms sum over the parameter dimensions
+# $D$ (or $S$); the sums over time are averaged over the $T-1$ steps (or $T$ frames); then the
+# result is averaged over the $B$ clips. (The code that trained the paper's models averages over
+# the dimensions instead of summing — the next section; the library follows that code by
+# default.) Differences and means are taken **within a clip, never across clips**: the last
+# frame of one clip and the first frame of the next belong to different videos (often
+# different people), so a difference between them is not motion, and a mean over them is not
+# anybody's identity. The losses therefore take tensors shaped `(B, T, D)`. The encoder sees
+# single images, so the trainer flattens the clips to `(B·T, ...)` frames, runs the encoder,
+# and regroups its output with `clips` (`clip_params` for a whole `EncoderOutput`).
 #
-# From scratch, one clip at a time, exactly as written:
+# From scratch, one clip at a time, exactly as printed (`reduction="sum"`):
 
 # %%
 def smooth_scratch(p):  # p (B, T, D)
-    per_clip = [torch.stack([(c[t + 1] - c[t]).abs().sum() for t in range(len(c) - 1)]).mean() for c in p]
+    per_clip = [torch.stack([(c[t + 1] - c[t]).abs().sum() for t in range(len(c) - 1)]).mean()
+                for c in p]
     return torch.stack(per_clip).mean()
 
 
 def identity_scratch(beta):  # beta (B, T, S)
-    per_clip = [torch.stack([(c[t] - c.mean(0)).pow(2).sum() for t in range(len(c))]).mean() for c in beta]
+    per_clip = [torch.stack([(c[t] - c.mean(0)).pow(2).sum() for t in range(len(c))]).mean()
+                for c in beta]
     return torch.stack(per_clip).mean()
 
 
 p = torch.randn(3, 7, 5, generator=gen)
-assert torch.allclose(smooth_scratch(p), smoothness_loss(p))
-assert torch.allclose(identity_scratch(p), identity_loss(p))
+assert torch.allclose(smooth_scratch(p), smoothness_loss(p, reduction="sum"))
+assert torch.allclose(identity_scratch(p), identity_loss(p, reduction="sum"))
 
 # Two clips, each perfectly still, at different values: no loss at all ...
 still = torch.stack([torch.full((T, 4), 1.0), torch.full((T, 4), -3.0)])
@@ -108,6 +112,33 @@ print("two still clips:          smooth", smoothness_loss(still).item(), " id", 
 one = clips(still.reshape(2 * T, 4), 2 * T)
 print("the same frames, one clip: smooth", round(smoothness_loss(one).item(), 3),
       " id", round(identity_loss(one).item(), 3))
+
+# %% [markdown]
+# ## Mean or sum over the dimensions
+#
+# The paper's Table 2 was produced by a fork of SMIRK's code (repository
+# `steveliu2000/3dcv2025_final`). Its temporal terms are element **means**: for one clip of
+# $T$ frames, `(p[1:] - p[:-1]).abs().mean()` — the mean over the $T-1$ steps *and* the $D$
+# dimensions — and `((β - β̄)**2).mean()` for the identity. The printed norms sum over the
+# dimensions, so each term is exactly $D$ times larger, with $D$ the size of its group (the
+# factors are computed below, once we have tracks). The reference weights (0.1, 0.05, 0.1,
+# 0.05, 0.05) were tuned for the means; at the same weights the printed sums would regularise
+# each group $D$ times harder than the runs behind Table 2. The library therefore defaults to
+# `reduction="mean"` — the config key `temporal.reduction: mean` — and keeps the printed form as
+# `reduction="sum"`. The fork's formula, written out, against the default:
+
+# %%
+def fork_smooth(c):  # one clip (T, D), as the fork's compute_temporal_losses
+    return (c[1:] - c[:-1]).abs().mean()
+
+
+def fork_identity(c):  # one clip (T, S)
+    return ((c - c.mean(dim=0, keepdim=True)) ** 2).mean()
+
+
+fork_total = [torch.stack([f(c) for c in p]).mean() for f in (fork_smooth, fork_identity)]
+assert torch.allclose(smoothness_loss(p), fork_total[0])  # reduction="mean", the default
+assert torch.allclose(identity_loss(p), fork_total[1])
 
 # %% [markdown]
 # ## Clips with known motion
@@ -151,6 +182,25 @@ for ax, (name, get, unit) in zip(axes, [("expression ψ₀", lambda p: p.express
     plot_tracks(ax, {"truth": get(clean), "noisy": get(noisy)}, title=f"clip 0: {name}", ylabel=unit,
                 styles=styles)
 plt.tight_layout()
+
+# %% [markdown]
+# Back to the reductions (previous section): the temporal terms of these noisy tracks under
+# both, their ratio — the size $D$ of each group — and the weighted totals at the reference
+# weights:
+
+# %%
+terms_mean = temporal_loss(noisy, TemporalWeights(reduction="mean")).as_floats()
+terms_sum = temporal_loss(noisy, TemporalWeights(reduction="sum")).as_floats()
+dims = {"expression": noisy.expression, "jaw": noisy.jaw_pose, "pose": noisy.global_pose,
+        "eyelids": noisy.eyelids, "identity": noisy.shape}
+print(f"{'term':<11}{'D':>5}{'mean (fork)':>13}{'sum (printed)':>15}{'sum/mean':>10}")
+for k, x in dims.items():
+    ratio = terms_sum[k] / terms_mean[k]
+    assert round(ratio) == x.shape[-1]
+    d = x.shape[-1]
+    print(f"{k:<11}{d:>5}{terms_mean[k]:>13.4g}{terms_sum[k]:>15.4g}{ratio:>10.1f}")
+print(f"{'weighted':<16}{terms_mean['total']:>13.4g}{terms_sum['total']:>15.4g}"
+      f"{terms_sum['total'] / terms_mean['total']:>10.1f}")
 
 # %% [markdown]
 # ## Measuring jitter
@@ -220,8 +270,9 @@ show_reports(reports)
 #
 # The identity loss acts on the shape. Per-frame noise on $\beta$ makes the neutral head itself
 # flicker: below, the shape-only heads of one clip (no expression, no pose) differ by
-# millimetres from frame to frame. Minimising $\mathcal L_{id}$ alone moves every frame
-# towards the clip mean ($\partial\mathcal L_{id}/\partial\beta_t = \frac{2}{BT}(\beta_t-\bar\beta)$;
+# millimetres from frame to frame. Minimising $\mathcal L_{id}$ alone (here as printed, summed
+# over $S$) moves every frame towards the clip mean
+# ($\partial\mathcal L_{id}/\partial\beta_t = \frac{2}{BT}(\beta_t-\bar\beta)$;
 # the mean itself does not move), so a few gradient steps leave one shape per clip. That shape is
 # the clip *average*: averaging cancels independent noise, but a bias shared by all frames would
 # stay — consistency is not accuracy.
@@ -232,7 +283,7 @@ opt = torch.optim.SGD([beta], lr=n_clips * T / 4)  # each step moves every frame
 history = [identity_variance(noisy.shape)[0]]
 for _ in range(4):
     opt.zero_grad()
-    identity_loss(beta).backward()
+    identity_loss(beta, reduction="sum").backward()
     opt.step()
     history.append(identity_variance(beta.detach())[0])
 print("identity variance of clip 0, step by step:", [f"{h:.3g}" for h in history])
@@ -253,7 +304,8 @@ plt.tight_layout()
 #
 # What does eq. (3) do to a track? Training shapes an encoder rather than a track, but the
 # loss's effect is easiest to see by applying it directly: smooth each noisy clip by minimising a
-# data term plus $\lambda$ times the smoothness loss,
+# data term plus $\lambda$ times the smoothness loss (both summed over the dimensions, as
+# printed),
 #
 # $$\min_{q}\; \frac1T\sum_t \|q_t - y_t\|^2 + \lambda\, \mathcal L_{smooth}(q),$$
 #
@@ -322,8 +374,9 @@ show_reports({"truth": reports["truth"], "noisy": reports["noisy"],
 # ## The temporal training objective
 #
 # `temporal_loss` applies eq. (3) to expression, jaw, global pose and eyelids, and eq. (4) to the
-# shape, and adds them with `TemporalWeights` — the paper's reference weights by default (the
-# camera is not regularised). Chapter 5 adds its `total` to the SMIRK loss (eq. 5):
+# shape, and adds them with `TemporalWeights` — the paper's reference weights on element means
+# by default, as the code behind Table 2 ran them (the camera is not regularised). Chapter 5
+# adds its `total` to the SMIRK loss (eq. 5):
 #
 # $$\mathcal{L} = \mathcal{L}_{SMIRK} + \lambda_{smooth} \mathcal{L}_{smooth} + \lambda_{id} \mathcal{L}_{id}.$$
 #
@@ -342,8 +395,9 @@ print(w)
 # Two practical notes carry over to training. The smoothness loss cannot tell flicker from real
 # fast motion — only the SMIRK losses, which look at the image, can; the weights set where the
 # balance lies, and the trade-off above is what to measure when choosing them. And anything
-# random that changes a clip from frame to frame (crop jitter, colour augmentation) must be drawn
-# once per clip: per-frame draws add exactly the jitter this loss then has to fight.
+# random that changes a clip from frame to frame (crop, rotation, colour augmentation) adds
+# jitter this loss then has to fight: we draw augmentation once per clip, where the code behind
+# Table 2 draws it for every frame — chapter 5 measures the difference.
 #
 # ## Try it
 #

@@ -16,6 +16,9 @@ Modules
   over it; ``python -m data_prep.mead ROOT --out DIR``.
 - :mod:`data_prep.affectnet` -- AffectNet CSV parsing with a drop report,
   box crops and an index for evaluation; ``python -m data_prep.affectnet``.
+- :mod:`data_prep.faces` -- SMIRK's training corpora (FFHQ, CelebA, BUPT, LRS3,
+  MEAD front and sides): MediaPipe over a dataset in SMIRK's file layout, and a
+  manifest per corpus; ``python -m data_prep.faces mediapipe|manifest``.
 
 The book's data chapter walks through these on the shared sample video.
 """

@@ -34,13 +34,16 @@ if anything failed (2 for unusable arguments).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
+import re
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Literal, Sequence
+from typing import Iterable, Iterator, Literal, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -61,6 +64,8 @@ __all__ = [
     "NUM_LANDMARKS",
     "FaceLandmarks",
     "FaceMesh",
+    "MEDIAPIPE_NOISE",
+    "native_stderr_filtered",
     "detect_frames",
     "extract_video",
     "extract_images",
@@ -150,6 +155,37 @@ def load_landmarks(path: str | os.PathLike) -> FaceLandmarks:
         ) from exc
 
 
+#: Start-up lines MediaPipe's C++ side (TFLite, absl) writes straight to file descriptor 2:
+#: information for its developers, not ours. Anything else it writes is shown.
+MEDIAPIPE_NOISE = (
+    re.compile(r"^INFO: Created TensorFlow Lite .*delegate"),
+    re.compile(r"^WARNING: All log messages before absl::InitializeLog\(\) is called"),
+    re.compile(r"^[IW]\d{4} [\d:. ]+\d+ (inference_feedback_manager|landmark_projection_calculator|"
+               r"gl_context|face_landmarker_graph)\.cc:\d+\]"),
+)
+
+
+@contextlib.contextmanager
+def native_stderr_filtered(noise: Sequence[re.Pattern]) -> Iterator[None]:
+    """Capture what native code writes to file descriptor 2 inside the block, drop the lines
+    matching ``noise`` and write the rest to ``sys.stderr`` (so real errors still show, and a
+    notebook shows them in its stderr stream). Python's own stderr is unaffected."""
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as capture:
+        saved = os.dup(2)
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            lines = capture.read().decode("utf-8", "replace").splitlines()
+            kept = [ln for ln in lines if ln.strip() and not any(p.search(ln) for p in noise)]
+            if kept:
+                print("\n".join(kept), file=sys.stderr)
+
+
 class FaceMesh:
     """MediaPipe FaceMesh (478 points, one face) as a context manager.
 
@@ -159,17 +195,21 @@ class FaceMesh:
 
     def __init__(self, tracking: bool, min_detection_confidence: float = 0.5,
                  min_tracking_confidence: float = 0.5) -> None:
-        # MediaPipe's C++ logging floods stderr per process; keep warnings and errors only.
-        os.environ.setdefault("GLOG_minloglevel", "1")
-        import mediapipe as mp  # heavy import, kept out of module import time
+        with native_stderr_filtered(MEDIAPIPE_NOISE):
+            import mediapipe as mp  # heavy import, kept out of module import time
 
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=not tracking,
-            max_num_faces=1,
-            refine_landmarks=True,
-            min_detection_confidence=min_detection_confidence,
-            min_tracking_confidence=min_tracking_confidence,
-        )
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=not tracking,
+                max_num_faces=1,
+                refine_landmarks=True,
+                min_detection_confidence=min_detection_confidence,
+                min_tracking_confidence=min_tracking_confidence,
+            )
+            # The graph opens its models on its own threads, which log while the caller is
+            # busy elsewhere (decoding the first frame): one blank frame waits for that here.
+            self._mesh.process(np.zeros((64, 64, 3), np.uint8))
+        # The landmark model's start-up lines come with the first face; filter until then.
+        self._quiet = True
 
     def __enter__(self) -> "FaceMesh":
         return self
@@ -182,7 +222,12 @@ class FaceMesh:
 
     def __call__(self, frame: np.ndarray) -> np.ndarray | None:
         """Landmarks of one (H, W, 3) uint8 RGB frame: (478, 3) float32 pixels, or None."""
-        result = self._mesh.process(np.ascontiguousarray(frame))
+        if self._quiet:
+            with native_stderr_filtered(MEDIAPIPE_NOISE):
+                result = self._mesh.process(np.ascontiguousarray(frame))
+            self._quiet = not result.multi_face_landmarks
+        else:
+            result = self._mesh.process(np.ascontiguousarray(frame))
         if not result.multi_face_landmarks:
             return None
         h, w = frame.shape[:2]

@@ -20,12 +20,13 @@ from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from tempsmirk.data.clips import MeadConfig
+from tempsmirk.data.mix import FaceMixConfig
 from tempsmirk.data.synthetic import SyntheticConfig
 from tempsmirk.losses import LossWeights
 from tempsmirk.meshio import atomic_write_bytes
 from tempsmirk.smirk.cycle import CycleConfig
 from tempsmirk.smirk.masking import MaskingConfig
-from tempsmirk.temporal import TemporalWeights
+from tempsmirk.temporal import REDUCTIONS, TEMPORAL_TERMS, TemporalWeights
 
 __all__ = ["Config", "DataConfig", "ModelConfig", "LossConfig", "OptimConfig", "TrainConfig",
            "RunConfig", "TemporalConfig", "PretrainConfig", "ConfigError", "load_config", "save_config",
@@ -40,20 +41,24 @@ class ConfigError(ValueError):
 
 @dataclass
 class DataConfig:
-    """source: ``"synthetic"`` (rendered faces, ``synthetic``; clips when its ``clip_length`` > 0)
-    or ``"mead"`` (real clips prepared by data_prep, ``mead``; chapter 5).
-    num_workers: DataLoader worker processes (0 = load in the training process)."""
+    """source: ``"synthetic"`` (rendered faces, ``synthetic``; clips when its ``clip_length`` > 0),
+    ``"mead"`` (real clips prepared by data_prep, ``mead``; chapter 5) or ``"mix"`` (SMIRK's
+    training corpora — LRS3, MEAD, FFHQ, CelebA, MEAD side views, BUPT — by percentage per batch,
+    ``mix``; README "Training data"). ``tempsmirk.data.build_dataset`` builds any of them.
+    num_workers: DataLoader worker processes (0 = load in the training process; README "Training
+    data" measures how many the mix needs)."""
 
     source: str = "synthetic"
     num_workers: int = 0
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     mead: MeadConfig = field(default_factory=MeadConfig)
+    mix: FaceMixConfig = field(default_factory=FaceMixConfig)
 
 
 @dataclass
 class ModelConfig:
-    """flame_path: FLAME model file (None = built-in head; landmark files beside it by their
-    official names). n_exp, n_shape: coefficients predicted. frozen: encoder branches that do not
+    """flame_path: FLAME model file or asset folder, e.g. SMIRK's ``assets/`` (None = built-in head;
+    :func:`tempsmirk.flame.load_flame`). n_exp, n_shape: coefficients predicted. frozen: encoder branches that do not
     train (SMIRK freezes ``shape`` when starting from a pretrained encoder). init_checkpoint:
     SMIRK-layout weights to start from. vgg_path: local VGG16 weights for the perceptual loss."""
 
@@ -63,17 +68,19 @@ class ModelConfig:
     frozen: list[str] = field(default_factory=list)
     init_checkpoint: Optional[str] = None
     vgg_path: Optional[str] = None
+    emotion_path: Optional[str] = None
 
 
 @dataclass
 class LossConfig:
-    """Loss weights (defaults: core training, :meth:`LossWeights.core`), masking and the cycle."""
+    """Loss weights (defaults: core training, :meth:`LossWeights.core`, documented there),
+    masking and the cycle. ``cycle`` weighs the second pass of each iteration."""
 
     landmarks_fan: float = 100.0
     landmarks_mp: float = 100.0
     reconstruction: float = 10.0
     perceptual: float = 10.0
-    emotion: float = 1.0
+    emotion: float = 0.0
     expression_reg: float = 1e-3
     jaw_reg: float = 1e-2
     shape_reg: float = 100.0
@@ -88,12 +95,12 @@ class LossConfig:
 
 @dataclass
 class OptimConfig:
-    """Two Adam optimisers; the encoder's learning rate is ``encoder_lr_scale · lr``. Cosine
-    decay to ``final_lr_scale · lr`` over ``train.steps``, after an optional linear warm-up of
-    ``warmup_steps`` (0 in SMIRK, which starts from pretrained backbones; from scratch, a warm-up
-    keeps Adam's first large steps from saturating the clamped eyelid and jaw outputs).
-    Generator gradients are clipped to norm ``generator_clip`` (None or 0 = off), the encoder's to
-    ``encoder_clip``."""
+    """Two Adam optimisers, both stepping on every iteration's first pass; the encoder's learning
+    rate is ``encoder_lr_scale · lr``. One cosine decay to ``final_lr_scale · lr`` over
+    ``train.steps`` iterations, after an optional linear warm-up of ``warmup_steps`` (0 in SMIRK,
+    which starts from pretrained backbones; from scratch, a warm-up keeps Adam's first large
+    steps from saturating the clamped eyelid and jaw outputs). The generator's gradient of the
+    cycle pass is clipped to norm ``generator_clip`` (SMIRK: 0.1; None or 0 = off)."""
 
     lr: float = 1e-3
     encoder_lr_scale: float = 0.25
@@ -102,15 +109,15 @@ class OptimConfig:
     final_lr_scale: float = 0.01
     warmup_steps: int = 0
     generator_clip: Optional[float] = 0.1
-    encoder_clip: Optional[float] = None
 
 
 @dataclass
 class TrainConfig:
-    """steps: total optimiser steps (the cosine schedule spans them). The encoder trains on odd
-    steps and the generator on even ones. amp: mixed precision, used only on CUDA. device:
-    ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``. Intervals are in steps (0 = never,
-    except that a checkpoint is always written at the end)."""
+    """steps: training iterations (the cosine schedule spans them). Each iteration is SMIRK's
+    two passes: the reconstruction path updates both networks, then the cycle path updates the
+    generator on even iterations and the encoder on odd ones. amp: mixed precision, used only on
+    CUDA. device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``. Intervals are in
+    iterations (0 = never, except that a checkpoint is always written at the end)."""
 
     steps: int = 1000
     batch_size: int = 32
@@ -139,7 +146,11 @@ class TemporalConfig:
         terms are still computed and logged, with weight 0 — the non-temporal baseline).
     expression, jaw, pose, eyelids: weights of the smoothness loss (eq. 3) per group (pose = the
         global head pose). identity: weight of the identity loss (eq. 4) on the shape.
-    Defaults: the paper's reference weights.
+    reduction: ``mean`` — each term is an element mean over its parameter dimensions, as in the
+        code that produced the paper's Table 2, for which the reference weights were tuned; or
+        ``sum`` — eqs. (3)–(4) as printed (norms sum over the dimensions), D times stronger at
+        the same weights (50× expression, 300× identity). See :mod:`tempsmirk.temporal`.
+    Defaults: the paper's reference weights with the reduction they were tuned for.
     """
 
     enabled: bool = False
@@ -148,11 +159,18 @@ class TemporalConfig:
     pose: float = 0.1
     eyelids: float = 0.05
     identity: float = 0.05
+    reduction: str = "mean"
+
+    def __post_init__(self) -> None:
+        if self.reduction not in REDUCTIONS:
+            raise ConfigError(f"temporal.reduction must be one of {list(REDUCTIONS)} (mean: as the code "
+                              f"behind the paper's Table 2; sum: eqs. (3)-(4) as printed); got "
+                              f"{self.reduction!r}")
 
     def weights(self) -> TemporalWeights:
         """The weights added to the loss: the configured ones when enabled, all zero otherwise."""
-        return TemporalWeights(**{f.name: getattr(self, f.name) if self.enabled else 0.0
-                                  for f in fields(TemporalWeights)})
+        return TemporalWeights(**{k: getattr(self, k) if self.enabled else 0.0 for k in TEMPORAL_TERMS},
+                               reduction=self.reduction)
 
 
 @dataclass

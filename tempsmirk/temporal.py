@@ -15,6 +15,15 @@ Losses (differentiable, used in training):
 - :func:`temporal_loss` — both applied to an :class:`~tempsmirk.smirk.encoder.EncoderOutput`
   with :class:`TemporalWeights`, the temporal part of eq. (5).
 
+**Reduction over the parameter dimensions** (:data:`REDUCTIONS`). The paper prints eqs. (3)–(4)
+with norms, which *sum* over the D dimensions of a group; the code that produced the paper's
+Table 2 (repository ``steveliu2000/3dcv2025_final``, ``compute_temporal_losses``) takes element
+*means* instead — ``(p[1:] − p[:-1]).abs().mean()`` and ``((β − β̄)²).mean()`` over one clip —
+and its reference weights were tuned for those. ``"mean"`` (the default) is the fork's value,
+``"sum"`` the equations as printed: exactly D times larger (50× for the expression, 3× jaw and
+pose, 2× eyelids, 300× identity), so at the same weights a sum is D times stronger. Chapter 4
+shows the factor.
+
 Metrics (for evaluation; no gradient needed): :func:`acceleration`, :func:`jerk`,
 :func:`acceleration_error`, :func:`identity_variance`, :func:`rotation_angle_deg`,
 :func:`pose_normalised_vertices` and :func:`jitter_report`, which always puts per-frame error next
@@ -27,7 +36,7 @@ it to show the over-smoothing trade-off).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Optional
 
 import torch
@@ -36,6 +45,8 @@ from torch import Tensor
 from tempsmirk.smirk.encoder import EncoderOutput
 
 __all__ = [
+    "REDUCTIONS",
+    "TEMPORAL_TERMS",
     "smoothness_loss",
     "identity_loss",
     "TemporalWeights",
@@ -98,43 +109,67 @@ def _check_clip(x: Tensor, name: str, min_t: int, dims: tuple[int, ...] = (3,)) 
 
 
 # ---------------------------------------------------------------------------- losses
-def _reduce(per_clip: Tensor, reduction: str) -> Tensor:
-    if reduction == "mean":
-        return per_clip.mean()
-    if reduction == "none":
-        return per_clip
-    raise ValueError(f"reduction must be 'mean' or 'none'; got {reduction!r}")
+#: How the temporal losses reduce over the D parameter dimensions (module docstring):
+#: ``"mean"`` as the code behind the paper's Table 2, ``"sum"`` as eqs. (3)–(4) are printed.
+REDUCTIONS = ("mean", "sum")
+#: The temporal terms of eq. (5), in the order of :class:`TemporalWeights` and :class:`TemporalTerms`.
+TEMPORAL_TERMS = ("expression", "jaw", "pose", "eyelids", "identity")
 
 
-def smoothness_loss(p: Tensor, reduction: str = "mean") -> Tensor:
-    """Eq. (3): L_smooth = 1/(T−1) Σ_t ‖p_{t+1} − p_t‖₁, averaged over clips.
+def _check_reduction(reduction: str) -> None:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS} ('mean': element means, as the code "
+                         f"behind Table 2; 'sum': eqs. (3)-(4) as printed); got {reduction!r}")
+
+
+def _over_clips(values: Tensor, per_clip: bool) -> Tensor:
+    """(B,) per-clip values, or their mean (with equal T per clip: the mean over every element)."""
+    return values if per_clip else values.mean()
+
+
+def smoothness_loss(p: Tensor, reduction: str = "mean", per_clip: bool = False) -> Tensor:
+    """Eq. (3): the size of a frame-to-frame step, L_smooth = 1/(T−1) Σ_t ‖p_{t+1} − p_t‖₁.
 
     p: (B, T, D) time-varying parameters (expression, pose, jaw or eyelids), T >= 2 -> () tensor,
-    or (B,) per clip with ``reduction="none"``. The L1 norm sums over D; the mean runs over the
-    T−1 steps of each clip, then over the B clips. Differences are taken within clips only.
-    Explained in chapter 4.
+    the mean over the B clips, or (B,) per clip with ``per_clip=True``.
+    reduction: ``"mean"`` — the mean |p_{t+1,d} − p_{t,d}| over the T−1 steps and the D
+    dimensions (the code behind Table 2: ``(p[1:] − p[:-1]).abs().mean()`` on one clip);
+    ``"sum"`` — as printed: the L1 norm sums over D, the mean runs over the T−1 steps. ``"sum"``
+    is exactly D × ``"mean"``. Differences are taken within clips only. Explained in chapter 4.
     """
     _check_clip(p, "smoothness_loss input", 2)
-    return _reduce((p[:, 1:] - p[:, :-1]).abs().sum(-1).mean(1), reduction)
+    _check_reduction(reduction)
+    step = (p[:, 1:] - p[:, :-1]).abs()
+    return _over_clips(step.sum(-1).mean(1) if reduction == "sum" else step.mean((1, 2)), per_clip)
 
 
-def identity_loss(beta: Tensor, reduction: str = "mean") -> Tensor:
-    """Eq. (4): L_id = 1/T Σ_t ‖β_t − β̄‖²₂ with β̄ the clip mean, averaged over clips.
+def identity_loss(beta: Tensor, reduction: str = "mean", per_clip: bool = False) -> Tensor:
+    """Eq. (4): the spread of the shape around its clip mean, L_id = 1/T Σ_t ‖β_t − β̄‖²₂.
 
-    beta: (B, T, S) shape coefficients, T >= 2 -> () tensor, or (B,) per clip with
-    ``reduction="none"``. The squared norm sums over S; the mean runs over the T frames, then over
-    the B clips. Explained in chapter 4.
+    beta: (B, T, S) shape coefficients, T >= 2 -> () tensor, the mean over the B clips, or (B,)
+    per clip with ``per_clip=True``. reduction: ``"mean"`` — the mean (β_{t,s} − β̄_s)² over the T
+    frames and the S coefficients (the code behind Table 2: ``((β − β̄)²).mean()`` on one clip);
+    ``"sum"`` — as printed: the squared norm sums over S, the mean runs over the T frames
+    (S × ``"mean"``). Explained in chapter 4.
     """
     _check_clip(beta, "identity_loss input", 2)
-    return _reduce((beta - beta.mean(1, keepdim=True)).pow(2).sum(-1).mean(1), reduction)
+    _check_reduction(reduction)
+    dev = (beta - beta.mean(1, keepdim=True)).pow(2)
+    return _over_clips(dev.sum(-1).mean(1) if reduction == "sum" else dev.mean((1, 2)), per_clip)
 
 
 @dataclass(frozen=True)
 class TemporalWeights:
-    """Weights of the temporal terms in eq. (5) (the paper's reference values).
+    """Weights of the temporal terms in eq. (5), and the reduction they are meant for.
 
     expression, jaw, pose (global head pose), eyelids: weights of eq. (3) on each parameter group.
     identity: weight of eq. (4) on the shape coefficients.
+    reduction: ``"mean"`` or ``"sum"`` over the parameter dimensions (:data:`REDUCTIONS`). A weight
+        means something only together with its reduction — the same weight is D times stronger
+        under ``"sum"`` — so the two travel together.
+
+    Defaults: the paper's reference values with the reduction of the code that produced its
+    Table 2 (element means).
     """
 
     expression: float = 0.1
@@ -142,17 +177,25 @@ class TemporalWeights:
     pose: float = 0.1
     eyelids: float = 0.05
     identity: float = 0.05
+    reduction: str = "mean"
 
     def __post_init__(self) -> None:
-        bad = {k: v for k, v in asdict(self).items() if not (v >= 0 and math.isfinite(v))}
+        bad = {k: getattr(self, k) for k in TEMPORAL_TERMS
+               if not (getattr(self, k) >= 0 and math.isfinite(getattr(self, k)))}
         if bad:
             raise ValueError(f"temporal weights must be finite and >= 0; got {bad}")
+        _check_reduction(self.reduction)
+
+    def scaled(self, factor: float) -> "TemporalWeights":
+        """Every weight times ``factor`` (the reduction unchanged)."""
+        return replace(self, **{k: getattr(self, k) * factor for k in TEMPORAL_TERMS})
 
 
 @dataclass(frozen=True)
 class TemporalTerms:
     """The temporal terms of one batch of clips: each an unweighted () tensor, plus their weighted sum.
 
+    Each term is reduced over its dimensions as the weights' ``reduction`` said.
     expression, jaw, pose, eyelids: eq. (3) on each parameter group.
     identity: eq. (4) on the shape coefficients.
     total: Σ weight · term (what is added to the SMIRK loss, eq. 5).
@@ -174,11 +217,13 @@ def temporal_loss(params: EncoderOutput, weights: TemporalWeights = TemporalWeig
     """Eqs. (3)–(4) on a batch of clips, weighted as in eq. (5). Explained in chapter 4.
 
     params: (B, T, ...) fields (regroup encoder output with :func:`clip_params`); the camera is not
-    regularised. Returns :class:`TemporalTerms` whose ``total`` is differentiable.
+    regularised. Each term is reduced over its dimensions as ``weights.reduction`` says. Returns
+    :class:`TemporalTerms` whose ``total`` is differentiable.
     """
-    terms = dict(expression=smoothness_loss(params.expression), jaw=smoothness_loss(params.jaw_pose),
-                 pose=smoothness_loss(params.global_pose), eyelids=smoothness_loss(params.eyelids),
-                 identity=identity_loss(params.shape))
+    r = weights.reduction
+    terms = dict(expression=smoothness_loss(params.expression, r), jaw=smoothness_loss(params.jaw_pose, r),
+                 pose=smoothness_loss(params.global_pose, r), eyelids=smoothness_loss(params.eyelids, r),
+                 identity=identity_loss(params.shape, r))
     total = sum(getattr(weights, k) * v for k, v in terms.items())
     return TemporalTerms(**terms, total=total)
 
@@ -220,13 +265,15 @@ def acceleration_error(pred: Tensor, target: Tensor) -> Tensor:
 
 
 def identity_variance(beta: Tensor) -> Tensor:
-    """Per clip, 1/T Σ_t ‖β_t − β̄‖²: beta (B, T, S) -> (B,). The metric form of eq. (4)
-    (:func:`identity_loss` is its mean over clips). Explained in chapter 4."""
-    return identity_loss(beta, reduction="none")
+    """Per clip, 1/T Σ_t ‖β_t − β̄‖² (summed over S, as eq. 4 is printed): beta (B, T, S) -> (B,).
+    The metric form of eq. (4) (``identity_loss(beta, "sum")`` is its mean over clips).
+    Explained in chapter 4."""
+    return identity_loss(beta, reduction="sum", per_clip=True)
 
 
 def denoise_tracks(y: Tensor, weights: Tensor, steps: int = 300, lr: float = 0.02) -> Tensor:
-    """Smooth tracks by minimising, per clip, 1/T Σ_t ‖q_t − y_t‖² + λ · L_smooth(q) (eq. 3).
+    """Smooth tracks by minimising, per clip, 1/T Σ_t ‖q_t − y_t‖² + λ · L_smooth(q) (eq. 3 as
+    printed: both terms sum over D).
 
     y: (B, T, D) observed (noisy) tracks; weights: (Λ,) values of λ >= 0, all solved at once.
     Returns (Λ, B, T, D), detached. Adam from q = y with a cosine-decayed step (``lr`` in the
@@ -251,7 +298,7 @@ def denoise_tracks(y: Tensor, weights: Tensor, steps: int = 300, lr: float = 0.0
             flat = q.reshape(n * b, t, d)
             data = (flat - y.repeat(n, 1, 1)).pow(2).sum(-1).mean(1)
             # Sum over λ of independent problems: each clip's gradient sees only its own objective.
-            loss = (data + lam * smoothness_loss(flat, reduction="none")).sum()
+            loss = (data + lam * smoothness_loss(flat, reduction="sum", per_clip=True)).sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -12,9 +12,11 @@ found, and ``found`` per frame). :class:`MeadClips` reads that folder as a datas
 
 - an item is a window of T consecutive frames of one clip (windows start every ``stride``
   frames); ``params`` is None (real data has no ground truth);
-- crop (zoom, shift) and colour augmentation are drawn **once per clip** from the item's seeded
-  generator and applied to all T frames alike — per-frame draws would add exactly the jitter the
-  temporal loss then fights (guide §2 "Temporal"); landmarks move with the crop;
+- crop (zoom, shift, rotation) and colour augmentation (:mod:`tempsmirk.data.augmentation`) are
+  drawn **once per clip** from the item's seeded generator and applied to all T frames alike —
+  per-frame draws add exactly the jitter the temporal loss then fights; ``per_frame=True`` draws
+  every frame anew, as the fork behind the paper's Table 2 does (chapter 5 measures both).
+  Landmarks move with the crop;
 - the 105 FLAME-matched MediaPipe points are selected with the embedding's
   ``landmark_indices``; the 68 iBUG points (SMIRK takes them from FAN, which data_prep does not
   run) are read off the MediaPipe mesh with :data:`MP_TO_IBUG68`, a widely used index map
@@ -36,8 +38,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from tempsmirk.data.augmentation import ClipAugmentation, ClipTransform, augment_frames, draw_clip_transform
 from tempsmirk.data.synthetic import item_seed
-from tempsmirk.data.transforms import colour_jitter, zoom_shift_images, zoom_shift_points
 from tempsmirk.data.types import FaceSample
 
 __all__ = ["MP_TO_IBUG68", "ClipAugmentation", "MeadConfig", "ClipWindow", "ClipTransform",
@@ -59,24 +61,6 @@ _CROPS_FILE = "crops.npz"
 
 
 @dataclass
-class ClipAugmentation:
-    """Crop and colour augmentation of a real clip, drawn once per clip.
-
-    zoom_min, zoom_max: relative zoom k of data_prep's crop (uniform; 1 = as cropped, < 1 shows
-        more background; SMIRK's box scales 1.2–1.8 against data_prep's 1.4 give about 0.78–1.17).
-    shift: |dx|, |dy| bound of the crop shift, normalised units (the image spans [-1, 1]).
-    brightness, contrast, saturation: each factor uniform in [1 − v, 1 + v].
-    """
-
-    zoom_min: float = 0.85
-    zoom_max: float = 1.15
-    shift: float = 0.08
-    brightness: float = 0.2
-    contrast: float = 0.2
-    saturation: float = 0.2
-
-
-@dataclass
 class MeadConfig:
     """The ``data.mead`` section: MEAD clips from a data_prep output folder.
 
@@ -86,7 +70,8 @@ class MeadConfig:
     stride: frames between window starts (0 = T: non-overlapping windows).
     image_size: H = W of the items (crops are resampled; divisible by 16 for the generator).
     seed: item i draws its augmentation from ``item_seed(seed, i)``.
-    augment: draw :class:`ClipAugmentation` (off for evaluation).
+    augment: draw :class:`~tempsmirk.data.augmentation.ClipAugmentation` (off for evaluation);
+        once per clip unless ``augmentation.per_frame``.
     """
 
     root: Optional[str] = None
@@ -107,27 +92,6 @@ class ClipWindow:
     folder: Path
     start: int
     length: int
-
-
-@dataclass(frozen=True)
-class ClipTransform:
-    """The augmentation of one clip (each a () tensor): zoom k, shift (2,) d, colour factors."""
-
-    zoom: Tensor
-    shift: Tensor
-    brightness: Tensor
-    contrast: Tensor
-    saturation: Tensor
-
-
-def draw_clip_transform(aug: ClipAugmentation, generator: torch.Generator) -> ClipTransform:
-    """Draw one clip's augmentation from ``generator`` (see :class:`ClipAugmentation`)."""
-    g = generator
-    u = lambda lo, hi, *shape: lo + (hi - lo) * torch.rand(shape, generator=g)  # noqa: E731
-    return ClipTransform(zoom=u(aug.zoom_min, aug.zoom_max), shift=u(-aug.shift, aug.shift, 2),
-                         brightness=u(1 - aug.brightness, 1 + aug.brightness),
-                         contrast=u(1 - aug.contrast, 1 + aug.contrast),
-                         saturation=u(1 - aug.saturation, 1 + aug.saturation))
 
 
 def fill_missing_frames(points: np.ndarray, found: np.ndarray) -> np.ndarray:
@@ -253,17 +217,15 @@ class MeadClips(Dataset):
         lmk68 = points[:, list(MP_TO_IBUG68)]
         lmk_mp = points.index_select(1, self.landmark_indices)
 
-        t = w.length
         if cfg.augment:
             g = torch.Generator().manual_seed(item_seed(cfg.seed, index))
-            tf = draw_clip_transform(cfg.augmentation, g)
-            zoom, shift = tf.zoom.expand(t), tf.shift.expand(t, 2)
+            tf = draw_clip_transform(cfg.augmentation, w.length, g)
             # Zeros outside the stored crop: data_prep pads its crops with black too.
-            image = zoom_shift_images(image, zoom, shift, padding_mode="zeros")
-            image = colour_jitter(image, tf.brightness.expand(t), tf.contrast.expand(t), tf.saturation.expand(t))
-            lmk68, lmk_mp = zoom_shift_points(lmk68, zoom, shift), zoom_shift_points(lmk_mp, zoom, shift)
+            image, (lmk68, lmk_mp, points) = augment_frames(image, (lmk68, lmk_mp, points), tf,
+                                                            padding_mode="zeros")
         if image.shape[-1] != cfg.image_size:  # normalised coordinates do not change with the size
             image = F.interpolate(image, size=(cfg.image_size, cfg.image_size), mode="bilinear",
                                   align_corners=False, antialias=True)
+        # All 478 points give the masking SMIRK's face hull (forehead included).
         return FaceSample(image=image.clamp(0, 1), landmarks68=lmk68, landmarks_mp=lmk_mp,
-                          landmarks_valid=valid, params=None, index=index)
+                          landmarks_valid=valid, params=None, index=index, hull_points=points)

@@ -28,6 +28,12 @@ jitter (the face shifts and zooms in the image; the ground-truth camera follows 
 pixel noise and lighting flicker. They are drawn after everything else from the item's
 generator, so the clip's smooth ground-truth motion does not change when they are switched on
 (chapter 5 trains against them).
+
+**Training augmentation** (``augment``, the ``augmentation`` section; off by default) is what a
+trainer adds on top of a video: crop, rotation and colour (:mod:`tempsmirk.data.augmentation`),
+drawn once per clip unless ``augmentation.per_frame``, from a generator of its own (switching it
+on changes nothing else). The ground truth follows: the camera takes zoom and shift, the global
+head pose the in-plane rotation (:func:`~tempsmirk.data.augmentation.augment_params`).
 """
 
 from __future__ import annotations
@@ -41,12 +47,14 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from tempsmirk.data.augmentation import ClipAugmentation, augment_frames, augment_params, draw_clip_transform
 from tempsmirk.data.transforms import zoom_shift_images, zoom_shift_points
 from tempsmirk.data.types import FaceSample
 from tempsmirk.render import project_points, render_mesh
 from tempsmirk.smirk.encoder import EncoderOutput
 
 __all__ = ["SyntheticConfig", "FrameNuisance", "SyntheticFaces", "Appearance", "item_seed", "sample_params",
+           "sample_clip",
            "sample_appearance", "render_faces", "smooth_trajectory", "apply_nuisance"]
 
 
@@ -91,6 +99,9 @@ class SyntheticConfig:
         closure for both eyes (as in a blink) and moves each eye by U(-a, a), clipped to [0, 1].
     scale_min, scale_max: camera scale s; shift: |tx|, |ty| bound (FLAME units).
     nuisance: :class:`FrameNuisance`, per-frame disturbances (off by default).
+    augment: apply the training ``augmentation`` (module docstring; off by default).
+    augmentation: :class:`~tempsmirk.data.augmentation.ClipAugmentation`, drawn once per clip
+        unless its ``per_frame``.
     """
 
     image_size: int = 224
@@ -113,6 +124,8 @@ class SyntheticConfig:
     scale_max: float = 7.5
     shift: float = 0.01
     nuisance: FrameNuisance = field(default_factory=FrameNuisance)
+    augment: bool = False
+    augmentation: ClipAugmentation = field(default_factory=ClipAugmentation)
 
 
 def item_seed(seed: int, index: int) -> int:
@@ -155,6 +168,28 @@ def sample_params(cfg: SyntheticConfig, n: int, n_shape: int, n_exp: int,
     params = EncoderOutput(global_pose=global_pose, cam=cam, shape=shape, expression=expression,
                            eyelids=eyelids, jaw_pose=jaw)
     return params, torch.cat([eye, eye], dim=1)
+
+
+def sample_clip(cfg: SyntheticConfig, n_shape: int, n_exp: int,
+                generator: torch.Generator) -> tuple[EncoderOutput, Tensor]:
+    """One clip's parameters, ``cfg.clip_length`` = T frames: one identity, and pose, camera,
+    expression, jaw, eyelids and gaze moving smoothly through random keyframes every
+    ``cfg.keyframe_every`` frames that stay near the first (``cfg.clip_motion``).
+    Returns (params with (T, ...) fields, eye_pose (T, 6))."""
+    t = cfg.clip_length
+    if t < 1:
+        raise ValueError(f"sample_clip needs clip_length >= 1; got {t}")
+    n_keys = max(2, math.ceil((t - 1) / max(cfg.keyframe_every, 1)) + 1)
+    keys, eye_keys = sample_params(cfg, n_keys, n_shape, n_exp, generator)
+    m = cfg.clip_motion
+    keys = keys._map(lambda x: (1 - m) * x[:1] + m * x)  # stay near the first keyframe
+    eye_keys = (1 - m) * eye_keys[:1] + m * eye_keys
+    params = EncoderOutput(**{name: smooth_trajectory(getattr(keys, name), t)
+                              for name in ("global_pose", "cam", "shape", "expression", "eyelids", "jaw_pose")})
+    params = EncoderOutput(global_pose=params.global_pose, cam=params.cam,
+                           shape=keys.shape[:1].expand(t, -1).clone(),  # one identity per clip
+                           expression=params.expression, eyelids=params.eyelids, jaw_pose=params.jaw_pose)
+    return params, smooth_trajectory(eye_keys, t)
 
 
 def smooth_trajectory(keys: Tensor, length: int) -> Tensor:
@@ -336,6 +371,17 @@ class SyntheticFaces(Dataset):
     def __len__(self) -> int:
         return self.cfg.n_items
 
+    def _augment(self, image: Tensor, lmk68: Tensor, lmk_mp: Tensor, params: EncoderOutput, index: int
+                 ) -> tuple[Tensor, Tensor, Tensor, EncoderOutput]:
+        """The training augmentation of n frames (module docstring), ground truth moved along."""
+        g = torch.Generator().manual_seed(item_seed(item_seed(self.cfg.seed, index), 1))  # its own stream
+        tf = draw_clip_transform(self.cfg.augmentation, image.shape[0], g)
+        image, (lmk68, lmk_mp) = augment_frames(image, (lmk68, lmk_mp), tf, padding_mode="reflection")
+        device = self.flame.v_template.device
+        with torch.no_grad():  # J₀, the global pose's pivot, from the rest shape and expression
+            root = self.flame(shape=params.shape.to(device), expression=params.expression.to(device)).joints[:, 0]
+        return image, lmk68, lmk_mp, augment_params(params, root.cpu(), tf)
+
     def __getitem__(self, index: int) -> FaceSample:
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} items")
@@ -346,24 +392,13 @@ class SyntheticFaces(Dataset):
         if cfg.clip_length == 0:
             params, eye = sample_params(cfg, 1, n_shape, n_exp, g)
         else:
-            t = cfg.clip_length
-            n_keys = max(2, math.ceil((t - 1) / max(cfg.keyframe_every, 1)) + 1)
-            keys, eye_keys = sample_params(cfg, n_keys, n_shape, n_exp, g)
-            m = cfg.clip_motion
-            keys = keys._map(lambda x: (1 - m) * x[:1] + m * x)  # stay near the first keyframe
-            eye_keys = (1 - m) * eye_keys[:1] + m * eye_keys
-            params = EncoderOutput(**{name: smooth_trajectory(getattr(keys, name), t)
-                                      for name in ("global_pose", "cam", "shape", "expression",
-                                                   "eyelids", "jaw_pose")})
-            params = EncoderOutput(global_pose=params.global_pose, cam=params.cam,
-                                   shape=keys.shape[:1].expand(t, -1).clone(),  # one identity per clip
-                                   expression=params.expression, eyelids=params.eyelids,
-                                   jaw_pose=params.jaw_pose)
-            eye = smooth_trajectory(eye_keys, t)
+            params, eye = sample_clip(cfg, n_shape, n_exp, g)
         image, lmk68, lmk_mp = render_faces(self.flame, params, eye, appearance, cfg.image_size)
         if cfg.nuisance.enabled:
             image, lmk68, lmk_mp, cam = apply_nuisance(image, lmk68, lmk_mp, params.cam, cfg.nuisance, g)
             params = replace(params, cam=cam)
+        if cfg.augment:
+            image, lmk68, lmk_mp, params = self._augment(image, lmk68, lmk_mp, params, index)
         if cfg.clip_length == 0:
             return FaceSample(image=image[0], landmarks68=lmk68[0], landmarks_mp=lmk_mp[0],
                               landmarks_valid=torch.tensor(True), params=params[0], index=index)

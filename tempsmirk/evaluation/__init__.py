@@ -1,19 +1,21 @@
 """Emotion evaluation of FLAME parameters, as in the paper's section 4 (chapter 6).
 
 - :mod:`~tempsmirk.evaluation.metrics` — :func:`ccc`, :func:`pcc`, :func:`rmse`, :func:`accuracy`
-  (eqs. 6-8), :func:`confusion_matrix`, :class:`EmotionMetrics`.
-- :mod:`~tempsmirk.evaluation.emotion` — the EmotionVA MLP (:class:`EmotionMLP`), its losses and
-  :func:`train_emotion_mlp` with early stopping.
+  (eqs. 6-8), :func:`sagr`, :func:`confusion_matrix`, :class:`EmotionMetrics`.
+- :mod:`~tempsmirk.evaluation.emotion` — the EmotionVA MLP (:class:`EmotionMLP`), EMOCA's loss
+  and shake, the class-balanced sampler and :func:`train_emotion_mlp` with EMOCA's model selection.
 - :mod:`~tempsmirk.evaluation.synthetic_affectnet` — :func:`write_synthetic_affectnet`: rendered
   faces with classes, valence and arousal, in AffectNet's file layout.
 - :mod:`~tempsmirk.evaluation.pipeline` — index -> crops -> encoder -> cached parameters -> MLP ->
-  :func:`results_table` (:func:`evaluate_encoders`).
+  :func:`results_table` and :func:`protocol_table` (:func:`evaluate_encoders`).
 - :mod:`~tempsmirk.evaluation.plots` — confusion matrices and valence/arousal scatter plots.
 - :mod:`~tempsmirk.evaluation.cli` — ``python -m tempsmirk evaluate``.
 """
 
 from tempsmirk.evaluation.emotion import (
     INPUT_FIELDS,
+    SAMPLERS,
+    VA_SCHEMES,
     EmotionLossConfig,
     EmotionLosses,
     EmotionMLP,
@@ -21,8 +23,11 @@ from tempsmirk.evaluation.emotion import (
     TrainingHistory,
     emotion_inputs,
     emotion_losses,
+    holdout_loss,
     predict_emotion,
+    sample_epoch,
     train_emotion_mlp,
+    va_term_weights,
 )
 from tempsmirk.evaluation.metrics import (
     EMOTION_CLASSES,
@@ -36,6 +41,7 @@ from tempsmirk.evaluation.metrics import (
     emotion_metrics,
     pcc,
     rmse,
+    sagr,
 )
 from tempsmirk.evaluation.pipeline import (
     EncoderResult,
@@ -45,6 +51,7 @@ from tempsmirk.evaluation.pipeline import (
     evaluate_parameters,
     index_targets,
     prepare_index,
+    protocol_table,
     results_table,
     untrained_checkpoint,
     write_report,
@@ -53,6 +60,7 @@ from tempsmirk.evaluation.plots import (comparison_figure, plot_confusion, plot_
                                         result_figure)
 from tempsmirk.evaluation.synthetic_affectnet import (
     PROTOTYPES,
+    SYNTHETIC_CROP_RULE,
     SyntheticAffectNetConfig,
     SyntheticGroundTruth,
     ground_truth_params,
@@ -62,14 +70,15 @@ from tempsmirk.evaluation.synthetic_affectnet import (
 )
 
 __all__ = [
-    "EMOTION_CLASSES", "INPUT_FIELDS", "PROTOTYPES", "TABLE_COLUMNS",
+    "EMOTION_CLASSES", "INPUT_FIELDS", "PROTOTYPES", "SAMPLERS", "SYNTHETIC_CROP_RULE", "TABLE_COLUMNS", "VA_SCHEMES",
     "EmotionLossConfig", "EmotionLosses", "EmotionMLP", "EmotionMLPConfig", "EmotionMetrics",
     "EmotionPrediction", "EmotionTargets", "EncoderResult", "EvaluationConfig",
     "SyntheticAffectNetConfig", "SyntheticGroundTruth", "TrainingHistory",
     "accuracy", "ccc", "comparison_figure", "confusion_matrix", "emotion_inputs", "emotion_losses",
     "emotion_metrics", "encoder_parameters", "evaluate_encoders", "evaluate_parameters",
-    "ground_truth_params", "index_targets", "load_ground_truth", "pcc", "plot_confusion",
-    "plot_history", "plot_va_scatter", "predict_emotion", "prepare_index", "result_figure",
-    "results_table", "rmse", "sample_emotions", "train_emotion_mlp", "untrained_checkpoint",
-    "write_report", "write_synthetic_affectnet",
+    "ground_truth_params", "holdout_loss", "index_targets", "load_ground_truth", "pcc",
+    "plot_confusion", "plot_history", "plot_va_scatter", "predict_emotion", "prepare_index",
+    "protocol_table", "result_figure", "results_table", "rmse", "sagr", "sample_emotions",
+    "sample_epoch", "train_emotion_mlp", "untrained_checkpoint", "va_term_weights", "write_report",
+    "write_synthetic_affectnet",
 ]

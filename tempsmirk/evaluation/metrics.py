@@ -1,4 +1,4 @@
-"""Emotion metrics: CCC, PCC, RMSE and accuracy, as the paper defines them (eqs. 6-8).
+"""Emotion metrics: CCC, PCC, RMSE, accuracy (the paper's eqs. 6-8) and SAGR (as EMOCA reports).
 
 Explained in chapter 6. Shapes: N samples, K expression classes (8 for AffectNet).
 
@@ -8,11 +8,18 @@ All statistics are population statistics, exactly as the equations are written w
 - RMSE = sqrt(E[(y - p)^2])                                   (eq. 6)
 - CCC  = 2 cov(y, p) / (var(y) + var(p) + (mean(y) - mean(p))^2)  (eq. 7; 2 s_y s_p PCC = 2 cov)
 - PCC  = cov(y, p) / (s_y s_p)                                (eq. 8)
+- SAGR = E[sign(y) == sign(p)], the sign agreement (EmoNet's and EMOCA's; sign(0) = 0, so a 0
+  agrees only with a 0)
 
 PCC ignores a shift or a scale of the predictions; CCC punishes both, which is why the paper (and
 EMOCA, SMIRK) rank valence/arousal by CCC. Where a correlation is undefined (a constant input) it
 is reported as 0, "no linear agreement". The functions are differentiable, so the emotion MLP's
 losses (``1 - PCC``, ``1 - CCC``) use them directly (:mod:`tempsmirk.evaluation.emotion`).
+
+**Whole-set scores.** :func:`emotion_metrics` computes every score over the whole test set at once
+(the expectations of eqs. 6-8 over the set, as EmoNet's evaluation does). EMOCA's Lightning test
+step instead logs the metrics of each batch of 64; a mean of per-batch CCCs is not the CCC of the
+set (each batch's own means and variances enter it), so we report the whole-set value.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ __all__ = [
     "ccc",
     "rmse",
     "accuracy",
+    "sagr",
     "confusion_matrix",
     "emotion_metrics",
 ]
@@ -86,6 +94,17 @@ def rmse(pred: Tensor, target: Tensor) -> Tensor:
     return ((pred.float() - target.float()) ** 2).mean().sqrt()
 
 
+def sagr(pred: Tensor, target: Tensor) -> Tensor:
+    """Sign agreement: the fraction of samples where ``sign(pred) == sign(target)``.
+
+    pred, target: (N,) -> () in [0, 1]. ``torch.sign`` maps 0 to 0, as EMOCA's ``SAGR_torch`` does.
+    """
+    if pred.shape != target.shape or pred.dim() != 1:
+        raise ValueError(f"expected two 1-D tensors of one length (N,), got {tuple(pred.shape)} "
+                         f"and {tuple(target.shape)}")
+    return (torch.sign(pred) == torch.sign(target)).float().mean()
+
+
 def accuracy(logits: Tensor, labels: Tensor) -> Tensor:
     """Fraction of samples whose highest logit is the label. logits: (N, K); labels: (N,) int -> ()."""
     if logits.dim() != 2 or labels.shape != logits.shape[:1]:
@@ -138,6 +157,9 @@ class EmotionPrediction:
     def __len__(self) -> int:
         return self.valence.shape[0]
 
+    def __getitem__(self, index) -> "EmotionPrediction":
+        return EmotionPrediction(self.valence[index], self.arousal[index], self.logits[index])
+
     @property
     def expression(self) -> Tensor:
         """(N,) int64: the predicted class."""
@@ -152,10 +174,11 @@ class EmotionPrediction:
 
 @dataclass(frozen=True)
 class EmotionMetrics:
-    """One row of the paper's Table 2 (plus the Pearson correlations).
+    """One row of the paper's Table 2, plus the Pearson correlations and EMOCA's SAGR.
 
     v_ccc, v_rmse, a_ccc, a_rmse: valence/arousal CCC and RMSE; e_acc: expression accuracy;
-    v_pcc, a_pcc: Pearson correlations; n: number of samples scored.
+    v_pcc, a_pcc: Pearson correlations; v_sagr, a_sagr: sign agreements; n: samples scored.
+    All over the whole set (module docstring).
     """
 
     v_ccc: float
@@ -165,6 +188,8 @@ class EmotionMetrics:
     e_acc: float
     v_pcc: float
     a_pcc: float
+    v_sagr: float
+    a_sagr: float
     n: int
 
     def row(self) -> tuple[float, float, float, float, float]:
@@ -173,11 +198,12 @@ class EmotionMetrics:
 
 
 def emotion_metrics(prediction: EmotionPrediction, target: EmotionTargets) -> EmotionMetrics:
-    """Score predictions against targets (all N samples at once, as the paper does)."""
+    """Score predictions against targets, all N samples at once (module docstring)."""
     p, t = prediction.detach().cpu(), target.to("cpu")
     return EmotionMetrics(
         v_ccc=float(ccc(p.valence, t.valence)), v_rmse=float(rmse(p.valence, t.valence)),
         a_ccc=float(ccc(p.arousal, t.arousal)), a_rmse=float(rmse(p.arousal, t.arousal)),
         e_acc=float(accuracy(p.logits, t.expression)),
         v_pcc=float(pcc(p.valence, t.valence)), a_pcc=float(pcc(p.arousal, t.arousal)),
+        v_sagr=float(sagr(p.valence, t.valence)), a_sagr=float(sagr(p.arousal, t.arousal)),
         n=len(t))

@@ -6,16 +6,20 @@ Real AffectNet and the synthetic stand-in take the identical path:
 
 1. **index** -- :func:`prepare_index`: an AffectNet root (``training.csv`` / ``validation.csv``
    and images) is cropped by :func:`data_prep.affectnet.prepare_affectnet` into a crops folder
-   with ``index.csv`` (or a folder that already holds ``index.csv`` is read as is);
+   with ``index.csv`` (or a folder that already holds ``index.csv`` is read as is). The crop rule
+   should be the one the evaluated encoders were trained with: SMIRK's (MediaPipe box x 1.4,
+   the default) for SMIRK encoders, EMOCA's 68-landmark rule for EMOCA/DECA-style encoders;
 2. **parameters** -- :func:`encoder_parameters`: every crop, resized to the encoder's input size,
    goes through a SMIRK encoder checkpoint; the parameters are cached as ``.npz`` per (checkpoint
    file hash, index fingerprint, input size) and reused when present;
 3. **MLP** -- :func:`evaluate_parameters`: an :class:`~tempsmirk.evaluation.emotion.EmotionMLP`
-   trains on the ``train`` split (with early stopping on a held-out part of it, the same seed for
-   every encoder) and predicts the ``validation`` split (AffectNet's official validation set, the
-   paper's test set);
-4. **table** -- :func:`results_table` / :func:`write_report`: V-CCC, V-RMSE, A-CCC, A-RMSE, E-ACC, one
-   row per encoder, plus confusion matrices and valence/arousal scatter plots.
+   trains on the ``train`` split as EMOCA trains it (class-balanced batches, EMOCA's loss and
+   shake, model selection on a held-out part every 0.2 epoch; the same seed for every encoder)
+   and predicts the ``validation`` split (AffectNet's official validation set, the paper's test
+   set);
+4. **table** -- :func:`results_table` / :func:`write_report`: V-CCC, V-RMSE, A-CCC, A-RMSE, E-ACC
+   (and EMOCA's SAGR), one row per encoder, all over the whole test set, plus confusion matrices,
+   valence/arousal scatter plots and the protocol (:func:`protocol_table`).
 
 On the synthetic set an **oracle** row feeds the ground-truth parameters to step 3: the best any
 encoder could do with this MLP (the annotation noise keeps it below a perfect score).
@@ -29,7 +33,7 @@ import io
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Optional, Sequence, Union
 
@@ -40,9 +44,10 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from data_prep.affectnet import AffectNetIndex, prepare_affectnet, read_index
+from data_prep.affectnet import (CROP_RULES, DEFAULT_RULE, RULE_SCALES, AffectNetIndex, CropSettings,
+                                 prepare_affectnet, read_index)
 from tempsmirk.atomic import atomic_write_bytes
-from tempsmirk.evaluation.emotion import (EmotionMLPConfig, TrainingHistory, emotion_inputs,
+from tempsmirk.evaluation.emotion import (EmotionMLP, EmotionMLPConfig, TrainingHistory, emotion_inputs,
                                           predict_emotion, train_emotion_mlp)
 from tempsmirk.evaluation.metrics import (EMOTION_CLASSES, TABLE_COLUMNS, EmotionMetrics,
                                           EmotionPrediction, EmotionTargets, confusion_matrix,
@@ -57,6 +62,7 @@ __all__ = [
     "EncoderResult",
     "prepare_index",
     "subset_index",
+    "protocol_table",
     "index_fingerprint",
     "file_digest",
     "index_targets",
@@ -81,6 +87,8 @@ class EvaluationConfig:
 
     image_size: the encoders' input side (official SMIRK 224; the demo checkpoint
         ``tempsmirk.training.DEMO_IMAGE_SIZE``); crops are resized to it.
+    crop_rule, crop_scale: how :func:`prepare_index` frames the faces
+        (:data:`data_prep.affectnet.CROP_RULES`; scale None = the rule's own).
     crop_size: side of the crops :func:`prepare_index` writes (data_prep's default 224).
     batch_size, num_workers: encoder batches and image-reading worker processes.
     n_exp, n_shape: coefficients the checkpoints predict.
@@ -90,6 +98,8 @@ class EvaluationConfig:
     """
 
     image_size: int = 224
+    crop_rule: str = DEFAULT_RULE
+    crop_scale: Optional[float] = None
     crop_size: int = 224
     batch_size: int = 32
     num_workers: int = 0
@@ -98,6 +108,10 @@ class EvaluationConfig:
     max_train_images: Optional[int] = None
     mlp: EmotionMLPConfig = field(default_factory=EmotionMLPConfig)
 
+    def __post_init__(self) -> None:
+        if self.crop_rule not in CROP_RULES:
+            raise ValueError(f"crop_rule must be one of {CROP_RULES}; got {self.crop_rule!r}")
+
 
 @dataclass(frozen=True)
 class EncoderResult:
@@ -105,7 +119,7 @@ class EncoderResult:
 
     name: the encoder's name. metrics: :class:`EmotionMetrics`. prediction, targets: the MLP's
     predictions and the labels, N test images. confusion: (K, K) counts, row = true class.
-    history: the MLP's training history.
+    history: the MLP's training history. model: the trained MLP (its selected weights, on the CPU).
     """
 
     name: str
@@ -114,6 +128,7 @@ class EncoderResult:
     targets: EmotionTargets
     confusion: Tensor
     history: TrainingHistory
+    model: Optional[EmotionMLP] = None
 
 
 def _fingerprint_files(paths: Sequence[Path]) -> str:
@@ -126,40 +141,60 @@ def _fingerprint_files(paths: Sequence[Path]) -> str:
 
 
 def prepare_index(root: PathLike, crops_dir: Optional[PathLike] = None, crop_size: int = 224,
+                  rule: Optional[str] = None, scale: Optional[float] = None,
                   progress: bool = True) -> AffectNetIndex:
     """The crops index for an AffectNet root (or a folder already holding ``index.csv``).
 
     A root with ``training.csv`` / ``validation.csv`` is cropped with
-    :func:`data_prep.affectnet.prepare_affectnet` into ``crops_dir`` (default: a cache folder keyed
-    by the root's CSVs and ``crop_size``); an existing ``index.csv`` there is reused.
+    :func:`data_prep.affectnet.prepare_affectnet` under ``rule`` (None: SMIRK's) into
+    ``crops_dir`` (default: a cache folder keyed by the root's CSVs, the rule, its scale and
+    ``crop_size``); an existing complete folder there is reused. A prepared folder is read as
+    is; a ``rule`` (or ``scale``) given with it must be the one its crops were made with, and it
+    must record its rule (``crop_settings.json``, written by ``data_prep.affectnet``).
 
     Raises:
         FileNotFoundError: ``root`` holds neither ``index.csv`` nor the AffectNet CSVs.
-        ValueError: an unreadable index.
+        ValueError: an unreadable index, an unknown rule, or crops made with another (or an
+            unrecorded) rule.
     """
     root = Path(root)
+    if rule is not None and rule not in CROP_RULES:
+        raise ValueError(f"crop rule must be one of {CROP_RULES}; got {rule!r}")
     if (root / "index.csv").is_file():
-        return read_index(root)
+        index = read_index(root)
+        made = index.crop
+        if made is None:
+            raise ValueError(f"{root} holds an index without crop_settings.json (made by an older "
+                             f"version), so how its faces were cropped is unknown; re-create it with "
+                             f"'python -m data_prep.affectnet AFFECTNET_ROOT --out DIR --rule RULE'")
+        if rule is not None and (made.rule != rule or (scale is not None and made.scale != scale)):
+            raise ValueError(f"{root} holds crops made with {made.describe()}, not with rule "
+                             f"{rule!r}{f' x {scale:g}' if scale is not None else ''}; prepare the AffectNet "
+                             f"root with that rule instead (or leave the rule unset to use these crops)")
+        return index
     csvs = [root / "training.csv", root / "validation.csv"]
     if not root.is_dir() or not any(c.is_file() for c in csvs):
         raise FileNotFoundError(f"{root} holds neither index.csv (a prepared AffectNet index) nor "
                                 f"training.csv / validation.csv (an AffectNet root); give one of those")
+    rule = rule or DEFAULT_RULE
+    scale = float(scale if scale is not None else RULE_SCALES[rule])
     if crops_dir is None:
         key = _fingerprint_files([c for c in csvs if c.is_file()])[:12]
-        crops_dir = cache_dir("evaluation", "crops", f"{key}_{crop_size}px")
+        crops_dir = cache_dir("evaluation", "crops", f"{key}_{rule}{scale:g}_{crop_size}px")
     crops_dir = Path(crops_dir)
     if (crops_dir / "index.csv").is_file():  # written last by prepare_affectnet: complete
-        return read_index(crops_dir)
-    index, _ = prepare_affectnet(root, crops_dir, out_size=crop_size, show_progress=progress)
+        index = read_index(crops_dir)
+        if index.crop is not None and (index.crop.rule, index.crop.scale, index.crop.size) == \
+                (rule, scale, crop_size):
+            return index
+    index, _ = prepare_affectnet(root, crops_dir, rule=rule, scale=scale, out_size=crop_size,
+                                 show_progress=progress)
     return index
 
 
 def subset_index(index: AffectNetIndex, rows: Sequence[int] | Tensor | np.ndarray) -> AffectNetIndex:
     """The given rows of an index, in that order."""
-    rows = np.asarray(rows, dtype=np.int64)
-    return AffectNetIndex(tuple(index.crop_paths[i] for i in rows), index.expression[rows],
-                          index.valence[rows], index.arousal[rows], tuple(index.split[i] for i in rows),
-                          tuple(index.source_paths[i] for i in rows), index.source_lines[rows])
+    return index.subset(np.asarray(rows, dtype=np.int64))
 
 
 def index_fingerprint(index: AffectNetIndex) -> str:
@@ -269,19 +304,25 @@ def evaluate_parameters(name: str, train_params: EncoderOutput, train_targets: E
                         device: str | torch.device = "cpu", progress: bool = False) -> EncoderResult:
     """Train the emotion MLP on one encoder's training parameters and score it on the test split.
 
-    The MLP's initial weights, holdout split and batch order depend only on ``seed``, so encoders
-    compared with the same seed get the same training procedure.
+    The MLP's initial weights, holdout split, batch draws and shake weights depend only on
+    ``seed``, so encoders compared with the same seed get the same training procedure.
+
+    Raises:
+        ValueError: the MLP could not be trained on these parameters (the message names the encoder).
     """
     cfg = cfg or EmotionMLPConfig()
     x_train = emotion_inputs(train_params, cfg.inputs).to(device)
     x_test = emotion_inputs(test_params, cfg.inputs).to(device)
-    model, history = train_emotion_mlp(x_train, train_targets.to(device), cfg,
-                                       torch.Generator().manual_seed(seed), progress=progress)
+    try:
+        model, history = train_emotion_mlp(x_train, train_targets.to(device), cfg,
+                                           torch.Generator().manual_seed(seed), progress=progress)
+    except ValueError as exc:
+        raise ValueError(f"encoder {name!r}: {exc}") from exc
     pred = predict_emotion(model, x_test).cpu()
     return EncoderResult(name=name, metrics=emotion_metrics(pred, test_targets), prediction=pred,
                          targets=test_targets, confusion=confusion_matrix(test_targets.expression,
                                                                           pred.expression, cfg.n_classes),
-                         history=history)
+                         history=history, model=model.cpu())
 
 
 def _splits(index: AffectNetIndex, max_train: Optional[int],
@@ -348,24 +389,69 @@ def untrained_checkpoint(seed: int = 0, n_exp: int = 50, n_shape: int = 300,
     return path
 
 
+_EXTRA_COLUMNS = ("V-SAGR", "A-SAGR")
+
+
 def results_table(results: Sequence[EncoderResult], style: str = "markdown", digits: int = 4) -> str:
-    """The paper's Table 2 layout: one row per encoder; ``style`` ``"markdown"`` or ``"csv"``."""
+    """The paper's Table 2 layout plus EMOCA's SAGR: one row per encoder; ``style`` ``"markdown"``
+    or ``"csv"`` (which adds the PCCs, N and the epoch of the kept MLP weights)."""
     if style == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(("encoder",) + TABLE_COLUMNS + ("V-PCC", "A-PCC", "N", "MLP epochs"))
+        writer.writerow(("encoder",) + TABLE_COLUMNS + _EXTRA_COLUMNS + ("V-PCC", "A-PCC", "N", "MLP epoch"))
         for r in results:
             m = r.metrics
-            writer.writerow((r.name, *(f"{v:.6f}" for v in m.row()), f"{m.v_pcc:.6f}",
-                             f"{m.a_pcc:.6f}", m.n, r.history.best_epoch + 1))
+            writer.writerow((r.name, *(f"{v:.6f}" for v in m.row()), f"{m.v_sagr:.6f}", f"{m.a_sagr:.6f}",
+                             f"{m.v_pcc:.6f}", f"{m.a_pcc:.6f}", m.n, f"{r.history.best_epoch:.2f}"))
         return buf.getvalue()
     if style != "markdown":
         raise ValueError(f"style is 'markdown' or 'csv', got {style!r}")
-    arrows = ("↑", "↓", "↑", "↓", "↑")
-    head = "| encoder | " + " | ".join(c + a for c, a in zip(TABLE_COLUMNS, arrows)) + " |"
-    lines = [head, "|" + "---|" * (len(TABLE_COLUMNS) + 1)]
+    columns = TABLE_COLUMNS + _EXTRA_COLUMNS
+    arrows = ("↑", "↓", "↑", "↓", "↑", "↑", "↑")
+    head = "| encoder | " + " | ".join(c + a for c, a in zip(columns, arrows)) + " |"
+    lines = [head, "|" + "---|" * (len(columns) + 1)]
     for r in results:
-        lines.append(f"| {r.name} | " + " | ".join(f"{v:.{digits}f}" for v in r.metrics.row()) + " |")
+        m = r.metrics
+        values = (*m.row(), m.v_sagr, m.a_sagr)
+        lines.append(f"| {r.name} | " + " | ".join(f"{v:.{digits}f}" for v in values) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def protocol_table(cfg: EvaluationConfig, crop: Optional[CropSettings] = None) -> str:
+    """How the table was measured, beside EMOCA's protocol (markdown). Explained in chapter 6.
+
+    ``crop``: the crops' settings (``index.crop``); None takes ``cfg``'s rule.
+    """
+    m, loss = cfg.mlp, cfg.mlp.loss
+    if crop is None:
+        crop = CropSettings(cfg.crop_rule, cfg.crop_scale or RULE_SCALES[cfg.crop_rule], cfg.crop_size)
+    dims = {"expression": cfg.n_exp, "jaw_pose": 3, "shape": cfg.n_shape, "eyelids": 2, "global_pose": 3}
+    inputs = " + ".join(f"{name} ({dims.get(name, '?')})" for name in m.inputs)
+    sampler = {"balanced": "class-balanced: 1 / class count, with replacement",
+               "natural": "natural class mix (shuffled)"}[m.sampler]
+    weights = f"{loss.expression_nll:g}·NLL + {loss.v_mse:g}·MSE_v + {loss.a_mse:g}·MSE_a + " \
+              f"{loss.va_pcc:g}·(1 − PCC̄) + {loss.va_ccc:g}·(1 − CCC̄)"
+    scheme = {"shake": "shake (V/A weights ~ U(0, 1), sum 1, per step)", "norm": "V/A weights / their sum",
+              "none": "fixed weights"}[loss.va_scheme]
+    rows = [
+        ("crops", f"{crop.describe()}, resized to {cfg.image_size} px",
+         "FAN 68-landmark box × 1.1 × 1.25, 224 px"),
+        ("MLP input", inputs + (", standardised" if m.standardize else ""),
+         "expression (50) + jaw (3); released models add shape (100)"),
+        ("MLP", f"{m.n_hidden} × {m.hidden}, BatchNorm, LeakyReLU({m.negative_slope:g})",
+         "4 × 2048, BatchNorm, LeakyReLU(0.2)"),
+        ("batches", f"{sampler}, {m.batch_size} per batch", "balanced_expr, 64 per batch"),
+        ("loss", f"{weights}; {scheme}",
+         "1·NLL + 1·MSE_v + 1·MSE_a + 1·(1 − PCC̄) + 1·(1 − CCC̄); shake"),
+        ("optimiser", f"Adam {m.lr:g}", "Adam 1e-4"),
+        ("model selection", f"{m.holdout_fraction:.0%} of training held out, checked every "
+                            f"{m.val_check_interval:g} epoch, patience {m.patience} checks, ≤ {m.max_epochs} "
+                            f"epochs, best weights reloaded",
+         "EmoNet's held-out part of training, every 0.2 epoch, patience 10, ≤ 50 epochs, best reloaded"),
+        ("test scores", "whole validation set at once", "per batch of 64 (Lightning test step)"),
+    ]
+    lines = ["| setting | this table | EMOCA |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -373,24 +459,34 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "encoder"
 
 
-def write_report(results: Sequence[EncoderResult], out_dir: PathLike) -> tuple[Path, ...]:
-    """Write ``table.csv``, ``table.md``, ``metrics.json`` and per encoder ``<name>.png``
-    (confusion matrix + valence/arousal scatter) into ``out_dir``, atomically. Returns the paths."""
+def write_report(results: Sequence[EncoderResult], out_dir: PathLike, cfg: Optional[EvaluationConfig] = None,
+                 crop: Optional[CropSettings] = None) -> tuple[Path, ...]:
+    """Write ``table.csv``, ``table.md``, ``metrics.json``, ``config.json`` (with ``cfg``) and per
+    encoder ``<name>.png`` (confusion matrix + valence/arousal scatter) into ``out_dir``,
+    atomically. With ``cfg``, ``table.md`` also states the protocol (:func:`protocol_table`;
+    ``crop`` = the index's crop settings). Returns the paths."""
     import matplotlib.pyplot as plt
 
     from tempsmirk.evaluation.plots import result_figure
 
     out = Path(out_dir)
     written = []
-    for name, text in (("table.csv", results_table(results, "csv")),
-                       ("table.md", results_table(results, "markdown"))):
+    markdown = results_table(results, "markdown")
+    if cfg is not None:
+        markdown += "\nProtocol:\n\n" + protocol_table(cfg, crop)
+        settings = {"evaluation": asdict(cfg), "crop": asdict(crop) if crop is not None else None}
+        atomic_write_bytes(out / "config.json", json.dumps(settings, indent=1).encode("utf-8"))
+        written.append(out / "config.json")
+    for name, text in (("table.csv", results_table(results, "csv")), ("table.md", markdown)):
         atomic_write_bytes(out / name, text.encode("utf-8"))
         written.append(out / name)
     payload = [{"encoder": r.name, **{k: getattr(r.metrics, k) for k in
-                                      ("v_ccc", "v_rmse", "a_ccc", "a_rmse", "e_acc", "v_pcc", "a_pcc", "n")},
+                                      ("v_ccc", "v_rmse", "a_ccc", "a_rmse", "e_acc", "v_pcc", "a_pcc",
+                                       "v_sagr", "a_sagr", "n")},
                 "confusion": r.confusion.tolist(), "classes": list(EMOTION_CLASSES),
-                "best_epoch": r.history.best_epoch, "stopped_early": r.history.stopped_early,
-                "train_loss": list(r.history.train_loss), "holdout_loss": list(r.history.holdout_loss)}
+                "best_epoch": r.history.best_epoch, "stop_reason": r.history.stop_reason,
+                "check_epoch": list(r.history.epoch), "train_loss": list(r.history.train_loss),
+                "holdout_loss": list(r.history.holdout_loss)}
                for r in results]
     atomic_write_bytes(out / "metrics.json", json.dumps(payload, indent=1).encode("utf-8"))
     written.append(out / "metrics.json")

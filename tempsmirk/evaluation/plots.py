@@ -56,12 +56,16 @@ def plot_va_scatter(ax: "Axes", predicted: Tensor | np.ndarray, target: Tensor |
 
 
 def plot_history(ax: "Axes", history, label: str = "") -> None:
-    """Training and held-out loss per epoch, with the kept epoch marked."""
-    epochs = np.arange(1, len(history.train_loss) + 1)
+    """Training and held-out loss at every validation check, with the kept check marked.
+
+    The training loss carries that step's shake weights (their V/A part sums to 1) while the
+    held-out loss uses the fixed weights (sum 4 by default), so the two curves sit at different
+    levels by construction.
+    """
+    epochs = np.asarray(history.epoch)
     line = ax.plot(epochs, history.holdout_loss, label=f"{label} held out".strip())[0]
     ax.plot(epochs, history.train_loss, ls=":", color=line.get_color(), label=f"{label} train".strip())
-    if history.best_epoch >= 0:
-        ax.axvline(history.best_epoch + 1, color=line.get_color(), lw=0.6, alpha=0.6)
+    ax.axvline(history.best_epoch, color=line.get_color(), lw=0.6, alpha=0.6)
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
 

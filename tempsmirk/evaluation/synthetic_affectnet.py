@@ -37,12 +37,21 @@ annotation noise): an encoder that reads expressions well scores well, as on rea
 head pose, gaze, camera; albedo, lights and background are shared by ``group_size`` images at a
 time (one rendering call), with classes shuffled so no class owns an appearance.
 
+**Class mix as AffectNet's**: the validation split has ``n_val_per_class`` images per class
+(AffectNet's validation set is balanced, 500 per class); the training split has
+8 x ``n_train_per_class`` images spread like AffectNet's manually annotated training split
+(:data:`AFFECTNET_TRAIN_COUNTS`: about 47 % Happy, 26 % Neutral, 1.3 % Contempt; at least one
+image per class), or evenly with ``train_class_mix="balanced"``. The skew is what EMOCA's
+class-balanced sampler exists for.
+
 **Files as AffectNet writes them**: expression codes 0-7, valence/arousal as decimals, the face
 box in whole pixels, 68 landmarks (x;y pairs, pixel centres at integers). A ``dropped_fraction``
 of extra training rows carries codes 8 (None), 9 (Uncertain) and 10 (No-Face, valence and arousal
--2), which the AffectNet reader must drop and report. The face box is the square that AffectNet's
-crop rule (side x 1.25, :func:`data_prep.affectnet.box_crop_affine`) maps back onto the whole
-rendered image, so crops keep the framing the SMIRK encoders were trained on.
+-2), which the AffectNet reader must drop and report. The face box is the square that the
+``csv_box`` crop rule (side x 1.25, :func:`data_prep.affectnet.box_crop_affine`) maps back onto
+the whole rendered image: that rule (:data:`SYNTHETIC_CROP_RULE`) gives the demo encoders the
+framing of the renders they were trained on. The other rules find the face in the image
+(MediaPipe, or the 68 landmarks) and frame it tighter, as SMIRK's and EMOCA's encoders expect.
 """
 
 from __future__ import annotations
@@ -74,6 +83,9 @@ __all__ = [
     "AROUSAL_LOADINGS",
     "IMAGES_DIR",
     "GROUND_TRUTH_FILE",
+    "SYNTHETIC_CROP_RULE",
+    "AFFECTNET_TRAIN_COUNTS",
+    "train_class_counts",
     "SyntheticAffectNetConfig",
     "EmotionSample",
     "SyntheticGroundTruth",
@@ -88,7 +100,12 @@ GROUND_TRUTH_FILE = "ground_truth.npz"
 META_FILE = "meta.json"
 CSV_HEADER = ("subDirectory_filePath", "face_x", "face_y", "face_width", "face_height",
               "facial_landmarks", "expression", "valence", "arousal")
-CROP_SCALE = 1.25  # AffectNet box -> crop (data_prep.affectnet.DEFAULT_SCALE)
+CROP_SCALE = 1.25  # AffectNet box -> crop (data_prep.affectnet.RULE_SCALES["csv_box"])
+#: The crop rule that reproduces the renders' framing (the demo encoders' training framing).
+SYNTHETIC_CROP_RULE = "csv_box"
+#: Images per class in AffectNet's manually annotated training split (Mollahosseini et al., 2017).
+AFFECTNET_TRAIN_COUNTS = (74874, 134415, 25459, 14090, 6378, 3803, 24882, 3750)
+TRAIN_CLASS_MIXES = ("affectnet", "balanced")
 IMAGES_PER_FOLDER = 500
 REST_EYELIDS = 0.1
 
@@ -146,7 +163,9 @@ AROUSAL_LOADINGS = ((WIDEN_LEFT, 0.5), (WIDEN_RIGHT, 0.5), (INNER_BROW_RAISE, 0.
 class SyntheticAffectNetConfig:
     """How the synthetic AffectNet is drawn (module docstring).
 
-    n_train_per_class, n_val_per_class: images per class in training.csv / validation.csv.
+    n_train_per_class, n_val_per_class: images per class in training.csv (on average; see
+        ``train_class_mix``) / validation.csv.
+    train_class_mix: ``"affectnet"`` (AffectNet's training skew) or ``"balanced"``.
     image_size: rendered image side in pixels.
     seed: everything is a function of the seed.
     intensity_min, intensity_max: range of the per-image intensity s.
@@ -162,6 +181,7 @@ class SyntheticAffectNetConfig:
 
     n_train_per_class: int = 500
     n_val_per_class: int = 100
+    train_class_mix: str = "affectnet"
     image_size: int = 128
     seed: int = 0
     intensity_min: float = 0.25
@@ -270,6 +290,18 @@ class SyntheticGroundTruth:
     arousal: Tensor
 
 
+def train_class_counts(cfg: SyntheticAffectNetConfig) -> tuple[int, ...]:
+    """Training images per class (8,): AffectNet's proportions of 8 x ``n_train_per_class``
+    (rounded, at least 1 each), or ``n_train_per_class`` each for a balanced mix."""
+    if cfg.train_class_mix == "balanced":
+        return (cfg.n_train_per_class,) * len(PROTOTYPES)
+    if cfg.train_class_mix != "affectnet":
+        raise ValueError(f"train_class_mix must be one of {TRAIN_CLASS_MIXES}; got {cfg.train_class_mix!r}")
+    total = cfg.n_train_per_class * len(PROTOTYPES)
+    share = np.asarray(AFFECTNET_TRAIN_COUNTS, np.float64) / sum(AFFECTNET_TRAIN_COUNTS)
+    return tuple(max(1, int(round(total * p))) for p in share)
+
+
 def _config_dict(cfg: SyntheticAffectNetConfig) -> dict:
     return asdict(cfg)
 
@@ -333,8 +365,8 @@ def write_synthetic_affectnet(root: Optional[str | Path] = None,
     n_classes = len(PROTOTYPES)
     n_dropped = int(math.ceil(cfg.dropped_fraction * cfg.n_train_per_class * n_classes))
     splits = []
-    for split, per_class, extra in (("training", cfg.n_train_per_class, n_dropped),
-                                    ("validation", cfg.n_val_per_class, 0)):
+    for split, per_class, extra in (("training", torch.tensor(train_class_counts(cfg)), n_dropped),
+                                    ("validation", torch.full((n_classes,), cfg.n_val_per_class), 0)):
         codes = torch.cat([torch.arange(n_classes).repeat_interleave(per_class),
                            8 + torch.arange(extra) % 3])
         splits.append((split, codes[torch.randperm(len(codes), generator=g)]))

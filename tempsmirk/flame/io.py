@@ -3,17 +3,22 @@
 FLAME 2020 pickles wrap their arrays in ``chumpy.ch.Ch`` objects. chumpy is
 unmaintained and breaks on modern NumPy, and a pickle can run arbitrary code, so
 every pickle here goes through :class:`RestrictedUnpickler`: it resolves only an
-allow-list of NumPy/SciPy constructors and maps any ``chumpy`` class to an inert
-stub that just keeps its state (whose ``x`` entry is the array). Any other global
-is refused *before* it is imported or called.
+allow-list of NumPy constructors and harmless builtins (``set``, ``object``,
+``collections.OrderedDict``), maps any ``chumpy`` class and SciPy's sparse matrices
+to inert stubs that just keep their state, and rebuilds torch tensors itself
+(DECA's and SMIRK's ``landmark_embedding.npy`` holds some): the embedded storage is
+read with ``torch.load(weights_only=True)`` and every size is bounds-checked. Any
+other global is refused *before* it is imported or called.
 
 Every loader accepts a path or an already-loaded mapping in the same layout (the
 built-in head hands over mappings), and validates keys and shapes with errors that
-name the file, the key, what was expected and what was found.
+name the file, the key, what was expected and what was found. Which file a user's
+folder holds under which name is :mod:`tempsmirk.flame.assets`' business.
 """
 
 from __future__ import annotations
 
+import collections
 import io
 import os
 import pickle
@@ -37,9 +42,11 @@ __all__ = [
     "load_flame_model",
     "load_static_embedding",
     "load_dynamic_embedding",
+    "load_landmark_embedding",
     "load_mediapipe_embedding",
     "load_eyelids",
     "load_masks",
+    "load_mask_triangles",
 ]
 
 Source = Union[str, os.PathLike, Mapping[str, Any]]
@@ -59,7 +66,27 @@ class UnsafePickleError(pickle.UnpicklingError):
 
 
 class _ChumpyStub:
-    """Inert stand-in for chumpy objects: keeps the pickled state, runs nothing."""
+    """Inert stand-in for chumpy objects: keeps the pickled state, runs nothing.
+
+    A FLAME 2020 ``Ch`` state is chumpy's ``__getstate__``: ``x`` (the array),
+    ``_dirty_vars`` (a set), ``_itr``, ``_depends_on_deps``, ``_make_dense``,
+    ``_make_sparse``; only ``x`` is used.
+    """
+
+    def __setstate__(self, state: Any) -> None:
+        self.__dict__["_state"] = state
+
+    @property
+    def state(self) -> Any:
+        return self.__dict__.get("_state")
+
+
+class _SparseStub:
+    """Inert stand-in for a pickled SciPy sparse matrix: keeps the state (``data``, ``indices``,
+    ``indptr``, ``_shape``; ``row``/``col`` or ``coords`` for COO); :func:`_to_array` builds
+    and fully checks the matrix from plain arrays, so no pickled attribute reaches SciPy."""
+
+    format = ""
 
     def __setstate__(self, state: Any) -> None:
         self.__dict__["_state"] = state
@@ -70,9 +97,8 @@ class _ChumpyStub:
 
 
 _SPARSE = {
-    "csc_matrix": sp.csc_matrix,
-    "csr_matrix": sp.csr_matrix,
-    "coo_matrix": sp.coo_matrix,
+    name: type(f"_{name}_stub", (_SparseStub,), {"format": name[:3]})
+    for name in ("csc_matrix", "csr_matrix", "coo_matrix")
 }
 _SPARSE_MODULES = {
     "scipy.sparse", "scipy.sparse.csc", "scipy.sparse._csc", "scipy.sparse.csr",
@@ -80,6 +106,61 @@ _SPARSE_MODULES = {
 }
 _NUMPY_CORE = {"numpy.core.multiarray", "numpy._core.multiarray"}
 _NUMPY_NUMERIC = {"numpy.core.numeric", "numpy._core.numeric"}
+
+
+class _TorchStorage:
+    """A storage read from an embedded ``torch.save`` blob; only :func:`_rebuild_tensor` uses it."""
+
+    def __init__(self, storage: Any) -> None:
+        self.storage = storage
+
+
+def _load_storage(data: Any) -> _TorchStorage:
+    """Stands in for ``torch.storage._load_from_bytes``: the blob (legacy or zip ``torch.save``
+    format) is read with ``torch.load(weights_only=True)``, which runs no code from it."""
+    import torch
+
+    if not isinstance(data, (bytes, bytearray)):
+        raise UnsafePickleError(f"a torch storage should be rebuilt from bytes; found {type(data).__name__}")
+    try:
+        storage = torch.load(io.BytesIO(bytes(data)), weights_only=True, map_location="cpu")
+    except Exception as err:  # torch's weights-only unpickler refuses anything but tensors and storages
+        raise UnsafePickleError(f"an embedded torch storage did not load with weights_only=True ({err}); "
+                                "nothing was executed") from None
+    if not isinstance(storage, torch.storage.TypedStorage):
+        raise UnsafePickleError(f"an embedded torch blob should hold a storage; found {type(storage).__name__}")
+    return _TorchStorage(storage)
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, requires_grad: Any = False,
+                    hooks: Any = None, metadata: Any = None) -> Any:
+    """Stands in for ``torch._utils._rebuild_tensor_v2``: checks every argument — torch itself
+    does not bounds-check a view of a storage — and returns a CPU tensor that owns its memory."""
+    import torch
+
+    if not isinstance(storage, _TorchStorage):
+        raise UnsafePickleError(f"a tensor should be rebuilt from an embedded torch storage; found "
+                                f"{type(storage).__name__}")
+    ok = (_is_int(offset) and offset >= 0 and isinstance(size, tuple) and isinstance(stride, tuple)
+          and len(size) == len(stride) and all(_is_int(n) and n >= 0 for n in size)
+          and all(_is_int(k) and k >= 0 for k in stride) and isinstance(requires_grad, bool))
+    if not ok:
+        raise UnsafePickleError(f"malformed tensor layout: offset {offset!r}, size {size!r}, stride {stride!r}")
+    if any(x is not None and not (isinstance(x, dict) and not x) for x in (hooks, metadata)):
+        # backward hooks would be code; tensor metadata (conjugate/negative bits) is in no asset
+        raise UnsafePickleError("refusing a pickled tensor with backward hooks or metadata; nothing was executed")
+    s = storage.storage
+    u = s._untyped_storage  # (TypedStorage's public size() warns that the class is deprecated)
+    n = u.nbytes() // torch.empty((), dtype=s.dtype).element_size()
+    last = offset + sum((a - 1) * k for a, k in zip(size, stride)) if all(size) else offset - 1
+    if last >= n:
+        raise FlameFileError(f"a pickled tensor of size {size} (stride {stride}, offset {offset}) reaches "
+                             f"element {last} of a storage of {n}: the file is damaged")
+    return torch.empty(0, dtype=s.dtype).set_(u, offset, size, stride).clone()
 
 
 def _resolve_allowed(module: str, name: str) -> Any:
@@ -98,8 +179,16 @@ def _resolve_allowed(module: str, name: str) -> Any:
         return _SPARSE[name]
     if module == "copyreg" and name == "_reconstructor":
         return copyreg._reconstructor
-    if module == "builtins" and name == "object":
-        return object
+    if module == "builtins" and name in ("object", "set"):
+        # chumpy's state holds a set (_dirty_vars); set(iterable) only iterates and hashes
+        # objects this unpickler has already built.
+        return {"object": object, "set": set}[name]
+    if module == "collections" and name == "OrderedDict":
+        return collections.OrderedDict  # a pickled tensor's (empty) backward hooks
+    if module == "torch._utils" and name == "_rebuild_tensor_v2":
+        return _rebuild_tensor
+    if module == "torch.storage" and name == "_load_from_bytes":
+        return _load_storage
     if module == "_codecs" and name == "encode":
         # Protocol-2 pickles written by Python 3 spell bytes as _codecs.encode(str, 'latin1').
         import _codecs
@@ -109,7 +198,7 @@ def _resolve_allowed(module: str, name: str) -> Any:
 
 
 class RestrictedUnpickler(pickle.Unpickler):
-    """Unpickler that resolves only NumPy/SciPy array constructors and chumpy stubs."""
+    """Unpickler that resolves only NumPy array constructors, harmless builtins and inert stubs."""
 
     def find_class(self, module: str, name: str) -> Any:
         import _compat_pickle
@@ -123,8 +212,8 @@ class RestrictedUnpickler(pickle.Unpickler):
         if obj is None:
             raise UnsafePickleError(
                 f"refusing to load a pickle that references '{module}.{name}': only NumPy/SciPy "
-                "arrays (and chumpy-wrapped arrays) are allowed in FLAME files. Nothing was executed; "
-                "if this file is genuine, re-save it with plain NumPy arrays."
+                "arrays, torch tensors and chumpy-wrapped arrays are allowed in FLAME files. Nothing "
+                "was executed; if this file is genuine, re-save it with plain NumPy arrays."
             )
         return obj
 
@@ -161,17 +250,44 @@ def load_npy_restricted(path: str | os.PathLike) -> Any:
     return np.load(path, allow_pickle=False)
 
 
+def _sparse_from_state(stub: _SparseStub, where: str, key: str) -> sp.spmatrix:
+    """A SciPy matrix built from a sparse stub's plain arrays, with every index checked."""
+    st = stub.state if isinstance(stub.state, dict) else {}
+    shape = st.get("_shape", st.get("shape"))
+    try:
+        shape = tuple(int(n) for n in shape)
+        if stub.format == "coo":
+            row, col = st["coords"] if "coords" in st else (st["row"], st["col"])
+            m = sp.coo_matrix((np.asarray(st["data"]), (np.asarray(row), np.asarray(col))), shape=shape)
+        else:
+            cls = sp.csc_matrix if stub.format == "csc" else sp.csr_matrix
+            m = cls((np.asarray(st["data"]), np.asarray(st["indices"]), np.asarray(st["indptr"])), shape=shape)
+            m.check_format(full_check=True)
+    except (KeyError, TypeError, ValueError) as err:
+        raise FlameFileError(f"{where}: '{key}' is a damaged {stub.format} sparse matrix ({err}); "
+                             f"found state keys {sorted(map(str, st))}") from None
+    return m
+
+
 def _to_array(value: Any, where: str, key: str) -> np.ndarray | sp.spmatrix:
+    """Plain NumPy (or a checked SciPy sparse matrix) from a chumpy stub, a sparse stub, a torch
+    tensor or anything ``np.asarray`` takes."""
     if isinstance(value, _ChumpyStub):
         state = value.state
-        if not isinstance(state, dict) or "x" not in state:
+        if not isinstance(state, dict) or "x" not in state or isinstance(state["x"], _ChumpyStub):
             raise FlameFileError(
                 f"{where}: '{key}' is a chumpy expression without a plain 'x' array; "
                 "expected a chumpy-wrapped array (Ch) — re-save the model with NumPy arrays"
             )
-        return np.asarray(state["x"])
+        return _to_array(state["x"], where, key)
+    if isinstance(value, _SparseStub):
+        return _sparse_from_state(value, where, key)
     if sp.issparse(value):
         return value
+    import torch
+
+    if isinstance(value, torch.Tensor):  # e.g. from _rebuild_tensor
+        return value.detach().cpu().numpy()
     return np.asarray(value)
 
 
@@ -332,6 +448,31 @@ def load_dynamic_embedding(source: Source) -> DynamicEmbedding:
     return DynamicEmbedding(idx, bary)
 
 
+def load_landmark_embedding(source: Source) -> tuple[LandmarkEmbedding, DynamicEmbedding]:
+    """The 68 landmarks from DECA's and SMIRK's single ``landmark_embedding.npy``.
+
+    That file is an ``np.save``'d dict: ``static_lmk_faces_idx`` (51,) and
+    ``static_lmk_bary_coords`` (51, 3) as NumPy arrays, ``dynamic_lmk_faces_idx`` (79, 17)
+    and ``dynamic_lmk_bary_coords`` (79, 17, 3) as torch tensors, the same numbers as
+    RingNet's pair (:func:`load_static_embedding`, :func:`load_dynamic_embedding`). Its
+    ``full_lmk_*`` entries (a fixed 68-point set DECA uses for 3D landmarks) are not read.
+    The tensors are rebuilt by the restricted unpickler; nothing in the file runs.
+    """
+    m, where = _mapping(source, "landmark embedding")
+    keys = ["static_lmk_faces_idx", "static_lmk_bary_coords", "dynamic_lmk_faces_idx", "dynamic_lmk_bary_coords"]
+    _require(m, keys, where)
+    a = {k: _to_array(m[k], where, k) for k in keys}
+    static_idx = np.asarray(a["static_lmk_faces_idx"]).reshape(-1)
+    _check_shape(static_idx, (N_STATIC,), where, "static_lmk_faces_idx")
+    _check_shape(a["static_lmk_bary_coords"], (N_STATIC, 3), where, "static_lmk_bary_coords")
+    _check_shape(a["dynamic_lmk_faces_idx"], (N_DYNAMIC_ROWS, N_CONTOUR), where, "dynamic_lmk_faces_idx")
+    _check_shape(a["dynamic_lmk_bary_coords"], (N_DYNAMIC_ROWS, N_CONTOUR, 3), where, "dynamic_lmk_bary_coords")
+    static = LandmarkEmbedding(static_idx.astype(np.int64), np.asarray(a["static_lmk_bary_coords"], np.float64))
+    dynamic = DynamicEmbedding(np.asarray(a["dynamic_lmk_faces_idx"]).astype(np.int64),
+                               np.asarray(a["dynamic_lmk_bary_coords"], np.float64))
+    return static, dynamic
+
+
 def load_mediapipe_embedding(source: Source) -> MediaPipeEmbedding:
     """The 105 MediaPipe-to-FLAME points (``mediapipe_landmark_embedding.npz``)."""
     m, where = _mapping(source, "MediaPipe landmark embedding")
@@ -376,15 +517,32 @@ def load_eyelids(source: Source | tuple[str | os.PathLike, str | os.PathLike], n
     return np.stack([np.asarray(left).reshape(n_vertices, 3), np.asarray(right).reshape(n_vertices, 3)])
 
 
-def load_masks(source: Source, n_vertices: int) -> dict[str, np.ndarray]:
-    """Vertex-index region masks (``FLAME_masks.pkl`` layout): name -> (K,) int64."""
-    m, where = _mapping(source, "region masks")
+def _index_sets(m: Mapping[str, Any], where: str, n: int, what: str) -> dict[str, np.ndarray]:
+    """name -> (K,) int64 indices, each checked to lie in [0, n)."""
     out = {}
     for name, value in m.items():
-        idx = np.asarray(value).astype(np.int64).reshape(-1)
-        if idx.size and (idx.min() < 0 or idx.max() >= n_vertices):
-            raise FlameFileError(f"{where}: mask '{name}' indexes vertices outside [0, {n_vertices})")
+        idx = np.asarray(_to_array(value, where, str(name))).astype(np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= n):
+            raise FlameFileError(f"{where}: region '{name}' indexes {what} outside [0, {n}); found "
+                                 f"[{idx.min()}, {idx.max()}]")
         out[str(name)] = idx
     return out
 
 
+def load_masks(source: Source, n_vertices: int) -> dict[str, np.ndarray]:
+    """Vertex-index region masks (``FLAME_masks.pkl`` layout): name -> (K,) int64."""
+    m, where = _mapping(source, "region masks")
+    return _index_sets(m, where, n_vertices, "vertices")
+
+
+def load_mask_triangles(source: Source, n_faces: int) -> dict[str, np.ndarray]:
+    """Triangle-index region masks (SMIRK's ``FLAME_masks_triangles.npy``): name -> (K,) int64.
+
+    The file is an ``np.save``'d dict from region name (``face_clean``, ``cleaner_lips``,
+    ``eye_region``, ``left_eye_region``, ``right_eye_region``, ``forehead``, ``lips``,
+    ``nose``, ``neck``, ``left_ear``, ``right_ear``, ``right_eyeball``, ...) to the indices of
+    the FLAME triangles in that region; SMIRK's masking weighs the triangles it samples by
+    region (``load_probabilities_per_FLAME_triangle`` in its ``src/utils/masking.py``).
+    """
+    m, where = _mapping(source, "triangle region masks")
+    return _index_sets(m, where, n_faces, "triangles")

@@ -135,14 +135,19 @@ class FLAME(nn.Module):
         n_shape: int = 300,
         n_exp: int = 50,
         dtype: torch.dtype = torch.float32,
+        landmark_embedding: Optional[fio.Source] = None,
     ) -> "FLAME":
         """Load FLAME 2020 / 2023 files (or mappings in their layout) safely.
+
+        To find these files in a user's folder, use :func:`tempsmirk.flame.load_flame`.
 
         Args:
             model: ``generic_model.pkl`` (chumpy-wrapped arrays are fine, chumpy is not needed)
                 or a FLAME 2023 pickle, or the unpickled dict.
-            static_landmarks: ``flame_static_embedding.pkl`` (51 points).
-            dynamic_landmarks: ``flame_dynamic_embedding.npy`` (79 × 17 contour).
+            static_landmarks: ``flame_static_embedding.pkl`` (51 points; RingNet).
+            dynamic_landmarks: ``flame_dynamic_embedding.npy`` (79 × 17 contour; RingNet).
+            landmark_embedding: DECA's / SMIRK's ``landmark_embedding.npy`` (both of the above
+                in one file); give it or the RingNet pair, not both.
             mediapipe_landmarks: ``mediapipe_landmark_embedding.npz`` (105 points).
             eyelids: folder with ``l_eyelid.npy``/``r_eyelid.npy``, a (left, right) pair, or a mapping.
             masks: ``FLAME_masks.pkl`` (region name -> vertex indices).
@@ -156,6 +161,11 @@ class FLAME(nn.Module):
         F = arrays.faces.shape[0]
         static = fio.load_static_embedding(static_landmarks) if static_landmarks is not None else None
         dynamic = fio.load_dynamic_embedding(dynamic_landmarks) if dynamic_landmarks is not None else None
+        if landmark_embedding is not None:
+            if static is not None or dynamic is not None:
+                raise ValueError("give either landmark_embedding (DECA/SMIRK) or the RingNet pair "
+                                 "static_landmarks + dynamic_landmarks, not both")
+            static, dynamic = fio.load_landmark_embedding(landmark_embedding)
         mp = fio.load_mediapipe_embedding(mediapipe_landmarks) if mediapipe_landmarks is not None else None
         for name, emb in (("static", static), ("dynamic", dynamic), ("MediaPipe", mp)):
             if emb is not None and emb.face_idx.size and emb.face_idx.max() >= F:

@@ -1,7 +1,10 @@
-"""From video to meshes (chapter 7): ``python -m tempsmirk reconstruct VIDEO --checkpoint CKPT --out DIR``.
+"""From video to meshes (chapter 7): ``python -m tempsmirk reconstruct VIDEO [--checkpoint CKPT] [--fit] --out DIR``.
 
 - :mod:`tempsmirk.reconstruct.pipeline` — the stages (landmarks, crops, encoder, filling frames
-  without a face) and :func:`reconstruct_video`, which runs them and times each.
+  without a face, fitting with :mod:`tempsmirk.fitting`) and :func:`reconstruct_video`, which runs
+  them and times each.
+- :mod:`tempsmirk.reconstruct.compare` — methods compared on one video: landmark error against
+  MediaPipe, jitter, and errors against the truth where it is known.
 - :mod:`tempsmirk.reconstruct.smoothing` — inference-time filters (One-Euro, Savitzky–Golay): the
   baseline temporal training is measured against.
 - :mod:`tempsmirk.reconstruct.overlay` — the crop's camera in frame pixels, render windows, panels.
@@ -18,11 +21,13 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
+    "compare": ("MetricsTable", "Track", "encoder_track", "fit_track", "frame_track", "track_metrics",
+                "truth_metrics"),
     "export": ("MESH_DIR", "OVERLAY_FILE", "PARAMS_FILE", "VideoParams", "load_params", "save_params"),
     "overlay": ("blend_windows", "compose_panels", "frame_camera", "paste_windows", "render_windows",
                 "window_camera"),
     "pipeline": ("STAGES", "FlameModelError", "NoFaceError", "Reconstruction", "StageTimes", "crop_frames",
-                 "crop_transforms", "encode_crops", "fill_missing", "load_models", "prepare_encoder",
+                 "crop_transforms", "encode_crops", "fill_missing", "fit_targets", "load_models", "prepare_encoder",
                  "reconstruct_video"),
     "smoothing": ("METHODS", "OneEuro", "SavitzkyGolay", "Smoothing", "make_smoothing", "one_euro", "savgol",
                   "smooth_params"),

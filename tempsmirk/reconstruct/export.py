@@ -13,6 +13,8 @@ Explained in chapter 7. Shapes: T frames, S shape and E expression coefficients,
     crop_size    ()     int64        N: ``cam`` is the camera of the N × N crop
     frame_size   (2,)   int64        (W, H) of the video
     smoothing    ()     str          the inference-time filter applied, e.g. "none"
+    source       ()     str          what made the parameters: "encoder", "fit" (landmark fitting
+                                     alone) or "encoder+fit" (the encoder refined by fitting)
 
 ``cam`` is in crop coordinates; :func:`tempsmirk.reconstruct.overlay.window_camera` re-expresses
 it for the frame. Every file is written atomically (a crash leaves no truncated file under the
@@ -35,13 +37,14 @@ from tempsmirk.atomic import atomic_path
 from tempsmirk.meshio import write_obj, write_ply
 from tempsmirk.smirk.encoder import EncoderOutput
 
-__all__ = ["PARAMS_FILE", "OVERLAY_FILE", "MESH_DIR", "PARAM_FIELDS", "VideoParams", "save_params",
+__all__ = ["PARAMS_FILE", "OVERLAY_FILE", "MESH_DIR", "PARAM_FIELDS", "SOURCES", "VideoParams", "save_params",
            "load_params", "MeshFolder"]
 
 PARAMS_FILE = "params.npz"
 OVERLAY_FILE = "overlay.mp4"
 MESH_DIR = "meshes"
 PARAM_FIELDS = tuple(f.name for f in fields(EncoderOutput))
+SOURCES = ("encoder", "fit", "encoder+fit")
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class VideoParams:
     params: :class:`EncoderOutput` with (T, ...) fields (float32, CPU).
     found: (T,) bool. fps: frame rate. crop_affine: (T, 2, 3). crop_size: N.
     frame_size: (W, H). smoothing: label of the filter applied (``"none"`` for raw output).
+    source: ``"encoder"``, ``"fit"`` or ``"encoder+fit"`` (:data:`SOURCES`).
     """
 
     params: EncoderOutput
@@ -60,8 +64,11 @@ class VideoParams:
     crop_size: int
     frame_size: tuple[int, int]
     smoothing: str = "none"
+    source: str = "encoder"
 
     def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"VideoParams.source must be one of {SOURCES}; got {self.source!r}")
         t = self.found.shape[0]
         bad = [n for n in PARAM_FIELDS if getattr(self.params, n).shape[0] != t]
         if bad or self.crop_affine.shape != (t, 2, 3):
@@ -78,7 +85,8 @@ def save_params(path: str | os.PathLike, video: VideoParams) -> None:
     arrays = {n: getattr(video.params, n).detach().cpu().float().numpy() for n in PARAM_FIELDS}
     arrays.update(found=video.found.astype(bool), fps=np.float64(video.fps),
                   crop_affine=video.crop_affine.astype(np.float64), crop_size=np.int64(video.crop_size),
-                  frame_size=np.asarray(video.frame_size, dtype=np.int64), smoothing=np.asarray(video.smoothing))
+                  frame_size=np.asarray(video.frame_size, dtype=np.int64), smoothing=np.asarray(video.smoothing),
+                  source=np.asarray(video.source))
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez_compressed(fh, **arrays)
         fh.flush()
@@ -93,7 +101,7 @@ def load_params(path: str | os.PathLike) -> VideoParams:
             params = EncoderOutput(**{n: torch.from_numpy(z[n].astype(np.float32)) for n in PARAM_FIELDS})
             return VideoParams(params, z["found"].astype(bool), float(z["fps"]), z["crop_affine"],
                                int(z["crop_size"]), tuple(int(v) for v in z["frame_size"]),
-                               str(z["smoothing"]))
+                               str(z["smoothing"]), str(z["source"]) if "source" in z else "encoder")
     except (OSError, KeyError, ValueError) as exc:
         raise ValueError(f"{file} is not a readable params file ({exc}); expected an npz with "
                          f"{', '.join(PARAM_FIELDS)}, found, fps, ... written by "

@@ -12,15 +12,19 @@ The stages, each a function over a batch of frames:
    (:func:`crop_frames`; N = 224 for official checkpoints, ``DEMO_IMAGE_SIZE`` for the demo one);
 4. **encode** — :class:`~tempsmirk.smirk.SmirkEncoder` in eval mode without gradients
    (:func:`encode_crops`), then frames without a face get parameters interpolated from their
-   neighbours (:func:`fill_missing`) and, optionally, an inference-time filter
-   (:mod:`tempsmirk.reconstruct.smoothing`);
-5. **FLAME**, **render** — meshes, drawn into the frames with the crop camera re-expressed for the
+   neighbours (:func:`fill_missing`);
+5. **fit** (with ``fit``) — FLAME fitted to the MediaPipe landmarks in the crops with the temporal
+   terms (:func:`tempsmirk.fitting.track`), starting from the encoder's prediction when there is an
+   encoder and from a closed-form pose and camera otherwise (then the crop pass is skipped);
+   then, optionally, an inference-time filter (:mod:`tempsmirk.reconstruct.smoothing`);
+6. **FLAME**, **render** — meshes, drawn into the frames with the crop camera re-expressed for the
    frame (:mod:`tempsmirk.reconstruct.overlay`), plus the generator's redrawing when the
    checkpoint has a generator;
-6. **write** — ``params.npz``, ``overlay.mp4`` and optional per-frame meshes
+7. **write** — ``params.npz``, ``overlay.mp4`` and optional per-frame meshes
    (:mod:`tempsmirk.reconstruct.export`), all atomic.
 
-The video is read in three passes (landmarks; crops and encoder; FLAME, overlay and meshes),
+The video is read in three passes (landmarks; crops and encoder; FLAME, overlay and meshes; the
+second is skipped when fitting without an encoder),
 because crop boxes and filled parameters of frame t depend on later frames. A video whose frames
 fit in ``max_cache_bytes`` (1 GiB, e.g. a minute of 640 × 360) is decoded once and kept in memory;
 a longer one is decoded again for each pass (1–2 ms per frame), so memory stays bounded.
@@ -37,7 +41,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from itertools import islice
 from pathlib import Path
-from typing import Iterable, Iterator, Literal, Optional, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Literal, Optional, Sequence
 
 import numpy as np
 import torch
@@ -52,6 +56,10 @@ from tempsmirk.reconstruct.overlay import (blend_windows, compose_panels, genera
                                            render_windows)
 from tempsmirk.reconstruct.smoothing import Smoothing, describe, smooth_params
 from tempsmirk.smirk.encoder import EncoderOutput
+from tempsmirk.smirk.masking import face_hull_points
+
+if TYPE_CHECKING:
+    from tempsmirk.fitting import FitConfig, FitResult
 
 __all__ = [
     "STAGES",
@@ -66,10 +74,14 @@ __all__ = [
     "prepare_encoder",
     "checkpoint_sizes",
     "load_models",
+    "fit_targets",
     "reconstruct_video",
 ]
 
-STAGES = ("decode", "landmarks", "crop", "encode", "flame", "render", "generator", "compose", "write")
+#: x264 preset of the overlay video: a preview, written 2.6x faster than "medium" at the same size.
+OVERLAY_PRESET = "veryfast"
+
+STAGES = ("decode", "landmarks", "crop", "encode", "fit", "flame", "render", "generator", "compose", "write")
 
 
 class NoFaceError(ValueError):
@@ -94,6 +106,7 @@ class StageTimes:
     landmarks: float
     crop: float
     encode: float
+    fit: float
     flame: float
     render: float
     generator: float
@@ -274,35 +287,52 @@ def checkpoint_sizes(path: str | Path) -> tuple[int, int]:
     return 50, 300
 
 
-def load_models(checkpoint: str | Path, flame_path: Optional[str | Path] = None,
-                with_generator: bool = True, device: str | torch.device = "cpu"):
+def load_models(checkpoint: Optional[str | Path], flame_path: Optional[str | Path] = None,
+                with_generator: bool = True, device: str | torch.device = "cpu", require: Sequence[str] = ()):
     """Encoder (prepared, :func:`prepare_encoder`), generator (or None) and FLAME for reconstruction.
 
-    The coefficient counts come from the checkpoint (:func:`checkpoint_sizes`); ``flame_path``
-    None is the built-in head, otherwise a FLAME file with its landmark embeddings beside it
-    (:func:`tempsmirk.training.load_flame`).
+    The coefficient counts come from the checkpoint (:func:`checkpoint_sizes`); without a
+    checkpoint (fitting alone) there is no encoder or generator, and FLAME keeps 300 shape and 50
+    expression coefficients. ``flame_path`` None is the built-in head, otherwise a FLAME model
+    file or asset folder (:func:`tempsmirk.flame.load_flame`; ``require`` names the asset features
+    that must be there, e.g. ``("mediapipe",)`` for fitting).
 
     Raises:
         FileNotFoundError, :class:`~tempsmirk.smirk.CheckpointError`: unusable checkpoint.
         :class:`FlameModelError`: unusable FLAME file.
     """
-    from tempsmirk.smirk.checkpoint import load_smirk_checkpoint
-    from tempsmirk.training import load_flame
+    from tempsmirk.flame import load_flame
 
-    n_exp, n_shape = checkpoint_sizes(checkpoint)
-    encoder, generator = load_smirk_checkpoint(checkpoint, n_exp=n_exp, n_shape=n_shape,
-                                               with_generator=with_generator)
+    encoder = generator = None
+    n_exp, n_shape = 50, 300
+    if checkpoint is not None:
+        from tempsmirk.smirk.checkpoint import load_smirk_checkpoint
+
+        n_exp, n_shape = checkpoint_sizes(checkpoint)
+        encoder, generator = load_smirk_checkpoint(checkpoint, n_exp=n_exp, n_shape=n_shape,
+                                                   with_generator=with_generator)
     try:
-        flame = load_flame(None if flame_path is None else str(flame_path), n_shape, n_exp)
+        flame = load_flame(flame_path, n_shape, n_exp, require=require)
     except (OSError, ValueError, KeyError, EOFError, IndexError, TypeError, AttributeError,
             pickle.UnpicklingError) as exc:  # what a wrong or damaged pickle raises; FlameFileError is a ValueError
         raise FlameModelError(f"could not load the FLAME model {flame_path}: {exc}. Expected a FLAME "
-                              "2020/2023 pickle (generic_model.pkl) with flame_static_embedding.pkl, "
-                              "flame_dynamic_embedding.npy and mediapipe_landmark_embedding.npz beside "
-                              "it; leave --flame out to use the built-in head") from exc
+                              "2020/2023 pickle or an asset folder (README, 'Real assets'); leave "
+                              "--flame out to use the built-in head") from exc
     if generator is not None:
         generator = generator.to(device).eval()
-    return prepare_encoder(encoder, device), generator, flame.to(device)
+    return (None if encoder is None else prepare_encoder(encoder, device)), generator, flame.to(device)
+
+
+def fit_targets(landmarks: np.ndarray, found: np.ndarray, affine: np.ndarray, crop_size: int, flame):
+    """What the fit matches: MediaPipe's detections (T, 478, 3) frame pixels, found (T,) and crop
+    affines (T, 2, 3) -> :class:`~tempsmirk.fitting.FitTargets` in normalised crop coordinates (the
+    105 points of FLAME's MediaPipe embedding, and the 17 jaw-contour points when FLAME has an
+    iBUG embedding)."""
+    from tempsmirk.fitting import FitTargets
+
+    points = torch.from_numpy(landmarks_to_crop(landmarks, affine, crop_size))
+    return FitTargets.from_mediapipe(points, torch.from_numpy(np.asarray(found, dtype=bool)),
+                                     flame.mp_indices.cpu(), contour=flame.has_landmarks68)
 
 
 # ----------------------------------------------------------------------------- the driver
@@ -311,10 +341,13 @@ class Reconstruction:
     """What :func:`reconstruct_video` produced.
 
     video: the saved :class:`~tempsmirk.reconstruct.export.VideoParams` (filled and smoothed).
-    raw: (T, ...) encoder output with frames without a face filled, before smoothing.
+    raw: (T, ...) parameters before the inference-time filter: the fit's when fitting, else the
+        encoder's, frames without a face filled.
     landmarks: (T, 478, 3) MediaPipe landmarks in frame pixels, NaN where not found.
     folder: ``DIR/<stem>``; overlay, meshes: the written paths, or None.
     times: per-stage seconds.
+    encoded: (T, ...) the encoder's output (frames without a face filled), or None without an encoder.
+    fit: the :class:`~tempsmirk.fitting.FitResult` when fitting, else None.
     """
 
     video: VideoParams
@@ -324,6 +357,8 @@ class Reconstruction:
     overlay: Optional[Path]
     meshes: Optional[Path]
     times: StageTimes
+    encoded: Optional[EncoderOutput] = None
+    fit: Optional["FitResult"] = None
 
     @property
     def params_path(self) -> Path:
@@ -342,6 +377,7 @@ def reconstruct_video(
     sigma_seconds: float = DEFAULT_SIGMA_SECONDS,
     batch_size: int = 16,
     smoothing: Optional[Smoothing] = None,
+    fit: Optional["FitConfig"] = None,
     overlay: bool = True,
     meshes: Optional[Literal["obj", "ply"]] = None,
     progress: bool = True,
@@ -351,26 +387,36 @@ def reconstruct_video(
 
     Args:
         video: a video file PyAV can decode.
-        encoder: a :class:`~tempsmirk.smirk.SmirkEncoder` in eval mode (:func:`prepare_encoder`);
-            its device is used for everything after cropping. flame: FLAME layer on that device.
+        encoder: a :class:`~tempsmirk.smirk.SmirkEncoder` in eval mode (:func:`prepare_encoder`),
+            or None to fit without one (``fit`` then required). flame: FLAME layer on the
+            encoder's device, which is used for everything after cropping (FLAME's without an encoder).
         out_dir: DIR; outputs go to ``DIR/<video stem>/``.
         generator: a :class:`~tempsmirk.smirk.SmirkGenerator` for the overlay's third panel, or None.
         crop_size: N, the encoder's input size. scale, sigma_seconds: crop box (data_prep.crops).
         batch_size: frames per encoder / FLAME / render call.
         smoothing: inference-time filter (:class:`~tempsmirk.reconstruct.smoothing.OneEuro` or
             :class:`~tempsmirk.reconstruct.smoothing.SavitzkyGolay`) applied after filling frames
-            without a face; None for the raw output.
+            without a face (and after the fit); None for the raw output.
+        fit: fit FLAME to the landmarks with these settings (:class:`~tempsmirk.fitting.FitConfig`),
+            starting from the encoder's output when there is an encoder; None: the encoder alone.
         overlay: write ``overlay.mp4``. meshes: also write per-frame meshes in this format.
         progress: tqdm bars.
         max_cache_bytes: keep the decoded frames in memory when the whole video fits (by its header's
             frame count), instead of decoding it again for the later passes.
     Raises:
         VideoDecodeError: unreadable or truncated video. NoFaceError: no face in any frame.
+        ValueError: neither an encoder nor ``fit``. FlameModelError: fitting with a FLAME without a
+        MediaPipe landmark embedding.
     """
+    if encoder is None and fit is None:
+        raise ValueError("reconstruct_video needs an encoder, fit settings, or both; got neither")
+    if fit is not None and not flame.has_mediapipe:
+        raise FlameModelError(f"fitting needs FLAME's MediaPipe landmark embedding; {flame.source} has none "
+                              "(put mediapipe_landmark_embedding.npz beside the model file)")
     video, folder = Path(video), Path(out_dir) / Path(video).stem
     info = probe_video(video)
     fps = info.fps if math.isfinite(info.fps) and info.fps > 0 else 25.0
-    device = next(encoder.parameters()).device
+    device = flame.v_template.device if encoder is None else next(encoder.parameters()).device
     watch = _Stopwatch(device)
     start = time.perf_counter()
 
@@ -378,7 +424,8 @@ def reconstruct_video(
         return tqdm(total=total, desc=f"{video.name}: {what}", unit="frame", disable=not progress, leave=False)
 
     kept: Optional[list] = None
-    if 0 < info.header_frames * info.width * info.height * 3 <= max_cache_bytes:
+    passes = int(encoder is not None) + int(overlay)  # how often the frames are needed again
+    if passes and 0 < info.header_frames * info.width * info.height * 3 <= max_cache_bytes:
         kept = []
 
     def frames_again() -> Iterator[np.ndarray]:
@@ -398,24 +445,24 @@ def reconstruct_video(
         except NoFaceError as exc:
             raise NoFaceError(f"{video}: {exc}") from None
 
-    outputs, i0 = [], 0
-    with bar("encode", t) as pb:
-        for frames in _batches(frames_again(), batch_size):
-            if i0 + len(frames) > t:
-                raise VideoDecodeError(f"{video} decoded to more frames on its second pass than on its "
-                                       f"first ({t}); the file may have changed while being read")
-            with watch("crop"):
-                crops = crop_frames(frames, affine[i0:i0 + len(frames)], crop_size).to(device)
-            with watch("encode"):
-                outputs.append(encode_crops(encoder, crops).to("cpu", torch.float32))
-            i0 += len(frames)
-            pb.update(len(frames))
-    if i0 != t:
-        raise VideoDecodeError(f"{video} decoded to {i0} frames on its second pass but {t} on its first; "
-                               "the file may be damaged or have changed while being read")
-    raw = fill_missing(EncoderOutput.cat(outputs), found)
+    encoded = None
+    if encoder is not None:
+        encoded = _encode_pass(video, frames_again(), encoder, affine, crop_size, batch_size, t, watch,
+                               bar("encode", t))
+        encoded = fill_missing(encoded, found)
+    fitted = None
+    if fit is not None:
+        from tempsmirk.fitting import LandmarkFlame, track
+
+        with watch("fit"):
+            targets = fit_targets(landmarks, found, affine, crop_size, flame)
+            fitted = track(LandmarkFlame(flame), targets, fit, encoded, progress=progress, desc=video.name)
+        raw = fitted.params.to("cpu", torch.float32)
+    else:
+        raw = encoded
     params = smooth_params(raw, smoothing, fps)
-    result = VideoParams(params, found, info.fps, affine, crop_size, (w, h), describe(smoothing))
+    source = "fit" if encoder is None else "encoder+fit" if fit is not None else "encoder"
+    result = VideoParams(params, found, info.fps, affine, crop_size, (w, h), describe(smoothing), source)
     with watch("write"):
         save_params(folder / PARAMS_FILE, result)
 
@@ -428,7 +475,7 @@ def reconstruct_video(
         try:
             if overlay:
                 with watch.rest("write"):
-                    write_video(overlay_path, frames_pass, fps)
+                    write_video(overlay_path, frames_pass, fps, preset=OVERLAY_PRESET)
             else:
                 for _ in frames_pass:
                     pass
@@ -438,7 +485,29 @@ def reconstruct_video(
             if mesh_folder is not None and mesh_path is None:
                 mesh_folder.discard()
     times = watch.times(t, time.perf_counter() - start)
-    return Reconstruction(result, raw, landmarks, folder, overlay_path, mesh_path, times)
+    return Reconstruction(result, raw, landmarks, folder, overlay_path, mesh_path, times, encoded, fitted)
+
+
+def _encode_pass(video: Path, frames_it: Iterator[np.ndarray], encoder, affine: np.ndarray, crop_size: int,
+                 batch_size: int, t: int, watch: _Stopwatch, pb) -> EncoderOutput:
+    """Crops and the encoder over the video's frames, batch by batch: (T, ...) fields on the CPU."""
+    device = next(encoder.parameters()).device
+    outputs, i0 = [], 0
+    with pb:
+        for frames in _batches(frames_it, batch_size):
+            if i0 + len(frames) > t:
+                raise VideoDecodeError(f"{video} decoded to more frames on its second pass than on its "
+                                       f"first ({t}); the file may have changed while being read")
+            with watch("crop"):
+                crops = crop_frames(frames, affine[i0:i0 + len(frames)], crop_size).to(device)
+            with watch("encode"):
+                outputs.append(encode_crops(encoder, crops).to("cpu", torch.float32))
+            i0 += len(frames)
+            pb.update(len(frames))
+    if i0 != t:
+        raise VideoDecodeError(f"{video} decoded to {i0} frames on its second pass but {t} on its first; "
+                               "the file may be damaged or have changed while being read")
+    return EncoderOutput.cat(outputs)
 
 
 @torch.inference_mode()
@@ -483,8 +552,7 @@ def _render_pass(video: Path, frames_it: Optional[Iterator[np.ndarray]], params:
                     with watch("generator"):
                         crops = crop_frames(frames, affine[i0:i1], crop_size).to(device)
                         hull = _hull_points(landmarks[i0:i1], affine[i0:i1], crop_size, found_t[i0:i1],
-                                            out.landmarks_mp if out.landmarks_mp is not None else out.vertices,
-                                            p.cam).to(device)
+                                            _mesh_hull_points(out, p.cam, crop_size)).to(device)
                         generated = generator_panel(generator, flame, out.vertices, p, crops, hull,
                                                     face_mask, face_weights)
                 with watch("compose"):
@@ -495,11 +563,22 @@ def _render_pass(video: Path, frames_it: Optional[Iterator[np.ndarray]], params:
             pb.update(i1 - i0)
 
 
+def _mesh_hull_points(out, cam: Tensor, crop_size: int) -> Tensor:
+    """The mesh's own face-hull points in the crop, forehead included (the training hull for
+    data without MediaPipe's 478 points, :func:`~tempsmirk.smirk.masking.face_hull_points`);
+    the projected vertices where the model has no 68 + MediaPipe landmarks. -> (B, L', 2)."""
+    if out.landmarks68 is not None and out.landmarks_mp is not None:
+        return face_hull_points(projected_landmarks(out.landmarks68, cam, crop_size),
+                                projected_landmarks(out.landmarks_mp, cam, crop_size))
+    return projected_landmarks(out.vertices, cam, crop_size)
+
+
 def _hull_points(landmarks: np.ndarray, affine: np.ndarray, crop_size: int, found: Tensor,
-                 projected: Tensor, cam: Tensor) -> Tensor:
+                 fallback: Tensor) -> Tensor:
     """Points whose hull bounds the face in each crop: detected landmarks where a face was found,
-    the mesh's projected points (repeated to the same count) elsewhere. -> (B, 478, 2) normalised."""
+    ``fallback`` (B, L', 2) — the mesh's hull points, repeated to the same count — elsewhere.
+    -> (B, 478, 2) normalised."""
     detected = torch.from_numpy(np.nan_to_num(landmarks_to_crop(landmarks, affine, crop_size)[..., :2]))
-    proj = projected_landmarks(projected, cam, crop_size).cpu()
+    proj = fallback.cpu()
     proj = proj[:, torch.arange(detected.shape[1]) % proj.shape[1]]
     return torch.where(found.cpu()[:, None, None], detected.to(proj.dtype), proj)

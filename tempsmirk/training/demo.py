@@ -55,7 +55,7 @@ DEMO_TARGETS = (("pose_ratio", "<=", 0.35), ("jaw_r2", ">=", 0.7), ("expression_
 def _head_fingerprint(cfg: Config) -> str:
     """A hash of the head model the run trains on: a changed built-in head means a new run."""
     from tempsmirk.data.rendered import head_fingerprint
-    from tempsmirk.training.trainer import load_flame
+    from tempsmirk.flame import load_flame
 
     return head_fingerprint(load_flame(cfg.model.flame_path, cfg.model.n_shape, cfg.model.n_exp))
 

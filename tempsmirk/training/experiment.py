@@ -1,13 +1,15 @@
-"""Temporal against non-temporal fine-tuning, measured on held-out clips: chapter 5's experiment.
+"""Fine-tuning experiments measured on held-out clips: chapter 5's temporal vs non-temporal runs,
+and augmentation drawn once per clip vs per frame.
 
 From one starting SMIRK checkpoint and with the same budget — the same steps, the same clip
 batches (data order is a function of the seed and the step, :class:`StepBatches`), the same
 masking draws — fine-tune once per :class:`Condition` and seed; conditions differ only in the
 factor on the temporal weights (0 = the non-temporal baseline, whose temporal terms are still
-logged). Every run is then evaluated on the same held-out clips with
-:func:`tempsmirk.temporal.jitter_report`: per-frame parameter and vertex error next to
-acceleration error, jitter and identity variance. Real clips (MEAD) have no ground truth, so
-only jitter and identity variance are reported for them.
+logged) and in the config overrides they name (e.g. :data:`AUGMENTATION_CONDITIONS`: the
+augmentation drawn per clip or per frame). Every run is then evaluated on the same held-out
+clips (never augmented) with :func:`tempsmirk.temporal.jitter_report`: per-frame parameter and
+vertex error next to acceleration error, jitter and identity variance. Real clips (MEAD) have no
+ground truth, so only jitter and identity variance are reported for them.
 
 Runs are **cached**: each finished run's result is stored under
 ``cache_dir("experiments", <hash>)``, the hash covering the resolved run config, the starting
@@ -31,28 +33,33 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from tempsmirk.atomic import atomic_path
-from tempsmirk.config import Config, config_to_yaml, load_config
+from tempsmirk.config import Config, ConfigError, config_to_yaml, load_config
+from tempsmirk.data.augmentation import ClipAugmentation
 from tempsmirk.data.clips import MeadClips
 from tempsmirk.data.synthetic import SyntheticFaces
 from tempsmirk.data.types import collate_faces
 from tempsmirk.paths import cache_dir, repo_root
 from tempsmirk.smirk.checkpoint import load_smirk_checkpoint, save_smirk_checkpoint
 from tempsmirk.smirk.encoder import EncoderOutput, SmirkEncoder
-from tempsmirk.temporal import JitterReport, TemporalWeights, clip_params, jitter_report, pose_normalised_vertices
+from tempsmirk.temporal import TEMPORAL_TERMS, JitterReport, clip_params, jitter_report, pose_normalised_vertices
 
-__all__ = ["EXPERIMENT_VERSION", "FINETUNE_PROFILES", "METRICS", "Condition", "EvalSpec", "ExperimentSpec",
-           "EvalClips", "TrainingLog", "RunResult", "ExperimentResult", "ResultTable", "finetune_config",
+__all__ = ["EXPERIMENT_VERSION", "FINETUNE_PROFILES", "METRICS", "AUGMENTATION_CONDITIONS", "Condition", "EvalSpec",
+           "ExperimentSpec", "with_augmentation", "EvalClips", "TrainingLog", "RunResult", "ExperimentResult", "ResultTable", "finetune_config",
            "eval_clips", "predict_clips", "evaluate", "run_condition", "run_experiment", "summary_table",
            "verdict"]
 
 #: Bumped when what a cached result means changes (evaluation, metrics, training code semantics).
-EXPERIMENT_VERSION = 1
-#: Fine-tuning profiles: ``small`` runs on a CPU in CI; ``full`` is the GPU profile (chapter 5).
-FINETUNE_PROFILES = {"small": "temporal_finetune_small.yaml", "full": "temporal_finetune_full.yaml"}
+EXPERIMENT_VERSION = 2
+#: Fine-tuning profiles: ``small`` runs on a CPU in CI; ``full`` is the GPU profile; ``fork`` the
+#: settings of the code behind the paper's Table 2 (chapter 5).
+FINETUNE_PROFILES = {"small": "temporal_finetune_small.yaml", "full": "temporal_finetune_full.yaml",
+                     "fork": "temporal_finetune_fork.yaml"}
 
 #: Table columns: JitterReport field -> label (units). Per-frame error first, then jitter.
 METRICS = {
@@ -70,15 +77,39 @@ METRICS = {
 
 @dataclass(frozen=True)
 class Condition:
-    """One arm of the experiment: a name and the factor on the config's temporal weights
-    (0 = non-temporal: the terms are logged, not added)."""
+    """One arm of the experiment: a name, the factor on the config's temporal weights (0 =
+    non-temporal: the terms are logged, not added) and ``key=value`` config overrides of its own
+    (e.g. ``data.synthetic.augmentation.per_frame=true``)."""
 
     name: str
     scale: float
+    overrides: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not (self.scale >= 0 and math.isfinite(self.scale)):
             raise ValueError(f"Condition {self.name!r}: scale must be finite and >= 0; got {self.scale}")
+        bad = [o for o in self.overrides if "=" not in o]
+        if isinstance(self.overrides, str) or bad:
+            raise ValueError(f"Condition {self.name!r}: overrides must be a tuple of key=value strings; "
+                             f"got {self.overrides!r}")
+
+
+def _per_frame(on: bool) -> tuple[str, ...]:
+    return tuple(f"data.{src}.augmentation.per_frame={str(on).lower()}" for src in ("synthetic", "mead"))
+
+
+#: The augmentation arms of chapter 5: the temporal recipe with the training augmentation drawn once
+#: per clip (ours) or anew for every frame (the code behind the paper's Table 2).
+AUGMENTATION_CONDITIONS = (Condition("per-clip augmentation", 1.0, _per_frame(False)),
+                           Condition("per-frame augmentation", 1.0, _per_frame(True)))
+
+
+def with_augmentation(cfg: Config, augmentation: ClipAugmentation) -> Config:
+    """``cfg`` with the training augmentation ``augmentation`` switched on for both data sources
+    (synthetic and MEAD clips)."""
+    data = replace(cfg.data, synthetic=replace(cfg.data.synthetic, augment=True, augmentation=augmentation),
+                   mead=replace(cfg.data.mead, augment=True, augmentation=augmentation))
+    return replace(cfg, data=data)
 
 
 @dataclass(frozen=True)
@@ -142,8 +173,8 @@ class EvalClips:
 
 def eval_clips(cfg: Config, spec: EvalSpec, flame) -> EvalClips:
     """The held-out clips for ``cfg.data.source``: synthetic clips drawn like the training clips
-    (same sizes, ranges and nuisances) from ``spec.seed``, or MEAD windows of ``spec.split``
-    without augmentation."""
+    (same sizes, ranges and nuisances; no training augmentation) from ``spec.seed``, or MEAD
+    windows of ``spec.split`` without augmentation."""
     t = spec.clip_length
     if cfg.data.source == "mead":
         mead = replace(cfg.data.mead, split=spec.split, augment=False, clip_length=t, stride=t)
@@ -151,7 +182,7 @@ def eval_clips(cfg: Config, spec: EvalSpec, flame) -> EvalClips:
         pick = np.unique(np.linspace(0, len(data) - 1, spec.n_clips).round().astype(int))
         batch = collate_faces([data[int(i)] for i in pick])
         return EvalClips(batch.image, None, None, f"{len(pick)} MEAD {spec.split} windows of {t} frames")
-    syn = replace(cfg.data.synthetic, seed=spec.seed, clip_length=t, n_items=spec.n_clips)
+    syn = replace(cfg.data.synthetic, seed=spec.seed, clip_length=t, n_items=spec.n_clips, augment=False)
     data = SyntheticFaces(flame, syn)
     batch = collate_faces([data[i] for i in range(spec.n_clips)])
     with torch.no_grad():
@@ -417,12 +448,19 @@ def _key(*parts: str) -> str:
 
 
 def _run_config(cfg: Config, condition: Condition, seed: int, checkpoint: str) -> Config:
-    t = cfg.temporal
     on = condition.scale > 0
-    scaled = {f.name: getattr(t, f.name) * condition.scale for f in fields(TemporalWeights)} if on else {}
-    temporal = replace(t, enabled=on, **scaled)
-    return replace(cfg, temporal=temporal, run=replace(cfg.run, seed=seed, dir="unset"),
-                   model=replace(cfg.model, init_checkpoint=checkpoint))
+    t = cfg.temporal
+    scaled = {k: getattr(t, k) * condition.scale for k in TEMPORAL_TERMS} if on else {}
+    out = replace(cfg, temporal=replace(t, enabled=on, **scaled), run=replace(cfg.run, seed=seed, dir="unset"),
+                  model=replace(cfg.model, init_checkpoint=checkpoint))
+    if not condition.overrides:
+        return out
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(out),
+                                                   OmegaConf.from_dotlist(list(condition.overrides))))
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"Condition {condition.name!r}: overrides {list(condition.overrides)} do not fit "
+                          f"the config ({exc})") from None
 
 
 def run_condition(cfg: Config, checkpoint: Union[str, Path], condition: Condition, seed: int, flame,
@@ -479,14 +517,15 @@ def run_experiment(cfg: Config, checkpoint: Union[str, Path], spec: ExperimentSp
 
     Args:
         cfg: the fine-tuning config every run starts from (e.g. :func:`finetune_config`); its
-            ``temporal`` weights are scaled per condition, ``run.seed`` and ``run.dir`` set per run.
+            ``temporal`` weights are scaled per condition and the condition's overrides applied,
+            ``run.seed`` and ``run.dir`` set per run.
         checkpoint: the starting SMIRK checkpoint (same for every run).
         spec: conditions, seeds and held-out clips (:class:`ExperimentSpec`).
         root: cache folder (default ``cache_dir("experiments")``).
         progress: a progress bar over the runs.
     Explained in chapter 5.
     """
-    from tempsmirk.training.trainer import load_flame
+    from tempsmirk.flame import load_flame
 
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
@@ -496,9 +535,11 @@ def run_experiment(cfg: Config, checkpoint: Union[str, Path], spec: ExperimentSp
         raise ValueError("ExperimentSpec.seeds is empty; give at least one seed")
     device = torch.device(cfg.train.device if cfg.train.device != "auto"
                           else ("cuda" if torch.cuda.is_available() else "cpu"))
+    todo = [(c, s) for s in spec.seeds for c in spec.conditions] + [(c, spec.seeds[0]) for c in spec.single_seed]
+    for c in dict.fromkeys(c for c, _ in todo):  # a bad override fails before anything trains
+        _run_config(cfg, c, spec.seeds[0], str(checkpoint))
     flame = load_flame(cfg.model.flame_path, cfg.model.n_shape, cfg.model.n_exp).to(device)
     clips = eval_clips(cfg, spec.eval, flame)
-    todo = [(c, s) for s in spec.seeds for c in spec.conditions] + [(c, spec.seeds[0]) for c in spec.single_seed]
     start = _start(checkpoint, cfg, flame, clips, root)
     runs = []
     for c, s in tqdm(todo, desc="experiment", unit="run", disable=not progress):

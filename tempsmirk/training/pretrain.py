@@ -579,7 +579,7 @@ def training_faces(cfg: Config, flame=None, progress: bool = False) -> RenderedF
     """The pretraining faces of a config (``data.synthetic``, ``pretrain.n_items`` and
     ``group_size``), rendered once and cached (:func:`~tempsmirk.data.rendered.cached_face_set`)."""
     from tempsmirk.data.rendered import cached_face_set
-    from tempsmirk.training.trainer import load_flame
+    from tempsmirk.flame import load_flame
 
     m, p = cfg.model, cfg.pretrain
     flame = flame if flame is not None else load_flame(m.flame_path, m.n_shape, m.n_exp)
@@ -590,7 +590,7 @@ def held_out_faces(cfg: Config, n_items: Optional[int] = None, flame=None) -> Re
     """Held-out faces of a config: its distribution with data seed ``pretrain.eval_seed`` and one
     appearance per face — :class:`~tempsmirk.data.SyntheticFaces`'s items, stored as uint8."""
     from tempsmirk.data.rendered import cached_face_set
-    from tempsmirk.training.trainer import load_flame
+    from tempsmirk.flame import load_flame
 
     m = cfg.model
     flame = flame if flame is not None else load_flame(m.flame_path, m.n_shape, m.n_exp)
@@ -609,7 +609,8 @@ def train_stages(cfg: Config, resume: bool = False, progress: bool = True) -> Pa
     from tempsmirk.seeding import seed_everything
     from tempsmirk.smirk import SmirkGenerator
     from tempsmirk.smirk.checkpoint import save_smirk_checkpoint
-    from tempsmirk.training.trainer import Trainer, load_flame
+    from tempsmirk.flame import load_flame
+    from tempsmirk.training.trainer import Trainer
 
     run_dir, m = Path(cfg.run.dir), cfg.model
     pre_dir, smirk_dir = run_dir / "pretrain", run_dir / "smirk"

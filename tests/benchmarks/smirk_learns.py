@@ -27,7 +27,7 @@ import torch
 
 from tempsmirk.data import SyntheticFaces, collate_faces
 from tempsmirk.smirk import SmirkEncoder, load_smirk_checkpoint
-from tempsmirk.training import load_flame
+from tempsmirk.flame import load_flame
 from tempsmirk.training.demo import DEMO_TARGETS, demo_checkpoint, demo_config, demo_run_dir
 from tempsmirk.training.pretrain import (constant_prediction, errors_table, mean_prediction, parameter_errors,
                                          predict, read_learning_curve, train_stages)

@@ -1,4 +1,5 @@
-"""MEAD clips from data_prep outputs: windows, landmark selection, per-clip augmentation, errors."""
+"""MEAD clips from data_prep outputs: windows, landmark selection, per-clip (or per-frame)
+augmentation, errors."""
 
 from __future__ import annotations
 
@@ -97,20 +98,28 @@ def test_windows_shapes_and_landmark_selection(prepared):
     assert [w.start for w in stride.windows] == [0, 3, 6, 0, 3] and stride[0].image.shape == (4, 3, 32, 32)
 
 
-def test_augmentation_is_drawn_once_per_clip_and_moves_landmarks(prepared):
+@pytest.mark.parametrize("per_frame", [False, True])
+def test_augmentation_is_drawn_once_per_clip_or_per_frame_and_moves_landmarks(prepared, per_frame):
     root, clips, _ = prepared
     cfg = MeadConfig(root=str(root), clip_length=4, image_size=N)
+    cfg = dataclasses.replace(cfg, augmentation=dataclasses.replace(cfg.augmentation, per_frame=per_frame))
+    assert cfg.augmentation.rotation > 0  # the default includes SMIRK's in-plane rotation
     plain = MeadClips(dataclasses.replace(cfg, augment=False), MP)
     aug = MeadClips(cfg, MP)
     fits = []
     for i in (0, 1):
         a, p = aug[i], plain[i]
-        # Fit x' = k x + d per frame and coordinate: the same (k, d) in every frame of a clip.
-        x, y = p.landmarks_mp.double().transpose(1, 2), a.landmarks_mp.double().transpose(1, 2)  # (4, 2, L)
-        a_mat = torch.stack([x, torch.ones_like(x)], -1)  # (4, 2, L, 2)
-        per_frame = torch.linalg.lstsq(a_mat, y[..., None]).solution[..., 0]  # (4, 2 coords, [k, d])
-        assert torch.allclose(per_frame, per_frame[:1].expand_as(per_frame), atol=1e-5)
-        fits.append(per_frame[0])
+        # Fit x' = A x + b per frame (a similarity: zoom, rotation, shift): one (A, b) per clip,
+        # or one per frame.
+        x, y = p.landmarks_mp.double(), a.landmarks_mp.double()  # (4, L, 2)
+        x1 = torch.cat([x, torch.ones_like(x[..., :1])], -1)  # (4, L, 3)
+        per_frame_fit = torch.linalg.lstsq(x1, y).solution  # (4, 3, 2)
+        torch.testing.assert_close(x1 @ per_frame_fit, y, atol=1e-5, rtol=0)  # an exact affine move
+        same = torch.allclose(per_frame_fit, per_frame_fit[:1].expand_as(per_frame_fit), atol=1e-5)
+        assert same != per_frame
+        lin = per_frame_fit[:, :2]
+        assert torch.allclose(lin[:, 0, 0], lin[:, 1, 1], atol=1e-5)  # rotation + zoom, no shear
+        fits.append(per_frame_fit[0])
         # The dot follows its augmented landmark.
         for t in range(4):
             expected = ((a.landmarks_mp[t, 1] + 1) * N / 2 - 0.5).tolist()

@@ -8,6 +8,8 @@ import pytest
 from data_prep.affectnet import (
     CSV_COLUMNS,
     box_crop_affine,
+    crop_path,
+    emoca_crop_affine,
     main,
     parse_annotations,
     prepare_affectnet,
@@ -82,7 +84,7 @@ def test_parse_counts_every_drop_reason_exactly(affectnet_root):
 
 def test_prepare_writes_crops_index_and_report(affectnet_root, tmp_path, capsys):
     out = tmp_path / "out"
-    assert main([str(affectnet_root), "--out", str(out), "--quiet"]) == 1  # data problems -> 1
+    assert main([str(affectnet_root), "--out", str(out), "--rule", "csv_box", "--quiet"]) == 1  # data problems -> 1
     text = capsys.readouterr().out
     assert "4/missing.jpg" in text and "line 15" in text and "No-Face (10): 1" in text
 
@@ -100,6 +102,9 @@ def test_prepare_writes_crops_index_and_report(affectnet_root, tmp_path, capsys)
     assert tr["unreadable_images"] == ["4/broken.jpg"]
     assert tr["dropped_code"] == {"8": 1, "9": 1, "10": 1} and tr["invalid_va"] == 2
     assert [m["line"] for m in tr["malformed"]] == [15, 16, 17, 18, 19, 20]
+    assert tr["crop"] == {"rule": "csv_box", "scale": 1.25, "size": 224}
+    assert tr["crop_methods"] == {"csv_box": 8} and tr["crop_fallback"] == []
+    assert index.crop_paths[0] == out / "crops/train/1/code0.jpg.jpg"
 
     crop = read_image(index.crop_paths[0])
     assert crop.shape == (224, 224, 3)
@@ -112,11 +117,71 @@ def test_prepare_writes_crops_index_and_report(affectnet_root, tmp_path, capsys)
     corner = transform_points(np.array([[40.0, 30.0]]), a)[0]
     assert np.allclose(corner, [(224 - 1) / 2 - 0.8 * 112] * 2, atol=1e-6)
 
-    # Re-running reuses the crops (resume) and gives the same index.
+    # Re-running reuses the crops (resume) and gives the same index; another rule is refused.
     mtime = index.crop_paths[0].stat().st_mtime_ns
-    prepare_affectnet(affectnet_root, out, show_progress=False)
+    prepare_affectnet(affectnet_root, out, rule="csv_box", show_progress=False)
     assert index.crop_paths[0].stat().st_mtime_ns == mtime
     assert read_index(out).source_paths == index.source_paths
+    with pytest.raises(ValueError, match="made with csv_box"):
+        prepare_affectnet(affectnet_root, out, rule="emoca", show_progress=False)
+
+
+def test_resume_after_an_interrupted_run_recrops_only_what_is_not_logged(affectnet_root, tmp_path):
+    out = tmp_path / "out"
+    prepare_affectnet(affectnet_root, out, rule="csv_box", show_progress=False)
+    # Simulate a crash: no index yet, the log lost its last line and one crop file is gone.
+    (out / "index.csv").unlink()
+    log = (out / "crop_log.csv").read_text().splitlines()
+    (out / "crop_log.csv").write_text("\n".join(log[:-1]) + "\n" + log[-1][:5])  # torn last line
+    gone = out / crop_path("train", "1/code2.jpg")
+    gone.unlink()
+    kept = out / crop_path("train", "1/code0.jpg")
+    mtime = kept.stat().st_mtime_ns
+    index, reports = prepare_affectnet(affectnet_root, out, rule="csv_box", show_progress=False)
+    assert gone.is_file() and kept.stat().st_mtime_ns == mtime
+    assert len(index) == 9 and sum(sum(r.crop_methods.values()) for r in reports) == 9
+
+
+def test_emoca_crop_box_by_hand():
+    # 68 points spanning x 40..120, y 30..100: w 80, h 70. EMOCA (bbox2point kpt68, scale 1.25):
+    # side = int((80 + 70) / 2 * 1.1 * 1.25) = int(103.125) = 103, centre (80, 65); the corners
+    # (28.5, 13.5) and (131.5, 116.5) go to the centres of crop pixels 0 and 223.
+    g = np.random.default_rng(0)
+    lmk = np.column_stack([g.uniform(40, 120, 68), g.uniform(30, 100, 68)])
+    lmk[:4] = [[40, 50], [120, 60], [70, 30], [90, 100]]
+    a = emoca_crop_affine(lmk, 1.25, 224)
+    corners = transform_points(np.array([[80 - 51.5, 65 - 51.5], [80 + 51.5, 65 + 51.5], [80, 65]]), a)
+    np.testing.assert_allclose(corners, [[0, 0], [223, 223], [111.5, 111.5]], atol=1e-9)
+    assert a[0, 0] == pytest.approx(223 / 103) and a[0, 1] == 0 and a[1, 0] == 0
+    with pytest.raises(ValueError, match="no crop box"):
+        emoca_crop_affine(np.full((68, 2), 5.0))
+
+
+def test_rules_crop_the_fixture_as_computed(affectnet_root, tmp_path):
+    # EMOCA's rule on a face whose 68 landmarks are given: the landmark box's centre is the
+    # crop's centre. Landmarks around the green dot (box centre 80, 70), 60 x 40 px.
+    lmk = np.column_stack([np.linspace(50, 110, 68), np.linspace(50, 90, 68)])
+    root = tmp_path / "a"
+    images = root / "Manually_Annotated_Images"
+    write_image(images / "5/a.jpg", _image())
+    shifted = np.roll(_image(), (0, 40), axis=(0, 1))  # the same picture, 40 px to the right
+    write_image(images / "5/a.png", shifted)
+    text = ";".join(f"{v:.2f}" for v in lmk.reshape(-1))
+    (root / "validation.csv").write_text("\n".join([",".join(CSV_COLUMNS), _row("5/a.jpg", 1, lmk=text),
+                                                     _row("5/a.png", 2, lmk=text)]) + "\n")
+    index, reports = prepare_affectnet(root, tmp_path / "emoca", rule="emoca", show_progress=False)
+    # Two sources differing only in extension get two crops (issue: they shared one path).
+    assert [p.name for p in index.crop_paths] == ["a.jpg.jpg", "a.png.jpg"]
+    a_jpg, a_png = (read_image(p) for p in index.crop_paths)
+    assert a_jpg[108:116, 108:116, 1].mean() > 150  # the green dot at the crop centre
+    assert a_png[108:116, 108:116, 1].mean() < 100  # the shifted picture: no dot there
+    assert reports[0].crop_methods == {"landmarks68": 2} and not reports[0].crop_fallback
+    # SMIRK's rule on pictures without a face: MediaPipe finds none, the 68 points' box x 1.4
+    # is used instead and every such image is listed.
+    index, reports = prepare_affectnet(root, tmp_path / "smirk", show_progress=False)
+    assert index.crop.rule == "smirk" and reports[0].crop_methods == {"landmarks68": 2}
+    assert reports[0].crop_fallback == ("5/a.jpg", "5/a.png")
+    assert "crops by the fallback box: 2" in reports[0].summary()
 
 
 def test_bad_inputs_fail_at_the_boundary(tmp_path):

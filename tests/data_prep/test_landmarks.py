@@ -167,3 +167,39 @@ def test_plan_jobs_refuses_ambiguous_or_empty_input(tmp_path):
     (tmp_path / "x.txt").write_text("")
     with pytest.raises(ValueError, match="not a video"):
         plan_jobs(tmp_path / "x.txt", tmp_path / "out")
+
+
+def test_native_stderr_filter_drops_noise_and_keeps_the_rest():
+    # A child process writes straight to fd 2, as MediaPipe's C++ side does.
+    code = (
+        "import os\n"
+        "from data_prep.landmarks import MEDIAPIPE_NOISE, native_stderr_filtered\n"
+        "with native_stderr_filtered(MEDIAPIPE_NOISE):\n"
+        "    os.write(2, b'INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\\n')\n"
+        "    os.write(2, b'W0000 00:00:1796508473.537552    6191 inference_feedback_manager.cc:114]"
+        " Feedback manager requires a model\\n')\n"
+        "    os.write(2, b'E0000 00:00:1.0 12 calculator_graph.cc:887] real failure\\n')\n"
+        "os.write(2, b'after\\n')\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=repo_root(), check=True)
+    assert "TensorFlow Lite" not in res.stderr and "Feedback manager" not in res.stderr
+    assert "real failure" in res.stderr and res.stderr.rstrip().endswith("after")
+
+
+@pytest.mark.needs_shared_data
+def test_facemesh_prints_no_startup_noise(real_video):
+    # Frames decoded lazily between detector calls, as extract_video does: the graph's own
+    # threads log while the caller decodes, outside any single call.
+    code = (
+        "import itertools\n"
+        "from data_prep.landmarks import detect_frames\n"
+        "from data_prep.video import iter_frames\n"
+        f"frames = itertools.islice(iter_frames({str(real_video)!r}), 3)\n"
+        "_, found, _ = detect_frames(frames, tracking=True)\n"
+        "print(int(found.sum()))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=repo_root(), check=True)
+    assert res.stdout.strip() == "3"
+    assert res.stderr.strip() == "", res.stderr

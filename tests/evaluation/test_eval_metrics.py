@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tempsmirk.evaluation.metrics import (EmotionPrediction, EmotionTargets, accuracy, ccc,
-                                          confusion_matrix, emotion_metrics, pcc, rmse)
+                                          confusion_matrix, emotion_metrics, pcc, rmse, sagr)
 
 
 def _torchmetrics():
@@ -98,4 +98,19 @@ def test_emotion_metrics_row(pair):
     assert m.row() == (m.v_ccc, m.v_rmse, m.a_ccc, m.a_rmse, m.e_acc)
     assert m.e_acc == pytest.approx(0.8)
     assert m.v_ccc == pytest.approx(m.a_ccc, abs=1e-6)  # negating both keeps the agreement
+    assert m.v_sagr == pytest.approx(float(sagr(p, t))) and m.a_sagr == pytest.approx(m.v_sagr)
     assert m.n == 500
+
+
+def test_sagr_by_formula():
+    # SAGR = (1/N) sum_i [sign(y_i) == sign(p_i)], sign(0) = 0: counted by hand on a known set.
+    t = torch.tensor([0.5, -0.2, 0.0, 0.9, -0.7, 0.0, 0.3, -0.1])
+    p = torch.tensor([0.1, 0.4, 0.0, 0.2, -0.3, 0.2, -0.3, -0.9])
+    # agree: +/+ (0), 0/0 (2), +/+ (3), -/- (4), -/- (7); disagree: 1, 5 (0 vs +), 6
+    assert float(sagr(p, t)) == pytest.approx(5 / 8)
+    g = torch.Generator().manual_seed(3)
+    a, b = torch.randn(300, generator=g), torch.randn(300, generator=g)
+    loop = sum(int(np.sign(x) == np.sign(y)) for x, y in zip(a.tolist(), b.tolist())) / 300
+    assert float(sagr(a, b)) == pytest.approx(loop)
+    with pytest.raises(ValueError, match="1-D"):
+        sagr(a[:, None], b[:, None])

@@ -95,6 +95,26 @@ def test_index_aligns_with_ground_truth(tiny_affectnet, tiny_index, tiny_config)
     with pytest.raises(ValueError, match="no ground truth"):
         ground_truth_params(gt, ["1/not_there.jpg"])
     assert read_index(tiny_index.crop_paths[0].parents[3]).crop_paths == tiny_index.crop_paths
+    assert (tiny_index.crop.rule, tiny_index.crop.scale, tiny_index.crop.size) == ("csv_box", 1.25, 32)
+
+
+def test_training_split_has_affectnets_class_mix(tmp_path):
+    from tempsmirk.evaluation.synthetic_affectnet import (AFFECTNET_TRAIN_COUNTS, SyntheticAffectNetConfig,
+                                                          train_class_counts)
+
+    # The published counts of AffectNet's manually annotated training split (287,651 images).
+    assert sum(AFFECTNET_TRAIN_COUNTS) == 287651
+    counts = np.array(train_class_counts(SyntheticAffectNetConfig(n_train_per_class=1000)))
+    share = counts / counts.sum()
+    np.testing.assert_allclose(share, np.array(AFFECTNET_TRAIN_COUNTS) / 287651, atol=2e-4)
+    assert share[1] == pytest.approx(0.467, abs=0.001)  # about half Happy
+    assert min(train_class_counts(SyntheticAffectNetConfig(n_train_per_class=2))) == 1  # never empty
+    cfg = SyntheticAffectNetConfig(n_train_per_class=3, n_val_per_class=1, image_size=32, dropped_fraction=0.0)
+    root = write_synthetic_affectnet(tmp_path / "skewed", cfg, progress=False)
+    train_rows, _ = parse_annotations(root / "training.csv")
+    val_rows, _ = parse_annotations(root / "validation.csv")
+    assert np.bincount([r.expression for r in train_rows], minlength=8).tolist() == list(train_class_counts(cfg))
+    assert np.bincount([r.expression for r in val_rows], minlength=8).tolist() == [1] * 8
 
 
 def test_existing_set_is_reused(tiny_affectnet, tmp_path, tiny_config):

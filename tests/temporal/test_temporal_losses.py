@@ -1,4 +1,5 @@
-"""Temporal losses (eqs. 3–4) and jitter metrics against looped and NumPy references."""
+"""Temporal losses (eqs. 3–4) and jitter metrics against looped and NumPy references, and the
+reference configuration against the formula of the code that produced the paper's Table 2."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
+from tempsmirk.config import ConfigError, TemporalConfig, load_config
 from tempsmirk.flame import FLAME
+from tempsmirk.paths import repo_root
 from tempsmirk.smirk.encoder import EncoderOutput
 from tempsmirk.temporal import (
+    REDUCTIONS,
+    TEMPORAL_TERMS,
     JitterReport,
     TemporalTerms,
     TemporalWeights,
@@ -70,23 +75,89 @@ def identity_loop(beta) -> float:
     return sum(per_clip) / len(per_clip)
 
 
+def fork_temporal(params: dict, w: dict):
+    """The fork's ``compute_temporal_losses`` (steveliu2000/3dcv2025_final, src/smirk_trainer.py),
+    written out: one clip of T frames is the batch; element means; terms with weight 0 left out."""
+    terms, total = {}, 0.0
+    for key, name in (("expression_params", "temporal_expression"), ("jaw_params", "temporal_jaw"),
+                      ("pose_params", "temporal_pose"), ("eyelid_params", "temporal_eyelid")):
+        if w[name] > 0:
+            x = params[key]
+            terms[name] = (x[1:, ...] - x[:-1, ...]).abs().mean()
+            total = total + w[name] * terms[name]
+    if w["temporal_identity"] > 0:
+        shape = params["shape_params"]
+        terms["temporal_identity"] = ((shape - shape.mean(dim=0, keepdim=True)) ** 2).mean()
+        total = total + w["temporal_identity"] * terms["temporal_identity"]
+    return total, terms
+
+
+#: The fork's configs/config_train.yaml, train.loss_weights (temporal part).
+FORK_WEIGHTS = dict(temporal_expression=0.1, temporal_jaw=0.05, temporal_pose=0.1, temporal_eyelid=0.05,
+                    temporal_identity=0.05)
+FORK_KEYS = dict(expression_params="expression", jaw_params="jaw_pose", pose_params="global_pose",
+                 eyelid_params="eyelids", shape_params="shape")
+
+
+def _fork_view(flat: EncoderOutput) -> dict:
+    return {k: getattr(flat, v) for k, v in FORK_KEYS.items()}
+
+
+@pytest.mark.parametrize("source", ["defaults", "fork profile"])
+def test_reference_configuration_gives_the_forks_loss(source):
+    """One 32-frame clip, the fork's batch: our reference configuration's temporal total and
+    terms equal the fork's formula exactly."""
+    if source == "defaults":
+        cfg = TemporalConfig(enabled=True)
+    else:
+        cfg = load_config(repo_root() / "tempsmirk" / "configs" / "temporal_finetune_fork.yaml", ["run.dir=x"]).temporal
+    flat = flatten_clips(clip_batch(b=1, t=32, seed=21, scale=0.3))  # (32, ...) frames, as the fork's batch
+    ours = temporal_loss(clip_params(flat, 32), cfg.weights())
+    total, terms = fork_temporal(_fork_view(flat), FORK_WEIGHTS)
+    assert float(ours.total) == pytest.approx(float(total), rel=1e-6)
+    for name, ref in (("expression", "temporal_expression"), ("jaw", "temporal_jaw"), ("pose", "temporal_pose"),
+                      ("eyelids", "temporal_eyelid"), ("identity", "temporal_identity")):
+        assert float(getattr(ours, name)) == pytest.approx(float(terms[ref]), rel=1e-6), name
+
+
+def test_several_clips_average_the_forks_per_clip_value():
+    """B clips: the mean of the fork's value over the clips (never a difference across clips)."""
+    p = clip_batch(b=3, t=8, seed=22)
+    ours = temporal_loss(p, TemporalWeights())
+    per_clip = [fork_temporal(_fork_view(p[i]), FORK_WEIGHTS)[0] for i in range(3)]
+    assert float(ours.total) == pytest.approx(float(sum(per_clip)) / 3, rel=1e-6)
+
+
 @pytest.mark.parametrize("b,t,d", [(1, 2, 1), (3, 5, 7), (2, 9, 3)])
-def test_smoothness_matches_loop(b, t, d):
+def test_smoothness_sum_matches_the_printed_equation(b, t, d):
     p = rand(b, t, d, seed=b * 100 + t)
-    assert smoothness_loss(p).item() == pytest.approx(smooth_loop(p), rel=1e-5)
+    assert smoothness_loss(p, reduction="sum").item() == pytest.approx(smooth_loop(p), rel=1e-5)
+    # "mean" is the printed equation divided by D: the mean over steps and dimensions.
+    assert smoothness_loss(p).item() == pytest.approx(smooth_loop(p) / d, rel=1e-5)
 
 
 @pytest.mark.parametrize("b,t,s", [(1, 2, 1), (3, 5, 7), (2, 9, 4)])
-def test_identity_matches_loop(b, t, s):
+def test_identity_sum_matches_the_printed_equation(b, t, s):
     beta = rand(b, t, s, seed=b * 100 + t)
-    assert identity_loss(beta).item() == pytest.approx(identity_loop(beta), rel=1e-5)
+    assert identity_loss(beta, reduction="sum").item() == pytest.approx(identity_loop(beta), rel=1e-5)
+    assert identity_loss(beta).item() == pytest.approx(identity_loop(beta) / s, rel=1e-5)
+
+
+def test_sum_is_d_times_mean_per_term():
+    """At equal weights eqs. (3)-(4) as printed are D times the fork's terms: 50, 3, 3, 2, 300."""
+    p = clip_batch(b=2, t=6, seed=23)
+    mean = temporal_loss(p, TemporalWeights()).as_floats()
+    total = temporal_loss(p, TemporalWeights(reduction="sum")).as_floats()
+    for name, d in zip(TEMPORAL_TERMS, (50, 3, 3, 2, 300)):
+        assert total[name] == pytest.approx(d * mean[name], rel=1e-5), name
 
 
 def test_no_differences_across_clips():
     # Two constant clips with different constants: flattened, they would have a jump at the boundary.
     p = torch.stack([torch.full((5, 4), 1.0), torch.full((5, 4), -3.0)])
-    assert smoothness_loss(p).item() == 0.0
-    assert identity_loss(p).item() == 0.0
+    for r in REDUCTIONS:
+        assert smoothness_loss(p, r).item() == 0.0
+        assert identity_loss(p, r).item() == 0.0
     assert acceleration(p).abs().max().item() == 0.0
     assert jerk(p).abs().max().item() == 0.0
     assert identity_variance(p).abs().max().item() == 0.0
@@ -94,23 +165,27 @@ def test_no_differences_across_clips():
     assert smoothness_loss(p.reshape(1, 10, 4)).item() > 0
 
 
-def test_losses_are_means_over_clips():
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_losses_are_means_over_clips(reduction):
     # A clip's loss does not depend on which other clips share the batch (beyond averaging).
     a, b = rand(1, 6, 5, seed=1), rand(1, 6, 5, seed=2) * 3
     both = torch.cat([a, b])
     for fn in (smoothness_loss, identity_loss):
-        assert fn(both).item() == pytest.approx((fn(a).item() + fn(b).item()) / 2, rel=1e-6)
+        assert fn(both, reduction).item() == pytest.approx((fn(a, reduction).item() + fn(b, reduction).item()) / 2,
+                                                           rel=1e-6)
 
 
-def test_smoothness_gradcheck():
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_smoothness_gradcheck(reduction):
     # Random float64 values: no two consecutive entries tie, so |·| is differentiable there.
     p = rand(2, 5, 3, seed=3, dtype=torch.float64).requires_grad_()
-    assert torch.autograd.gradcheck(smoothness_loss, (p,))
+    assert torch.autograd.gradcheck(lambda x: smoothness_loss(x, reduction), (p,))
 
 
-def test_identity_gradcheck():
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_identity_gradcheck(reduction):
     beta = rand(2, 4, 3, seed=4, dtype=torch.float64).requires_grad_()
-    assert torch.autograd.gradcheck(identity_loss, (beta,))
+    assert torch.autograd.gradcheck(lambda x: identity_loss(x, reduction), (beta,))
 
 
 @pytest.mark.parametrize("fn", [smoothness_loss, identity_loss])
@@ -124,19 +199,21 @@ def test_loss_shape_errors(fn):
 # ---------------------------------------------------------------------------- temporal_loss
 def test_temporal_loss_terms_and_total():
     p = clip_batch(seed=7)
-    w = TemporalWeights(expression=0.3, jaw=0.2, pose=0.5, eyelids=0.7, identity=0.11)
-    terms = temporal_loss(p, w)
-    assert isinstance(terms, TemporalTerms)
-    assert terms.expression.item() == pytest.approx(smooth_loop(p.expression), rel=1e-5)
-    assert terms.jaw.item() == pytest.approx(smooth_loop(p.jaw_pose), rel=1e-5)
-    assert terms.pose.item() == pytest.approx(smooth_loop(p.global_pose), rel=1e-5)
-    assert terms.eyelids.item() == pytest.approx(smooth_loop(p.eyelids), rel=1e-5)
-    assert terms.identity.item() == pytest.approx(identity_loop(p.shape[:, :, :20]) +
-                                                  identity_loop(p.shape[:, :, 20:]), rel=1e-5)
-    f = terms.as_floats()
-    expected = sum(getattr(w, k) * f[k] for k in ("expression", "jaw", "pose", "eyelids", "identity"))
-    assert f["total"] == pytest.approx(expected, rel=1e-6)
-    assert set(f) == {"expression", "jaw", "pose", "eyelids", "identity", "total"}
+    for reduction, dims in (("sum", dict(expression=1, jaw=1, pose=1, eyelids=1, identity=1)),
+                            ("mean", dict(expression=50, jaw=3, pose=3, eyelids=2, identity=300))):
+        w = TemporalWeights(expression=0.3, jaw=0.2, pose=0.5, eyelids=0.7, identity=0.11, reduction=reduction)
+        terms = temporal_loss(p, w)
+        assert isinstance(terms, TemporalTerms)
+        assert terms.expression.item() == pytest.approx(smooth_loop(p.expression) / dims["expression"], rel=1e-5)
+        assert terms.jaw.item() == pytest.approx(smooth_loop(p.jaw_pose) / dims["jaw"], rel=1e-5)
+        assert terms.pose.item() == pytest.approx(smooth_loop(p.global_pose) / dims["pose"], rel=1e-5)
+        assert terms.eyelids.item() == pytest.approx(smooth_loop(p.eyelids) / dims["eyelids"], rel=1e-5)
+        assert terms.identity.item() == pytest.approx((identity_loop(p.shape[:, :, :20]) +
+                                                       identity_loop(p.shape[:, :, 20:])) / dims["identity"], rel=1e-5)
+        f = terms.as_floats()
+        expected = sum(getattr(w, k) * f[k] for k in TEMPORAL_TERMS)
+        assert f["total"] == pytest.approx(expected, rel=1e-6)
+        assert set(f) == {*TEMPORAL_TERMS, "total"}
 
 
 def test_temporal_loss_ignores_camera_and_backpropagates():
@@ -151,10 +228,23 @@ def test_temporal_loss_ignores_camera_and_backpropagates():
 def test_reference_weights_and_validation():
     w = TemporalWeights()
     assert (w.expression, w.jaw, w.pose, w.eyelids, w.identity) == (0.1, 0.05, 0.1, 0.05, 0.05)
+    assert w.reduction == "mean" == TemporalConfig().reduction  # the fork's, which the weights were tuned for
     with pytest.raises(dataclasses.FrozenInstanceError):
         w.jaw = 1.0  # type: ignore[misc]
     with pytest.raises(ValueError, match="jaw"):
         TemporalWeights(jaw=-1.0)
+    with pytest.raises(ValueError, match="reduction"):
+        TemporalWeights(reduction="max")
+    with pytest.raises(ValueError, match="reduction"):
+        smoothness_loss(rand(1, 3, 2), reduction="none")
+    assert w.scaled(10) == TemporalWeights(1.0, 0.5, 1.0, 0.5, 0.5)
+    assert TemporalWeights(reduction="sum").scaled(0).reduction == "sum"
+    # The config section: off gives zero weights with the configured reduction; typos fail at load.
+    assert TemporalConfig(reduction="sum").weights() == TemporalWeights(0, 0, 0, 0, 0, reduction="sum")
+    assert TemporalConfig(enabled=True).weights() == w
+    assert load_config(None, ["run.dir=x", "temporal.reduction=sum"]).temporal.reduction == "sum"
+    with pytest.raises(ConfigError, match="temporal.reduction"):
+        load_config(None, ["run.dir=x", "temporal.reduction=average"])
 
 
 def test_clips_regroups_flattened_frames():
@@ -203,7 +293,7 @@ def test_identity_variance_matches_numpy():
     b = beta.numpy()
     ref = ((b - b.mean(1, keepdims=True)) ** 2).sum(-1).mean(1)
     np.testing.assert_allclose(identity_variance(beta).numpy(), ref, rtol=1e-12)
-    assert identity_loss(beta).item() == pytest.approx(ref.mean(), rel=1e-12)
+    assert identity_loss(beta, "sum").item() == pytest.approx(ref.mean(), rel=1e-12)
 
 
 def test_jitter_shape_errors():
@@ -280,14 +370,14 @@ def test_jitter_report_without_flame_or_target():
         jitter_report(p, target=clip_batch(b=1, t=4, n_exp=10))
 
 
-def test_reduction_none_gives_per_clip_losses():
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_per_clip_losses(reduction):
     p = rand(3, 5, 4, seed=50)
-    per_clip = smoothness_loss(p, reduction="none")
+    per_clip = smoothness_loss(p, reduction, per_clip=True)
+    d = 1 if reduction == "sum" else 4
     assert per_clip.shape == (3,)
-    assert per_clip[1].item() == pytest.approx(smooth_loop(p[1:2]), rel=1e-5)
-    assert identity_loss(p, reduction="none")[2].item() == pytest.approx(identity_loop(p[2:3]), rel=1e-5)
-    with pytest.raises(ValueError, match="reduction"):
-        smoothness_loss(p, reduction="sum")
+    assert per_clip[1].item() == pytest.approx(smooth_loop(p[1:2]) / d, rel=1e-5)
+    assert identity_loss(p, reduction, per_clip=True)[2].item() == pytest.approx(identity_loop(p[2:3]) / d, rel=1e-5)
 
 
 # ---------------------------------------------------------------------------- denoise_tracks
@@ -311,7 +401,7 @@ def test_denoise_lowers_the_objective_and_keeps_clips_apart():
     q = denoise_tracks(y, torch.tensor([lam]))[0]
 
     def objective(x):
-        return ((x - y).pow(2).sum(-1).mean(1) + lam * smoothness_loss(x, reduction="none")).sum()
+        return ((x - y).pow(2).sum(-1).mean(1) + lam * smoothness_loss(x, "sum", per_clip=True)).sum()
 
     assert objective(q) < objective(y)
     alone = denoise_tracks(y[:1], torch.tensor([lam]))[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 from dataclasses import fields
 
 import pytest
@@ -40,13 +41,16 @@ def _step(fn, encoder, generator, parts, batch, weights, seed=3, **kw):
 
 
 def _scratch_temporal(flat: EncoderOutput, b: int, t: int, w: TemporalWeights) -> dict:
-    """Eqs. (3)-(4) written out on flattened clip-major frames, one clip and one step at a time."""
+    """Eqs. (3)-(4) written out on flattened clip-major frames, one clip and one step at a time;
+    each step's norm summed over the dimensions (as printed) or averaged (the fork's means)."""
+    red = (lambda x: x.sum()) if w.reduction == "sum" else (lambda x: x.mean())  # noqa: E731
+
     def smooth(x):
-        return torch.stack([torch.stack([(x[i * t + k + 1] - x[i * t + k]).abs().sum() for k in range(t - 1)]).mean()
+        return torch.stack([torch.stack([red((x[i * t + k + 1] - x[i * t + k]).abs()) for k in range(t - 1)]).mean()
                             for i in range(b)]).mean()
 
     def ident(x):
-        return torch.stack([torch.stack([(x[i * t + k] - x[i * t:(i + 1) * t].mean(0)).pow(2).sum() for k in range(t)]).mean()
+        return torch.stack([torch.stack([red((x[i * t + k] - x[i * t:(i + 1) * t].mean(0)).pow(2)) for k in range(t)]).mean()
                             for i in range(b)]).mean()
 
     terms = dict(expression=smooth(flat.expression), jaw=smooth(flat.jaw_pose), pose=smooth(flat.global_pose),
@@ -55,11 +59,12 @@ def _scratch_temporal(flat: EncoderOutput, b: int, t: int, w: TemporalWeights) -
     return terms
 
 
-def test_clip_step_adds_the_weighted_temporal_terms(parts):
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_clip_step_adds_the_weighted_temporal_terms(parts, reduction):
     """Temporal terms = eqs. (3)-(4) on the regrouped predictions; total = SMIRK total + Σ w·term."""
     torch.manual_seed(1)
     enc, gen = SmirkEncoder().train(), SmirkGenerator().train()
-    w = TemporalWeights(expression=0.3, jaw=0.2, pose=0.7, eyelids=0.11, identity=5.0)
+    w = TemporalWeights(expression=0.3, jaw=0.2, pose=0.7, eyelids=0.11, identity=5.0, reduction=reduction)
     lw = LossWeights.core()
     batch = parts["batch"]
     out = _step(clip_step, enc, gen, parts, batch, lw, temporal=w)
@@ -157,8 +162,7 @@ def test_clip_mode_checks_and_fine_tuning_start(tmp_path, tiny_overrides):
 
     with pytest.raises(ValueError, match="temporal.enabled needs clip data"):
         Trainer(load_config(None, tiny_overrides + [f"run.dir={tmp_path / 'x'}", "temporal.enabled=true"]), progress=False)
-    with pytest.raises(ValueError, match="BatchNorm"):
-        _trainer(tmp_path, "y", tiny_overrides, ["train.batch_size=1"])
+    assert _trainer(tmp_path, "y", tiny_overrides, ["train.batch_size=1"]).clip_length == T  # one clip is fine
     torch.manual_seed(7)
     enc, gen = SmirkEncoder(), SmirkGenerator()
     with torch.no_grad():
@@ -167,3 +171,56 @@ def test_clip_mode_checks_and_fine_tuning_start(tmp_path, tiny_overrides):
     t = _trainer(tmp_path, "z", tiny_overrides, [f"model.init_checkpoint={path}", "temporal.enabled=true"])
     got, want = t.encoder.state_dict(), enc.state_dict()
     assert all(torch.equal(got[k], want[k]) for k in want)
+
+
+class _OneFrameClips(torch.utils.data.Dataset):
+    """Clips of T = 1 frame (items with a (1, 3, H, W) image)."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, i):
+        s = self.data[i]
+        return dataclasses.replace(s, image=s.image[:1], landmarks68=s.landmarks68[:1], landmarks_mp=s.landmarks_mp[:1],
+                                   landmarks_valid=s.landmarks_valid[:1], params=s.params[:1])
+
+
+def test_batchnorm_needs_two_frames_not_two_clips(tmp_path, tiny_overrides):
+    """One clip of T >= 2 frames trains; a batch of a single frame (one clip of T = 1) is refused."""
+    cfg = load_config(None, tiny_overrides + CLIP + [f"run.dir={tmp_path / 'one'}", "train.batch_size=1"])
+    one_frame = _OneFrameClips(SyntheticFaces(load_flame(None, 300, 50), cfg.data.synthetic))
+    with pytest.raises(ValueError, match=r"at least 2 frames per batch.*batch_size=1 clip\(s\) of T=1"):
+        Trainer(cfg, dataset=one_frame, progress=False)
+    ok = load_config(None, tiny_overrides + CLIP + [f"run.dir={tmp_path / 'two'}", "train.batch_size=2"])
+    assert Trainer(ok, dataset=one_frame, progress=False).clip_length == 1  # two one-frame clips: 2 frames
+
+
+@pytest.mark.slow
+def test_fork_profile_trains_one_32_frame_clip_per_step(tmp_path):
+    """The fork's shape: one clip of 32 frames per step; BatchNorm sees those 32 frames, and the
+    logged temporal terms are the fork's element means, weighted with its weights."""
+    from tempsmirk.training.experiment import finetune_config
+
+    cfg = finetune_config("fork", ["data.source=synthetic", "data.synthetic.image_size=32", "data.synthetic.n_items=2",
+                                   "data.num_workers=0", "train.device=cpu", "train.steps=1", "train.log_every=1",
+                                   "train.image_every=0", "train.checkpoint_every=0", f"run.dir={tmp_path / 'fork'}"])
+    with pytest.warns(UserWarning):  # no local VGG16 weights: the perceptual loss is off (it says so)
+        t = Trainer(cfg, progress=False)
+    assert t.clip_length == 32 and cfg.train.batch_size == 1 and t.trainable_branches == ("pose", "shape", "expression")
+    seen = []
+    bn = next(m for m in t.encoder.modules() if isinstance(m, nn.BatchNorm2d))
+    bn.register_forward_hook(lambda m, inp, out: seen.append((inp[0].shape[0], m.training)))
+    t.train()
+    # Path 1 (the temporal terms' pass) sees the 32 frames in train mode; the cycle's pass of
+    # iteration 0 re-encodes them with the encoder frozen, hence in eval mode (SMIRK's step2).
+    assert seen[0] == (32, True) and all(n == 32 for n, _ in seen)
+    assert len(seen) == 1 or seen[1] == (32, False)
+    with open(tmp_path / "fork" / "log.csv") as fh:
+        row = next(csv.DictReader(fh))
+    w = cfg.temporal
+    assert (w.expression, w.jaw, w.pose, w.eyelids, w.identity, w.reduction) == (0.1, 0.05, 0.1, 0.05, 0.05, "mean")
+    weighted = sum(getattr(w, k) * float(row[f"temporal_{k}"]) for k in ("expression", "jaw", "pose", "eyelids", "identity"))
+    assert float(row["temporal_total"]) == pytest.approx(weighted, rel=1e-5) and weighted > 0

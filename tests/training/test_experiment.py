@@ -11,8 +11,10 @@ import torch
 from tempsmirk.smirk import SmirkEncoder, SmirkGenerator, load_smirk_checkpoint, save_smirk_checkpoint
 from tempsmirk.temporal import JitterReport
 from tempsmirk.training import Trainer
-from tempsmirk.training.experiment import (Condition, EvalSpec, ExperimentResult, ExperimentSpec, RunResult,
-                                           finetune_config, predict_clips, run_experiment, summary_table, verdict)
+from tempsmirk.config import ConfigError, config_from_yaml
+from tempsmirk.training.experiment import (AUGMENTATION_CONDITIONS, Condition, EvalSpec, ExperimentResult,
+                                           ExperimentSpec, RunResult, eval_clips, finetune_config, predict_clips,
+                                           run_experiment, summary_table, verdict, with_augmentation)
 
 TINY = ["data.synthetic.image_size=32", "data.synthetic.clip_length=4", "data.synthetic.n_items=8",
         "train.steps=2", "train.log_every=1", "train.device=cpu"]
@@ -94,3 +96,35 @@ def test_verdict_words_follow_the_numbers():
     truth = [("non-temporal", 0, 2.0, 1.0), ("temporal", 0, 0.5, 1.5)]
     assert "0.5× the true motion's own — smoother than the truth" in verdict(_result(truth, truth=1.0))
     assert "2.5× the true motion's own — still above it" in verdict(_result(truth, truth=0.2))
+
+
+def test_augmentation_arms_differ_only_in_the_draw(tmp_path, start):
+    """Per-clip vs per-frame augmentation: the same clips, seeds and temporal weights; only
+    ``per_frame`` differs between the runs' configs; the held-out clips are never augmented."""
+    fork = finetune_config("fork")
+    cfg = with_augmentation(finetune_config("small", TINY), fork.data.mead.augmentation)
+    assert cfg.data.synthetic.augment and cfg.data.synthetic.augmentation.rotation == 10
+    spec = ExperimentSpec(seeds=(0,), conditions=AUGMENTATION_CONDITIONS, single_seed=(),
+                          eval=EvalSpec(n_clips=2, clip_length=4))
+    res = run_experiment(cfg, start, spec, root=tmp_path, progress=False)
+    clip, frame = res.of("per-clip augmentation")[0], res.of("per-frame augmentation")[0]
+    configs = [config_from_yaml((r.weights.parent / "run" / "config.yaml").read_text()) for r in (clip, frame)]
+    assert [c.data.synthetic.augmentation.per_frame for c in configs] == [False, True]
+    assert [c.data.mead.augmentation.per_frame for c in configs] == [False, True]
+    same = lambda c: dataclasses.replace(c, run=None, data=dataclasses.replace(c.data, synthetic=None, mead=None))  # noqa: E731
+    assert same(configs[0]) == same(configs[1]) and configs[0].temporal.enabled
+    assert clip.log["temporal_total"][0] != frame.log["temporal_total"][0]  # the frames differ, not the clips' order
+    plain = eval_clips(finetune_config("small", TINY), spec.eval, load_flame_for(cfg))
+    assert torch.equal(plain.images, res.clips.images)  # evaluation ignores the training augmentation
+    bad = dataclasses.replace(spec, conditions=(Condition("typo", 1.0, ("data.synthetic.augmentaton.per_frame=true",)),))
+    with pytest.raises(ConfigError, match="augmentaton"):
+        run_experiment(cfg, start, bad, root=tmp_path / "bad", progress=False)
+    assert not (tmp_path / "bad").exists()  # nothing ran
+    with pytest.raises(ValueError, match="key=value"):
+        Condition("x", 1.0, ("per_frame",))
+
+
+def load_flame_for(cfg):
+    from tempsmirk.training import load_flame
+
+    return load_flame(cfg.model.flame_path, cfg.model.n_shape, cfg.model.n_exp)

@@ -14,7 +14,7 @@ from tempsmirk.data import SyntheticConfig, SyntheticFaces
 from tempsmirk.data.rendered import render_face_set
 from tempsmirk.smirk import SmirkEncoder
 from tempsmirk.smirk.encoder import EncoderOutput
-from tempsmirk.training import load_flame
+from tempsmirk.flame import load_flame
 from tempsmirk.training.pretrain import (HeadValues, Pretrainer, StandardisedHeads, head_values, parameter_errors,
                                          pooled_features, predict, pretrain_loss)
 

@@ -1,0 +1,66 @@
+"""The training data a config asks for: one call for the trainer (chapter 3).
+
+:func:`build_dataset` turns the ``data`` section into a :class:`TrainingData`: the dataset, and
+for SMIRK's mix (``data.source=mix``) the batch sampler that fills every batch by the sources'
+percentages. For the other sources the trainer keeps its own step-indexed order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Optional
+
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from tempsmirk.data.mix import FaceMix, MixedBatches
+from tempsmirk.data.types import collate_faces
+
+if TYPE_CHECKING:  # config imports this package; only the type is needed here
+    from tempsmirk.config import DataConfig
+
+__all__ = ["TrainingData", "build_dataset", "SOURCES"]
+
+SOURCES = ("synthetic", "mead", "mix")
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """A dataset of :class:`~tempsmirk.data.FaceSample` and how to batch it."""
+
+    dataset: Dataset
+    num_workers: int = 0
+
+    def batch_sampler(self, batch_size: int, seed: int, start: int, end: int, rank: int = 0,
+                      world_size: int = 1) -> Optional[Sampler]:
+        """The mix's :class:`~tempsmirk.data.mix.MixedBatches` for steps ``start .. end - 1`` (a pure
+        function of ``(seed, step)``; ``rank``/``world_size`` give a data-parallel process its
+        share of each global batch), or None where the caller's own step order applies."""
+        if isinstance(self.dataset, FaceMix):
+            return MixedBatches(self.dataset.sizes, self.dataset.percentages, batch_size, seed, start, end,
+                                rank, world_size)
+        return None
+
+    def loader(self, batch_sampler: Sampler) -> DataLoader:
+        """A DataLoader of :class:`~tempsmirk.data.FaceBatch` over ``batch_sampler``'s batches."""
+        return DataLoader(self.dataset, batch_sampler=batch_sampler, collate_fn=collate_faces,
+                          num_workers=self.num_workers, persistent_workers=False)
+
+
+def build_dataset(cfg: "DataConfig", flame) -> TrainingData:
+    """The dataset of ``cfg.source``: ``synthetic`` (rendered with ``flame``, which must stay on the
+    CPU for worker processes), ``mead`` (clips, :class:`~tempsmirk.data.MeadClips`) or ``mix``
+    (SMIRK's corpora, :class:`~tempsmirk.data.mix.FaceMix`). ``flame`` gives the MediaPipe
+    embedding's ``mp_indices`` to the real-data sources."""
+    if cfg.source == "synthetic":
+        from tempsmirk.data.synthetic import SyntheticFaces
+
+        dataset: Dataset = SyntheticFaces(flame, cfg.synthetic)
+    elif cfg.source == "mead":
+        from tempsmirk.data.clips import MeadClips
+
+        dataset = MeadClips(cfg.mead, flame.mp_indices.cpu())
+    elif cfg.source == "mix":
+        dataset = FaceMix(cfg.mix, flame.mp_indices.cpu())
+    else:
+        raise ValueError(f"data.source={cfg.source!r}; expected one of {SOURCES}")
+    return TrainingData(dataset, cfg.num_workers)
