@@ -5,7 +5,8 @@ losses, :class:`Trainer` runs SMIRK's two-pass iterations with logs and resumabl
 :func:`clip_step` and :mod:`~tempsmirk.training.experiment` add the temporal losses and the
 experiment of chapter 5."""
 
-from tempsmirk.training.demo import DEMO_IMAGE_SIZE, DEMO_PROFILES, DEMO_TARGETS, demo_checkpoint, demo_config
+from tempsmirk.training.demo import (DEMO_IMAGE_SIZE, DEMO_PROFILES, DEMO_TARGETS, demo_checkpoint, demo_config,
+                                     demo_data_overrides)
 from tempsmirk.training.experiment import (Condition, EvalSpec, ExperimentSpec, finetune_config, run_experiment,
                                            summary_table, verdict)
 from tempsmirk.training.step import LossTerms, StepOutput, clip_step, first_path, smirk_step
@@ -14,5 +15,5 @@ from tempsmirk.training.trainer import CHECKPOINT_FORMAT, StepBatches, Trainer, 
 
 __all__ = ["CHECKPOINT_FORMAT", "DEMO_IMAGE_SIZE", "DEMO_PROFILES", "DEMO_TARGETS", "Condition", "EvalSpec",
            "ExperimentSpec", "LossTerms", "StepBatches", "StepOutput", "Trainer", "TrainingDiverged", "clip_step",
-           "demo_checkpoint", "demo_config", "first_path", "finetune_config", "image_grid", "load_flame", "run_experiment", "smirk_step",
+           "demo_checkpoint", "demo_config", "demo_data_overrides", "first_path", "finetune_config", "image_grid", "load_flame", "run_experiment", "smirk_step",
            "summary_table", "verdict"]

@@ -32,8 +32,8 @@ from tempsmirk.config import Config, config_to_yaml, load_config
 from tempsmirk.paths import cache_dir, repo_root
 from tempsmirk.training.pretrain import train_stages
 
-__all__ = ["DEMO_IMAGE_SIZE", "DEMO_PROFILES", "DEMO_TARGETS", "DEMO_CONFIG", "demo_config", "demo_run_dir",
-           "demo_checkpoint"]
+__all__ = ["DEMO_IMAGE_SIZE", "DEMO_PROFILES", "DEMO_TARGETS", "DEMO_CONFIG", "DEMO_FACE_FIELDS", "demo_config",
+           "demo_data_overrides", "demo_run_dir", "demo_checkpoint"]
 
 #: Input size of the demo encoder (crops must be resized to it).
 DEMO_IMAGE_SIZE = 96
@@ -67,6 +67,22 @@ def demo_config(profile: str = "small", seed: int = 0) -> Config:
     path = repo_root() / "tempsmirk" / "configs" / DEMO_CONFIG
     return load_config(path, ["run.dir=unset", f"run.seed={seed}", f"data.synthetic.image_size={DEMO_IMAGE_SIZE}",
                               *DEMO_PROFILES[profile]])
+
+
+#: The fields of ``data.synthetic`` that describe the demo checkpoint's faces (size, framing,
+#: expression and eyelid ranges): :func:`demo_data_overrides` carries them to other configs.
+DEMO_FACE_FIELDS = ("image_size", "scale_min", "scale_max", "expression_std", "expression_components",
+                    "eyelid_max", "eyelid_asymmetry")
+
+
+def demo_data_overrides(profile: str = "small") -> tuple[str, ...]:
+    """``data.synthetic.*=value`` overrides that draw another config's synthetic faces (e.g. the
+    clips of chapter 5's fine-tuning) from the demo checkpoint's face distribution: its image
+    size, camera framing, expression and eyelid ranges (:data:`DEMO_FACE_FIELDS`). An encoder
+    evaluated outside the distribution it learnt from would be measured on a domain shift."""
+    syn = demo_config(profile).data.synthetic
+    values = {f: getattr(syn, f) for f in DEMO_FACE_FIELDS}
+    return tuple(f"data.synthetic.{f}={'null' if v is None else v}" for f, v in values.items())
 
 
 def demo_run_dir(profile: str = "small", seed: int = 0, root: Optional[Path] = None) -> Path:

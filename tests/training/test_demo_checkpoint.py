@@ -61,3 +61,18 @@ def test_smirk_stage_starts_from_the_pretrained_encoder(tmp_path, monkeypatch, t
 def test_unknown_profile_is_refused():
     with pytest.raises(ValueError, match="profile must be one of"):
         demo_config("huge")
+
+
+def test_data_overrides_carry_the_demo_faces_to_another_config():
+    """Chapter 5's clips drawn with demo_data_overrides have the demo's size, framing and
+    ranges, field by field, and keep their own clip settings."""
+    from tempsmirk.training import demo_data_overrides, finetune_config
+    from tempsmirk.training.demo import DEMO_FACE_FIELDS
+
+    demo = demo_config("small").data.synthetic
+    plain = finetune_config("small").data.synthetic
+    clips = finetune_config("small", list(demo_data_overrides("small"))).data.synthetic
+    assert any(getattr(plain, f) != getattr(demo, f) for f in DEMO_FACE_FIELDS)  # the test can fail
+    for f in DEMO_FACE_FIELDS:
+        assert getattr(clips, f) == getattr(demo, f), f
+    assert clips.clip_length == plain.clip_length and clips.seed == plain.seed
