@@ -595,7 +595,8 @@ def held_out_faces(cfg: Config, n_items: Optional[int] = None, flame=None) -> Re
     m = cfg.model
     flame = flame if flame is not None else load_flame(m.flame_path, m.n_shape, m.n_exp)
     syn = replace(cfg.data.synthetic, seed=cfg.pretrain.eval_seed, clip_length=0)
-    return cached_face_set(flame, syn, n_items or cfg.pretrain.eval_items, group_size=1)
+    return cached_face_set(flame, syn, n_items or cfg.pretrain.eval_items, group_size=1,
+                           workers=cfg.pretrain.render_workers)
 
 
 def train_stages(cfg: Config, resume: bool = False, progress: bool = True) -> Path:
