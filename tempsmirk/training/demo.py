@@ -100,10 +100,11 @@ def demo_checkpoint(profile: str = "small", seed: int = 0, progress: bool = Fals
                     root: Optional[Path] = None) -> Path:
     """Path of a SMIRK-layout checkpoint (encoder + generator) trained on synthetic faces.
 
-    Trains on first use (``small``: about 15 minutes on a 2-core CPU, rendering included) and
-    returns the cached file after. Load it with :func:`tempsmirk.smirk.load_smirk_checkpoint`;
-    its encoder expects ``DEMO_IMAGE_SIZE`` × ``DEMO_IMAGE_SIZE`` crops framed as SMIRK frames
-    them (the landmarks' box × 1.4). The run folder also holds ``pretrain/log.csv``, the
+    Trains on first use (``small``: rendering and 600 steps; 28 minutes measured on a 2-core CPU
+    shared with other jobs at a load average of 8–12, README) and returns the cached file after.
+    Load it with :func:`tempsmirk.smirk.load_smirk_checkpoint`; its encoder expects
+    ``DEMO_IMAGE_SIZE`` × ``DEMO_IMAGE_SIZE`` crops framed as SMIRK frames them (the landmarks'
+    box × 1.4). The run folder also holds ``pretrain/log.csv``, the
     learning curve (held-out figures against minutes).
 
     Args:
