@@ -72,7 +72,6 @@ __all__ = [
     "encode_crops",
     "fill_missing",
     "prepare_encoder",
-    "checkpoint_sizes",
     "load_models",
     "fit_targets",
     "reconstruct_video",
@@ -266,32 +265,12 @@ def prepare_encoder(encoder, device: str | torch.device = "cpu"):
     return encoder.to(device).eval().to(memory_format=torch.channels_last)
 
 
-def checkpoint_sizes(path: str | Path) -> tuple[int, int]:
-    """(E, S): expression and shape coefficients a SMIRK checkpoint predicts, read from its heads'
-    shapes (memory-mapped, without loading the weights); (50, 300) when they cannot be read (the
-    strict loader then says what is wrong)."""
-    from tempsmirk.smirk.checkpoint import ENCODER_PREFIX, MODEL_KEY
-    from tempsmirk.smirk.encoder import N_EXTRA_EXP
-
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # noqa: BLE001 - any unreadable file is reported by the strict loader
-        return 50, 300
-    for s in (state, state.get(MODEL_KEY) if isinstance(state, dict) else None):
-        if not isinstance(s, dict):
-            continue
-        exp = s.get(ENCODER_PREFIX + "expression_encoder.expression_layers.0.weight")
-        shape = s.get(ENCODER_PREFIX + "shape_encoder.shape_layers.0.weight")
-        if exp is not None and shape is not None:
-            return int(exp.shape[0]) - N_EXTRA_EXP, int(shape.shape[0])
-    return 50, 300
-
-
 def load_models(checkpoint: Optional[str | Path], flame_path: Optional[str | Path] = None,
                 with_generator: bool = True, device: str | torch.device = "cpu", require: Sequence[str] = ()):
     """Encoder (prepared, :func:`prepare_encoder`), generator (or None) and FLAME for reconstruction.
 
-    The coefficient counts come from the checkpoint (:func:`checkpoint_sizes`); without a
+    The coefficient counts come from the checkpoint
+    (:func:`~tempsmirk.smirk.checkpoint.checkpoint_sizes`); without a
     checkpoint (fitting alone) there is no encoder or generator, and FLAME keeps 300 shape and 50
     expression coefficients. ``flame_path`` None is the built-in head, otherwise a FLAME model
     file or asset folder (:func:`tempsmirk.flame.load_flame`; ``require`` names the asset features
@@ -306,7 +285,7 @@ def load_models(checkpoint: Optional[str | Path], flame_path: Optional[str | Pat
     encoder = generator = None
     n_exp, n_shape = 50, 300
     if checkpoint is not None:
-        from tempsmirk.smirk.checkpoint import load_smirk_checkpoint
+        from tempsmirk.smirk.checkpoint import checkpoint_sizes, load_smirk_checkpoint
 
         n_exp, n_shape = checkpoint_sizes(checkpoint)
         encoder, generator = load_smirk_checkpoint(checkpoint, n_exp=n_exp, n_shape=n_shape,

@@ -294,10 +294,10 @@ def load_backbone_weights(backbone: nn.Module, path: PathLike) -> None:
     The file may hold the timm classification model's state dict (the extra ``conv_head``/
     ``classifier`` entries are ignored) or the features-only backbone's own state dict.
     Every backbone tensor must be present with the right shape; otherwise
-    :class:`~tempsmirk.smirk.checkpoint.CheckpointError` lists what differs.
+    :class:`~tempsmirk.weightsio.CheckpointError` lists what differs.
     """
-    from tempsmirk.smirk.checkpoint import load_weights_into, read_weights_file
+    from tempsmirk.weightsio import load_weights_into, read_weights_file
 
-    load_weights_into(backbone, read_weights_file(path), str(path),
+    load_weights_into(backbone, read_weights_file(path, "backbone weights file"), str(path),
                       f"weights for this backbone ({type(backbone).__name__}); use the weights of the "
                       f"timm model named in tempsmirk.smirk.encoder.BACKBONES for this branch")

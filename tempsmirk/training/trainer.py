@@ -57,12 +57,13 @@ from tempsmirk.flame import load_flame
 from tempsmirk.losses import EmotionLoss, PerceptualLoss
 from tempsmirk.meshio import atomic_write_bytes
 from tempsmirk.seeding import seed_everything
-from tempsmirk.smirk.checkpoint import atomic_torch_save, load_smirk_state, save_smirk_checkpoint, smirk_state_dict
+from tempsmirk.smirk.checkpoint import load_smirk_state, read_smirk_state, save_smirk_checkpoint, smirk_state_dict
 from tempsmirk.smirk.cycle import builtin_templates, cycle_path, load_templates
 from tempsmirk.smirk.encoder import BRANCHES, EncoderOutput, SmirkEncoder
 from tempsmirk.smirk.generator import SmirkGenerator
 from tempsmirk.smirk.masking import face_sampling_weights, load_triangle_masks
 from tempsmirk.temporal import TemporalTerms
+from tempsmirk.weightsio import atomic_torch_save
 from tempsmirk.training.step import LossTerms, StepOutput, first_path, frozen_eval, generator_needed
 
 __all__ = ["Trainer", "TrainingDiverged", "lr_factor", "StepBatches", "image_grid", "CHECKPOINT_FORMAT",
@@ -214,9 +215,7 @@ class Trainer:
         self.encoder = SmirkEncoder(n_exp=m.n_exp, n_shape=m.n_shape).to(self.device)
         self.generator = SmirkGenerator().to(self.device)
         if m.init_checkpoint is not None:
-            from tempsmirk.smirk.checkpoint import _flat_weights, read_weights_file
-
-            state = _flat_weights(read_weights_file(m.init_checkpoint), m.init_checkpoint)
+            state = read_smirk_state(m.init_checkpoint)
             gen = self.generator if any(k.startswith("smirk_generator.") for k in state) else None
             load_smirk_state(self.encoder, gen, state, source=str(m.init_checkpoint))
         self.trainable_branches = tuple(b for b in BRANCHES if b not in m.frozen)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from tempsmirk.smirk import EncoderOutput, SmirkEncoder
-from tempsmirk.smirk.checkpoint import CheckpointError
+from tempsmirk.weightsio import CheckpointError
 from tempsmirk.smirk.encoder import ExpressionBranch, PoseBranch
 
 H = 64
