@@ -109,8 +109,8 @@ for name in ("pose", "shape", "expression"):
           f"{n / 1e6:.2f} M parameters")
 with torch.no_grad():
     pred = encoder(batch.image.to(device))
-for field in ("global_pose", "cam", "shape", "expression", "eyelids", "jaw_pose"):
-    print(f"{field:>12}: {tuple(getattr(pred, field).shape)}")
+for field, value in pred.as_dict().items():
+    print(f"{field:>12}: {tuple(value.shape)}")
 if checkpoint is None:
     assert torch.all(pred.cam[:, 0] == 7.0) and torch.all(pred.shape == 0)
 
@@ -144,8 +144,7 @@ print(f"generator: {n / 1e6:.1f} M parameters, "
 
 # %%
 gt = batch.params.to(device)
-out = flame(shape=gt.shape, expression=gt.expression, global_pose=gt.global_pose,
-            jaw_pose=gt.jaw_pose, eyelids=gt.eyelids)
+out = flame.forward_params(gt)
 face = flame.region_faces("face")
 rendering = render_mesh(out.vertices, flame.faces, gt.cam, size, face_mask=face)
 hull_points = face_hull_points(batch.landmarks68, batch.landmarks_mp).to(device)
@@ -179,8 +178,7 @@ assert torch.equal(masked.image * masked.keep, batch.image.to(device) * masked.k
 # %%
 aug = augment_params(gt, builtin_templates(flame.n_exp).to(device), gen)
 a = aug.params
-out_aug = flame(shape=a.shape, expression=a.expression, global_pose=a.global_pose,
-                jaw_pose=a.jaw_pose, eyelids=a.eyelids)
+out_aug = flame.forward_params(a)
 rendering_aug = render_mesh(out_aug.vertices, flame.faces, a.cam, size, face_mask=face)
 points = sample_points(rendering.screen_vertices, flame.faces,
                        face_sampling_weights(flame), 200, size, gen)

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from tempsmirk.data.transforms import colour_jitter, zoom_shift_images, zoom_shift_points
-from tempsmirk.smirk.encoder import EncoderOutput
+from tempsmirk.flame.params import FlameParams
 
 __all__ = ["ClipAugmentation", "ClipTransform", "draw_clip_transform", "augment_frames", "augment_params",
            "roll_global_pose"]
@@ -147,7 +147,7 @@ def roll_global_pose(global_pose: Tensor, angle: Tensor) -> Tensor:
     return _axis_angle(q)
 
 
-def augment_params(params: EncoderOutput, root_joint: Tensor, tf: ClipTransform) -> EncoderOutput:
+def augment_params(params: FlameParams, root_joint: Tensor, tf: ClipTransform) -> FlameParams:
     """The ground truth that renders exactly the augmented frames (synthetic clips).
 
     params: (T, ...) fields, the parameters that rendered the frames; root_joint: (T, 3) FLAME's

@@ -52,8 +52,9 @@ from tempsmirk.evaluation.emotion import (EmotionMLP, EmotionMLPConfig, Training
 from tempsmirk.evaluation.metrics import (EMOTION_CLASSES, TABLE_COLUMNS, EmotionMetrics,
                                           EmotionPrediction, EmotionTargets, confusion_matrix,
                                           emotion_metrics)
+from tempsmirk.flame.params import FlameParams
 from tempsmirk.paths import cache_dir
-from tempsmirk.smirk.encoder import EncoderOutput, SmirkEncoder
+from tempsmirk.smirk.encoder import SmirkEncoder
 
 __all__ = [
     "TRAIN_SPLIT",
@@ -78,7 +79,6 @@ __all__ = [
 PathLike = Union[str, os.PathLike]
 TRAIN_SPLIT = "train"          # data_prep.affectnet: rows from training.csv
 TEST_SPLIT = "validation"      # rows from validation.csv (the paper's test set)
-_PARAM_FIELDS = ("global_pose", "cam", "shape", "expression", "eyelids", "jaw_pose")
 
 
 @dataclass
@@ -243,31 +243,31 @@ class _Crops(Dataset):
 
 @torch.no_grad()
 def encode_images(encoder: SmirkEncoder, paths: Sequence[Path], image_size: int, batch_size: int = 32,
-                  num_workers: int = 0, progress: bool = True) -> EncoderOutput:
+                  num_workers: int = 0, progress: bool = True) -> FlameParams:
     """Run ``encoder`` (in eval mode, on its device) over image files. -> (N, ...) on the CPU."""
     device = next(encoder.parameters()).device
     encoder.eval()
     loader = DataLoader(_Crops(paths, image_size), batch_size=batch_size, num_workers=num_workers)
     outs = [encoder(batch.to(device)).to("cpu")
             for batch in tqdm(loader, desc="encoding", unit="batch", disable=not progress, leave=False)]
-    return EncoderOutput.cat(outs)
+    return FlameParams.cat(outs)
 
 
-def _save_params(path: Path, params: EncoderOutput) -> None:
+def _save_params(path: Path, params: FlameParams) -> None:
     buf = io.BytesIO()
-    np.savez(buf, **{name: getattr(params, name).numpy() for name in _PARAM_FIELDS})
+    np.savez(buf, **{name: t.numpy() for name, t in params.as_dict().items()})
     atomic_write_bytes(path, buf.getvalue())
 
 
-def _load_params(path: Path) -> EncoderOutput:
+def _load_params(path: Path) -> FlameParams:
     with np.load(path, allow_pickle=False) as z:
-        return EncoderOutput(**{name: torch.from_numpy(z[name]) for name in _PARAM_FIELDS})
+        return FlameParams.from_dict(z)
 
 
 def encoder_parameters(checkpoint: PathLike, index: AffectNetIndex, image_size: int,
                        cache: Optional[PathLike] = None, device: str | torch.device = "cpu",
                        batch_size: int = 32, num_workers: int = 0, n_exp: int = 50, n_shape: int = 300,
-                       progress: bool = True) -> EncoderOutput:
+                       progress: bool = True) -> FlameParams:
     """FLAME parameters of every crop of ``index`` under a checkpoint, cached. -> (N, ...) on the CPU.
 
     The cache file (in ``cache``, default ``cache_dir("evaluation")``) is named by the checkpoint's
@@ -298,8 +298,8 @@ def encoder_parameters(checkpoint: PathLike, index: AffectNetIndex, image_size: 
     return params
 
 
-def evaluate_parameters(name: str, train_params: EncoderOutput, train_targets: EmotionTargets,
-                        test_params: EncoderOutput, test_targets: EmotionTargets,
+def evaluate_parameters(name: str, train_params: FlameParams, train_targets: EmotionTargets,
+                        test_params: FlameParams, test_targets: EmotionTargets,
                         cfg: Optional[EmotionMLPConfig] = None, seed: int = 0,
                         device: str | torch.device = "cpu", progress: bool = False) -> EncoderResult:
     """Train the emotion MLP on one encoder's training parameters and score it on the test split.
@@ -340,7 +340,7 @@ def _splits(index: AffectNetIndex, max_train: Optional[int],
 
 def evaluate_encoders(index: AffectNetIndex, checkpoints: Mapping[str, PathLike],
                       cfg: Optional[EvaluationConfig] = None,
-                      ground_truth: Optional[Callable[[Sequence[str]], EncoderOutput]] = None,
+                      ground_truth: Optional[Callable[[Sequence[str]], FlameParams]] = None,
                       oracle_name: str = "oracle (ground truth)", cache: Optional[PathLike] = None,
                       device: str | torch.device = "cpu", seed: int = 0,
                       progress: bool = True) -> tuple[EncoderResult, ...]:
@@ -360,7 +360,7 @@ def evaluate_encoders(index: AffectNetIndex, checkpoints: Mapping[str, PathLike]
     cfg = cfg or EvaluationConfig()
     train, test = _splits(index, cfg.max_train_images, seed)
     t_train, t_test = index_targets(train), index_targets(test)
-    sources: list[tuple[str, Callable[[AffectNetIndex], EncoderOutput]]] = []
+    sources: list[tuple[str, Callable[[AffectNetIndex], FlameParams]]] = []
     if ground_truth is not None:
         sources.append((oracle_name, lambda idx: ground_truth(idx.source_paths)))
     for name, path in checkpoints.items():

@@ -38,7 +38,7 @@ import pickle
 import time
 from collections import defaultdict
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator, Literal, Optional, Sequence
@@ -51,11 +51,11 @@ from tqdm.auto import tqdm
 from data_prep.crops import DEFAULT_SCALE, DEFAULT_SIGMA_SECONDS, crop_affine, landmarks_to_crop, video_boxes, warp_crop
 from data_prep.landmarks import detect_frames
 from data_prep.video import VideoDecodeError, iter_frames, probe_video, write_video
+from tempsmirk.flame.params import FlameParams
 from tempsmirk.reconstruct.export import OVERLAY_FILE, PARAMS_FILE, MeshFolder, VideoParams, save_params
 from tempsmirk.reconstruct.overlay import (blend_windows, compose_panels, generator_panel, projected_landmarks,
                                            render_windows)
 from tempsmirk.reconstruct.smoothing import Smoothing, describe, smooth_params
-from tempsmirk.smirk.encoder import EncoderOutput
 from tempsmirk.smirk.masking import face_hull_points
 
 if TYPE_CHECKING:
@@ -222,7 +222,7 @@ def crop_frames(frames: Sequence[np.ndarray], affine: np.ndarray, crop_size: int
 
 
 @torch.inference_mode()
-def encode_crops(encoder, crops: Tensor) -> EncoderOutput:
+def encode_crops(encoder, crops: Tensor) -> FlameParams:
     """The encoder on a batch of crops (B, 3, N, N) on its device; eval mode, no gradients."""
     if encoder.training:
         raise ValueError("encode_crops needs the encoder in eval mode (BatchNorm statistics of a "
@@ -230,7 +230,7 @@ def encode_crops(encoder, crops: Tensor) -> EncoderOutput:
     return encoder(crops.contiguous(memory_format=torch.channels_last))
 
 
-def fill_missing(params: EncoderOutput, found: Tensor | np.ndarray) -> EncoderOutput:
+def fill_missing(params: FlameParams, found: Tensor | np.ndarray) -> FlameParams:
     """Replace the parameters of frames without a face by linear interpolation between the nearest
     frames with one, holding the first/last found values at the ends. (T, ...) fields -> same.
 
@@ -255,7 +255,7 @@ def fill_missing(params: EncoderOutput, found: Tensor | np.ndarray) -> EncoderOu
         ww = w.to(x.dtype).to(x.device).view(t, *([1] * (x.dim() - 1)))
         return x[lo.to(x.device)] * (1 - ww) + x[hi.to(x.device)] * ww
 
-    return EncoderOutput(**{f.name: fill(getattr(params, f.name)) for f in fields(EncoderOutput)})
+    return params.map(fill)
 
 
 # ----------------------------------------------------------------------------- loading
@@ -330,13 +330,13 @@ class Reconstruction:
     """
 
     video: VideoParams
-    raw: EncoderOutput
+    raw: FlameParams
     landmarks: np.ndarray
     folder: Path
     overlay: Optional[Path]
     meshes: Optional[Path]
     times: StageTimes
-    encoded: Optional[EncoderOutput] = None
+    encoded: Optional[FlameParams] = None
     fit: Optional["FitResult"] = None
 
     @property
@@ -468,7 +468,7 @@ def reconstruct_video(
 
 
 def _encode_pass(video: Path, frames_it: Iterator[np.ndarray], encoder, affine: np.ndarray, crop_size: int,
-                 batch_size: int, t: int, watch: _Stopwatch, pb) -> EncoderOutput:
+                 batch_size: int, t: int, watch: _Stopwatch, pb) -> FlameParams:
     """Crops and the encoder over the video's frames, batch by batch: (T, ...) fields on the CPU."""
     device = next(encoder.parameters()).device
     outputs, i0 = [], 0
@@ -486,11 +486,11 @@ def _encode_pass(video: Path, frames_it: Iterator[np.ndarray], encoder, affine: 
     if i0 != t:
         raise VideoDecodeError(f"{video} decoded to {i0} frames on its second pass but {t} on its first; "
                                "the file may be damaged or have changed while being read")
-    return EncoderOutput.cat(outputs)
+    return FlameParams.cat(outputs)
 
 
 @torch.inference_mode()
-def _render_pass(video: Path, frames_it: Optional[Iterator[np.ndarray]], params: EncoderOutput, found: np.ndarray,
+def _render_pass(video: Path, frames_it: Optional[Iterator[np.ndarray]], params: FlameParams, found: np.ndarray,
                  affine: np.ndarray, crop_size: int, landmarks: np.ndarray, flame, generator,
                  mesh_folder: Optional[MeshFolder], batch_size: int, watch: _Stopwatch,
                  pb) -> Iterator[np.ndarray]:
@@ -513,8 +513,7 @@ def _render_pass(video: Path, frames_it: Optional[Iterator[np.ndarray]], params:
             i1 = min(t, i0 + batch_size)
             p = params[i0:i1].to(device)
             with watch("flame"):
-                out = flame(shape=p.shape, expression=p.expression, global_pose=p.global_pose,
-                            jaw_pose=p.jaw_pose, eyelids=p.eyelids)
+                out = flame.forward_params(p)
             if mesh_folder is not None:
                 with watch("write"):
                     mesh_folder.write(i0, out.vertices.cpu().numpy(), faces.cpu().numpy())

@@ -1,6 +1,6 @@
 """SMIRK: the single-image encoder, its generator and their checkpoints (chapter 3).
 
-- :class:`SmirkEncoder` — image (B, 3, H, W) in [0, 1] -> :class:`EncoderOutput` (FLAME parameters).
+- :class:`SmirkEncoder` — image (B, 3, H, W) in [0, 1] -> :class:`~tempsmirk.flame.FlameParams`.
 - :class:`SmirkGenerator` — U-Net, (B, 6, H, W) rendering ++ masked image -> (B, 3, H, W) image.
 - :func:`load_smirk_checkpoint` / :func:`save_smirk_checkpoint` — the official flat checkpoint
   layout, loaded strictly with ``weights_only=True``.
@@ -29,7 +29,7 @@ from tempsmirk.smirk.cycle import (
     cycle_path,
     load_templates,
 )
-from tempsmirk.smirk.encoder import BRANCHES, EncoderOutput, SmirkEncoder
+from tempsmirk.smirk.encoder import BRANCHES, SmirkEncoder
 from tempsmirk.smirk.generator import SmirkGenerator
 from tempsmirk.smirk.masking import (
     MaskedInput,
@@ -66,7 +66,6 @@ __all__ = [
     "transfer_pixels",
     "BRANCHES",
     "CheckpointError",
-    "EncoderOutput",
     "SmirkEncoder",
     "SmirkGenerator",
     "load_smirk_checkpoint",

@@ -19,7 +19,6 @@ import os
 from pathlib import Path
 from typing import Mapping, Optional, Union
 
-import torch
 from torch import Tensor
 
 from tempsmirk.smirk.encoder import N_EXTRA_EXP, SmirkEncoder

@@ -45,9 +45,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from tempsmirk.flame.params import FlameParams
 from tempsmirk.losses import cycle_loss
 from tempsmirk.render import render_mesh
-from tempsmirk.smirk.encoder import EncoderOutput
 from tempsmirk.smirk.masking import (MaskingConfig, mask_image, point_pixels, sample_points, scaled_pixels,
                                      transfer_pixels)
 
@@ -212,11 +212,11 @@ def load_templates(path: PathLike, n_exp: int) -> ExpressionTemplates:
 class Augmented:
     """Edited parameters and which edit each element got.
 
-    params: :class:`EncoderOutput` (B, ...) — shape, pose and camera unchanged.
+    params: :class:`~tempsmirk.flame.FlameParams` (B, ...) — shape, pose and camera unchanged.
     kind: (B,) int64 index into :data:`AUGMENTATIONS`.
     """
 
-    params: EncoderOutput
+    params: FlameParams
     kind: Tensor
 
 
@@ -230,7 +230,7 @@ def _groups(b: int, generator: torch.Generator) -> Tensor:
     return kind
 
 
-def augment_params(params: EncoderOutput, templates: ExpressionTemplates, generator: torch.Generator) -> Augmented:
+def augment_params(params: FlameParams, templates: ExpressionTemplates, generator: torch.Generator) -> Augmented:
     """SMIRK's parameter edits (module docstring): every draw from ``generator`` (CPU).
 
     Args:
@@ -278,7 +278,7 @@ def augment_params(params: EncoderOutput, templates: ExpressionTemplates, genera
     lids = torch.where(zero[:, None], u(b, 2), lids)
 
     to = lambda x: x.to(device=device, dtype=dtype)  # noqa: E731
-    out = EncoderOutput(global_pose=p.global_pose, cam=p.cam, shape=p.shape, expression=to(expression),
+    out = FlameParams(global_pose=p.global_pose, cam=p.cam, shape=p.shape, expression=to(expression),
                         eyelids=to(lids), jaw_pose=to(jaw))
     return Augmented(params=out, kind=kind.to(device))
 
@@ -293,7 +293,7 @@ class CycleOutput:
     masked: (B, 3, H, W) the generator's masked input: face hidden, fresh points moved to the
         edited mesh.
     generated: (B, 3, H, W) the generator's image of the edited face.
-    reencoded: :class:`EncoderOutput` read back from ``generated``.
+    reencoded: :class:`~tempsmirk.flame.FlameParams` read back from ``generated``.
     """
 
     loss: Tensor
@@ -301,11 +301,11 @@ class CycleOutput:
     rendering: Tensor
     masked: Tensor
     generated: Tensor
-    reencoded: EncoderOutput
+    reencoded: FlameParams
 
 
 def cycle_path(encoder: nn.Module, generator: nn.Module, flame: nn.Module, image: Tensor,
-               params: EncoderOutput, hidden: Tensor, screen_vertices: Tensor, face_mask: Optional[Tensor],
+               params: FlameParams, hidden: Tensor, screen_vertices: Tensor, face_mask: Optional[Tensor],
                face_weights: Tensor, templates: ExpressionTemplates, masking: MaskingConfig,
                rng: torch.Generator, generator_trains: bool) -> CycleOutput:
     """One augmented-cycle pass, SMIRK's ``step2`` (module docstring). Explained in chapter 3.
@@ -330,8 +330,7 @@ def cycle_path(encoder: nn.Module, generator: nn.Module, flame: nn.Module, image
     aug = augment_params(params, templates, rng)
     a = aug.params
     with torch.no_grad():
-        out = flame(shape=a.shape, expression=a.expression, global_pose=a.global_pose,
-                    jaw_pose=a.jaw_pose, eyelids=a.eyelids)
+        out = flame.forward_params(a)
         rendering = render_mesh(out.vertices, flame.faces, a.cam, size, face_mask=face_mask)
     n = max(1, int(masking.sample_fraction * size * size))
     points = sample_points(screen_vertices, flame.faces, face_weights, n, size, rng)

@@ -27,7 +27,7 @@ import csv
 import hashlib
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -44,9 +44,10 @@ from tempsmirk.data.augmentation import ClipAugmentation
 from tempsmirk.data.clips import MeadClips
 from tempsmirk.data.synthetic import SyntheticFaces
 from tempsmirk.data.types import collate_faces
+from tempsmirk.flame.params import FlameParams
 from tempsmirk.paths import cache_dir, repo_root
 from tempsmirk.smirk.checkpoint import load_smirk_checkpoint, save_smirk_checkpoint
-from tempsmirk.smirk.encoder import EncoderOutput, SmirkEncoder
+from tempsmirk.smirk.encoder import SmirkEncoder
 from tempsmirk.temporal import TEMPORAL_TERMS, JitterReport, clip_params, jitter_report, pose_normalised_vertices
 
 __all__ = ["EXPERIMENT_VERSION", "FINETUNE_PROFILES", "METRICS", "AUGMENTATION_CONDITIONS", "Condition", "EvalSpec",
@@ -156,7 +157,7 @@ class EvalClips:
     data); source: a short description."""
 
     images: Tensor
-    target: Optional[EncoderOutput]
+    target: Optional[FlameParams]
     target_vertices: Optional[Tensor]
     source: str
 
@@ -165,7 +166,7 @@ class EvalClips:
         """A hash of the images and targets (part of every cache key)."""
         h = hashlib.sha256(self.source.encode())
         tensors = [self.images] + ([] if self.target is None else
-                                   [getattr(self.target, f.name) for f in fields(EncoderOutput)])
+                                   list(self.target.as_dict().values()))
         for x in tensors:
             h.update(x.detach().cpu().contiguous().numpy().tobytes())
         return h.hexdigest()
@@ -192,7 +193,7 @@ def eval_clips(cfg: Config, spec: EvalSpec, flame) -> EvalClips:
 
 
 @torch.no_grad()
-def predict_clips(encoder: SmirkEncoder, images: Tensor, chunk: int = 64) -> EncoderOutput:
+def predict_clips(encoder: SmirkEncoder, images: Tensor, chunk: int = 64) -> FlameParams:
     """Encode (B, T, 3, H, W) clips frame by frame in eval mode (``chunk`` frames at a time):
     -> (B, T, ...) fields on the CPU."""
     device = next(encoder.parameters()).device
@@ -200,12 +201,12 @@ def predict_clips(encoder: SmirkEncoder, images: Tensor, chunk: int = 64) -> Enc
     encoder.eval()
     b, t = images.shape[:2]
     frames = images.reshape(b * t, *images.shape[2:])
-    out = EncoderOutput.cat(encoder(frames[i:i + chunk].to(device)).to("cpu") for i in range(0, b * t, chunk))
+    out = FlameParams.cat(encoder(frames[i:i + chunk].to(device)).to("cpu") for i in range(0, b * t, chunk))
     encoder.train(was_training)
     return clip_params(out, t)
 
 
-def evaluate(encoder: SmirkEncoder, flame, clips: EvalClips) -> tuple[JitterReport, EncoderOutput]:
+def evaluate(encoder: SmirkEncoder, flame, clips: EvalClips) -> tuple[JitterReport, FlameParams]:
     """Predict the clips and summarise them (with the ground truth where there is one)."""
     pred = predict_clips(encoder, clips.images)
     device = flame.v_template.device
@@ -252,14 +253,14 @@ class RunResult:
     scale: float
     seed: int
     report: JitterReport
-    predictions: EncoderOutput
+    predictions: FlameParams
     log: Optional[TrainingLog]
     seconds: float
     weights: Optional[Path] = None
 
     def _state(self) -> dict:
         return {"condition": self.condition, "scale": self.scale, "seed": self.seed, "report": asdict(self.report),
-                "predictions": {f.name: getattr(self.predictions, f.name) for f in fields(EncoderOutput)},
+                "predictions": self.predictions.as_dict(),
                 "log_columns": list(self.log.columns) if self.log is not None else None,
                 "log_values": torch.from_numpy(self.log.values) if self.log is not None else None,
                 "seconds": self.seconds, "weights": None if self.weights is None else str(self.weights)}
@@ -268,7 +269,7 @@ class RunResult:
     def _from_state(s: dict) -> "RunResult":
         log = None if s["log_columns"] is None else TrainingLog(tuple(s["log_columns"]), s["log_values"].numpy())
         return RunResult(s["condition"], float(s["scale"]), int(s["seed"]), JitterReport(**s["report"]),
-                         EncoderOutput(**s["predictions"]), log, float(s["seconds"]),
+                         FlameParams.from_dict(s["predictions"]), log, float(s["seconds"]),
                          None if s["weights"] is None else Path(s["weights"]))
 
     def save(self, path: Path) -> None:
@@ -548,5 +549,5 @@ def run_experiment(cfg: Config, checkpoint: Union[str, Path], spec: ExperimentSp
     if clips.target is not None:
         target, tv = clips.target.to(device), clips.target_vertices.to(device)
         truth = jitter_report(target, flame, target, tv)
-        average = jitter_report(target._map(lambda x: x.mean((0, 1), keepdim=True).expand_as(x)), flame, target, tv)
+        average = jitter_report(target.map(lambda x: x.mean((0, 1), keepdim=True).expand_as(x)), flame, target, tv)
     return ExperimentResult(start, tuple(runs), truth, clips, average)

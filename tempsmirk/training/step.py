@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from tempsmirk.data.types import FaceBatch
+from tempsmirk.flame.params import FlameParams
 from tempsmirk.losses import (
     EmotionLoss,
     LossWeights,
@@ -44,7 +45,6 @@ from tempsmirk.losses import (
 )
 from tempsmirk.render import project_points, render_mesh
 from tempsmirk.smirk.cycle import CycleConfig, CycleOutput, ExpressionTemplates, cycle_path
-from tempsmirk.smirk.encoder import EncoderOutput
 from tempsmirk.smirk.masking import MaskedInput, MaskingConfig, face_hull_points, mask_face
 from tempsmirk.temporal import TemporalTerms, TemporalWeights, clip_params, temporal_loss
 
@@ -126,7 +126,7 @@ class StepOutput:
     """
 
     losses: LossTerms
-    params: EncoderOutput
+    params: FlameParams
     rendering: Optional[Tensor]
     masked: Optional[MaskedInput]
     generated: Optional[Tensor]
@@ -182,8 +182,7 @@ def first_path(encoder: nn.Module, generator: nn.Module, flame: nn.Module, batch
     image = batch.image
     size = image.shape[-1]
     p = encoder(image)
-    out = flame(shape=p.shape, expression=p.expression, global_pose=p.global_pose,
-                jaw_pose=p.jaw_pose, eyelids=p.eyelids)
+    out = flame.forward_params(p)
     lmk68 = project_points(out.landmarks68, p.cam, size).normalised
     lmk_mp = project_points(out.landmarks_mp, p.cam, size).normalised
     valid = batch.landmarks_valid

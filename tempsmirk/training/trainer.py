@@ -54,12 +54,13 @@ from tempsmirk.data.build import SOURCES, TrainingData, build_dataset
 from tempsmirk.data.synthetic import item_seed
 from tempsmirk.data.types import FaceBatch
 from tempsmirk.flame import load_flame
+from tempsmirk.flame.params import FlameParams
 from tempsmirk.losses import EmotionLoss, PerceptualLoss
 from tempsmirk.meshio import atomic_write_bytes
 from tempsmirk.seeding import seed_everything
 from tempsmirk.smirk.checkpoint import load_smirk_state, read_smirk_state, save_smirk_checkpoint, smirk_state_dict
 from tempsmirk.smirk.cycle import builtin_templates, cycle_path, load_templates
-from tempsmirk.smirk.encoder import BRANCHES, EncoderOutput, SmirkEncoder
+from tempsmirk.smirk.encoder import BRANCHES, SmirkEncoder
 from tempsmirk.smirk.generator import SmirkGenerator
 from tempsmirk.smirk.masking import face_sampling_weights, load_triangle_masks
 from tempsmirk.temporal import TemporalTerms
@@ -132,8 +133,8 @@ class _Autocast(nn.Module):
     def forward(self, x: Tensor):
         with torch.autocast("cuda", dtype=torch.float16):
             y = self.module(x)
-        if isinstance(y, EncoderOutput):
-            return y._map(lambda t: t.float())
+        if isinstance(y, FlameParams):
+            return y.map(lambda t: t.float())
         return y.float()
 
 

@@ -49,13 +49,13 @@ def test_cycle_loss_formula():
 
 
 def test_cycle_loss_accepts_encoder_outputs_and_sends_gradients_to_pred_only():
-    from tempsmirk.smirk import EncoderOutput
+    from tempsmirk.flame.params import FlameParams
 
     def out(seed, grad):
         n = params(seed, b=3, e=10)
         fields = dict(global_pose=rand(3, 3, seed=seed + 5), cam=rand(3, 3, seed=seed + 6), shape=n.shape,
                       expression=n.expression, eyelids=n.eyelids, jaw_pose=n.jaw_pose)
-        return EncoderOutput(**{k: v.clone().requires_grad_(grad) for k, v in fields.items()})
+        return FlameParams(**{k: v.clone().requires_grad_(grad) for k, v in fields.items()})
 
     pred, target = out(0, True), out(20, False)
     cycle_loss(pred, target).backward()

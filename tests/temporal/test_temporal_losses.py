@@ -13,8 +13,8 @@ from scipy.spatial.transform import Rotation
 
 from tempsmirk.config import ConfigError, TemporalConfig, load_config
 from tempsmirk.flame import FLAME
+from tempsmirk.flame.params import FlameParams
 from tempsmirk.paths import repo_root
-from tempsmirk.smirk.encoder import EncoderOutput
 from tempsmirk.temporal import (
     REDUCTIONS,
     TEMPORAL_TERMS,
@@ -42,9 +42,9 @@ def rand(*shape, seed=0, dtype=torch.float32):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
 
 
-def clip_batch(b=2, t=6, n_shape=300, n_exp=50, seed=0, scale=0.1) -> EncoderOutput:
+def clip_batch(b=2, t=6, n_shape=300, n_exp=50, seed=0, scale=0.1) -> FlameParams:
     """Random (B, T, ...) parameters with small rotations."""
-    return EncoderOutput(global_pose=rand(b, t, 3, seed=seed) * scale, cam=rand(b, t, 3, seed=seed + 1),
+    return FlameParams(global_pose=rand(b, t, 3, seed=seed) * scale, cam=rand(b, t, 3, seed=seed + 1),
                          shape=rand(b, t, n_shape, seed=seed + 2), expression=rand(b, t, n_exp, seed=seed + 3),
                          eyelids=rand(b, t, 2, seed=seed + 4).sigmoid(),
                          jaw_pose=rand(b, t, 3, seed=seed + 5).abs() * scale)
@@ -99,7 +99,7 @@ FORK_KEYS = dict(expression_params="expression", jaw_params="jaw_pose", pose_par
                  eyelid_params="eyelids", shape_params="shape")
 
 
-def _fork_view(flat: EncoderOutput) -> dict:
+def _fork_view(flat: FlameParams) -> dict:
     return {k: getattr(flat, v) for k, v in FORK_KEYS.items()}
 
 
@@ -333,8 +333,8 @@ def test_pose_normalised_vertices_ignore_global_pose(flame):
 def test_jitter_report_per_frame_errors(flame):
     target = clip_batch(b=2, t=5, seed=30)
     noise = clip_batch(b=2, t=5, seed=40, scale=1.0)
-    pred = EncoderOutput(**{f.name: getattr(target, f.name) + 0.02 * getattr(noise, f.name)
-                            for f in dataclasses.fields(EncoderOutput)})
+    pred = FlameParams(**{f.name: getattr(target, f.name) + 0.02 * getattr(noise, f.name)
+                            for f in dataclasses.fields(FlameParams)})
     r = jitter_report(pred, flame, target)
     assert isinstance(r, JitterReport)
     deg = 180 / math.pi

@@ -12,7 +12,8 @@ from torch import nn
 
 from tempsmirk.config import load_config
 from tempsmirk.data import FaceBatch, SyntheticConfig, SyntheticFaces, collate_faces
-from tempsmirk.smirk import CycleConfig, EncoderOutput, MaskingConfig, SmirkEncoder, SmirkGenerator, builtin_templates
+from tempsmirk.smirk import CycleConfig, MaskingConfig, SmirkEncoder, SmirkGenerator, builtin_templates
+from tempsmirk.flame.params import FlameParams
 from tempsmirk.smirk.masking import face_sampling_weights
 from tempsmirk.temporal import TemporalWeights, temporal_loss
 from tempsmirk.losses import LossWeights
@@ -40,7 +41,7 @@ def _step(fn, encoder, generator, parts, batch, weights, seed=3, **kw):
               parts["face_weights"], parts["templates"], torch.Generator().manual_seed(seed), **kw)
 
 
-def _scratch_temporal(flat: EncoderOutput, b: int, t: int, w: TemporalWeights) -> dict:
+def _scratch_temporal(flat: FlameParams, b: int, t: int, w: TemporalWeights) -> dict:
     """Eqs. (3)-(4) written out on flattened clip-major frames, one clip and one step at a time;
     each step's norm summed over the dimensions (as printed) or averaged (the fork's means)."""
     red = (lambda x: x.sum()) if w.reduction == "sum" else (lambda x: x.mean())  # noqa: E731
@@ -92,7 +93,7 @@ class _ClipConstant(nn.Module):
     def forward(self, img):
         m = img.mean(dim=(1, 2, 3))[:, None] * self.w
         col = lambda d: m.expand(-1, d)  # noqa: E731
-        return EncoderOutput(global_pose=col(3) * 0.1, cam=torch.cat([col(1) * 0 + 7, col(2) * 0], 1),
+        return FlameParams(global_pose=col(3) * 0.1, cam=torch.cat([col(1) * 0 + 7, col(2) * 0], 1),
                              shape=col(300), expression=col(50), eyelids=col(2) * 0.5, jaw_pose=col(3) * 0.1)
 
 
@@ -106,7 +107,7 @@ def test_differences_never_cross_clip_boundaries(parts):
     lw = LossWeights(reconstruction=0.0, perceptual=0.0, cycle=0.0)
     out = _step(clip_step, _ClipConstant(), SmirkGenerator(), parts, batch, lw, temporal=TemporalWeights())
     assert all(v == 0 for v in out.temporal.as_floats().values())
-    one = EncoderOutput(**{f.name: getattr(out.params, f.name)[None] for f in fields(EncoderOutput)})  # (1, 2T, ...)
+    one = FlameParams(**{f.name: getattr(out.params, f.name)[None] for f in fields(FlameParams)})  # (1, 2T, ...)
     assert float(temporal_loss(one).expression.detach()) > 0  # the control: one long clip does jump
 
 
