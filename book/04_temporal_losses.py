@@ -124,8 +124,8 @@ print("the same frames, one clip: smooth", round(smoothness_loss(one).item(), 3)
 # factors are computed below, once we have tracks). The reference weights (0.1, 0.05, 0.1,
 # 0.05, 0.05) were tuned for the means; at the same weights the printed sums would regularise
 # each group $D$ times harder than the runs behind Table 2. The library therefore defaults to
-# `reduction="mean"` — the config key `temporal.reduction: mean` — and keeps the printed form as
-# `reduction="sum"`. The fork's formula, written out, against the default:
+# `reduction="mean"` — the config key `temporal.weights.reduction: mean` — and keeps the
+# printed form as `reduction="sum"`. The fork's formula, written out, against the default:
 
 # %%
 def fork_smooth(c):  # one clip (T, D), as the fork's compute_temporal_losses

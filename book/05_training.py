@@ -442,7 +442,7 @@ configs = repo_root() / "tempsmirk" / "configs"
 print((configs / "temporal_finetune_fork.yaml").read_text())
 t_fork, b_fork = fork.data.mead.clip_length, fork.train.batch_size
 print(f"{t_fork} frames per clip, {b_fork} clip per batch")
-print("temporal weights:", fork.temporal.weights())
+print("temporal weights:", fork.temporal.weights)
 
 # %% [markdown]
 # On a GPU, with a SMIRK checkpoint and prepared MEAD clips:

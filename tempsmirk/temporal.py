@@ -43,6 +43,7 @@ import torch
 from torch import Tensor
 
 from tempsmirk.flame.params import FlameParams
+from tempsmirk.losses.weights import weighted_sum
 
 __all__ = [
     "REDUCTIONS",
@@ -169,7 +170,8 @@ class TemporalWeights:
         under ``"sum"`` — so the two travel together.
 
     Defaults: the paper's reference values with the reduction of the code that produced its
-    Table 2 (element means).
+    Table 2 (element means). The config's ``temporal.weights`` section
+    (:class:`tempsmirk.config.TemporalConfig`).
     """
 
     expression: float = 0.1
@@ -224,8 +226,7 @@ def temporal_loss(params: FlameParams, weights: TemporalWeights = TemporalWeight
     terms = dict(expression=smoothness_loss(params.expression, r), jaw=smoothness_loss(params.jaw_pose, r),
                  pose=smoothness_loss(params.global_pose, r), eyelids=smoothness_loss(params.eyelids, r),
                  identity=identity_loss(params.shape, r))
-    total = sum(getattr(weights, k) * v for k, v in terms.items())
-    return TemporalTerms(**terms, total=total)
+    return TemporalTerms(**terms, total=weighted_sum(weights, terms))
 
 
 # ---------------------------------------------------------------------------- jitter metrics

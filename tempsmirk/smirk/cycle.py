@@ -75,15 +75,14 @@ EYELID_JITTER = 0.25
 
 @dataclass
 class CycleConfig:
-    """The augmented cycle (the ``loss.cycle_path`` config section; its weight is ``loss.cycle``).
+    """The augmented cycle (the ``loss.cycle_path`` config section; its weight, 0 for no cycle, is
+    ``loss.weights.cycle``).
 
-    enabled: run the cycle path at all.
     templates_path: expression templates, a folder in SMIRK's FaMoS layout or a (K, E) file
         (module docstring); None = the built-in bank.
     template_components, template_amplitude: the built-in bank's n and amplitude.
     """
 
-    enabled: bool = True
     templates_path: Optional[str] = None
     template_components: int = 10
     template_amplitude: float = 2.0

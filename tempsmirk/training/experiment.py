@@ -33,13 +33,11 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from tempsmirk.atomic import atomic_path
-from tempsmirk.config import Config, ConfigError, config_to_yaml, load_config
+from tempsmirk.config import Config, ConfigError, apply_overrides, config_to_yaml, load_config
 from tempsmirk.data.augmentation import ClipAugmentation
 from tempsmirk.data.clips import MeadClips
 from tempsmirk.data.synthetic import SyntheticFaces
@@ -48,7 +46,7 @@ from tempsmirk.flame.params import FlameParams
 from tempsmirk.paths import cache_dir, repo_root
 from tempsmirk.smirk.checkpoint import load_smirk_checkpoint, save_smirk_checkpoint
 from tempsmirk.smirk.encoder import SmirkEncoder
-from tempsmirk.temporal import TEMPORAL_TERMS, JitterReport, clip_params, jitter_report, pose_normalised_vertices
+from tempsmirk.temporal import JitterReport, clip_params, jitter_report, pose_normalised_vertices
 
 __all__ = ["EXPERIMENT_VERSION", "FINETUNE_PROFILES", "METRICS", "AUGMENTATION_CONDITIONS", "Condition", "EvalSpec",
            "ExperimentSpec", "with_augmentation", "EvalClips", "TrainingLog", "RunResult", "ExperimentResult", "ResultTable", "finetune_config",
@@ -451,15 +449,14 @@ def _key(*parts: str) -> str:
 def _run_config(cfg: Config, condition: Condition, seed: int, checkpoint: str) -> Config:
     on = condition.scale > 0
     t = cfg.temporal
-    scaled = {k: getattr(t, k) * condition.scale for k in TEMPORAL_TERMS} if on else {}
-    out = replace(cfg, temporal=replace(t, enabled=on, **scaled), run=replace(cfg.run, seed=seed, dir="unset"),
+    temporal = replace(t, enabled=on, weights=t.weights.scaled(condition.scale) if on else t.weights)
+    out = replace(cfg, temporal=temporal, run=replace(cfg.run, seed=seed, dir="unset"),
                   model=replace(cfg.model, init_checkpoint=checkpoint))
     if not condition.overrides:
         return out
     try:
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(out),
-                                                   OmegaConf.from_dotlist(list(condition.overrides))))
-    except OmegaConfBaseException as exc:
+        return apply_overrides(out, condition.overrides)
+    except ConfigError as exc:
         raise ConfigError(f"Condition {condition.name!r}: overrides {list(condition.overrides)} do not fit "
                           f"the config ({exc})") from None
 

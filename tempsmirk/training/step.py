@@ -42,6 +42,7 @@ from tempsmirk.losses import (
     landmark_loss,
     reconstruction_loss,
     shape_reg,
+    weighted_sum,
 )
 from tempsmirk.render import project_points, render_mesh
 from tempsmirk.smirk.cycle import CycleConfig, CycleOutput, ExpressionTemplates, cycle_path
@@ -52,10 +53,11 @@ __all__ = ["LossTerms", "StepOutput", "first_path", "smirk_step", "clip_step", "
            "frozen_eval"]
 
 
-def generator_needed(weights: LossWeights, cycle: CycleConfig, perceptual: Optional[PerceptualLoss] = None) -> bool:
-    """Whether any weighted loss uses the generator (False in encoder pretraining)."""
+def generator_needed(weights: LossWeights, perceptual: Optional[PerceptualLoss] = None, cycle: bool = True) -> bool:
+    """Whether any weighted loss uses the generator (False in encoder pretraining); ``cycle=False``
+    asks for the reconstruction path's losses alone."""
     vgg = perceptual is not None and perceptual.enabled and weights.perceptual > 0
-    return bool(weights.reconstruction > 0 or vgg or weights.emotion > 0 or (cycle.enabled and weights.cycle > 0))
+    return bool(weights.reconstruction > 0 or vgg or weights.emotion > 0 or (cycle and weights.cycle > 0))
 
 
 class frozen_eval:
@@ -178,7 +180,7 @@ def first_path(encoder: nn.Module, generator: nn.Module, flame: nn.Module, batch
     if weights.emotion > 0 and emotion is None:
         raise ValueError(f"the emotion-feature loss has weight {weights.emotion} but no emotion network "
                          f"was given; set model.emotion_path to EMOCA's ResNet-50 emotion checkpoint or "
-                         f"loss.emotion=0")
+                         f"loss.weights.emotion=0")
     image = batch.image
     size = image.shape[-1]
     p = encoder(image)
@@ -193,7 +195,7 @@ def first_path(encoder: nn.Module, generator: nn.Module, flame: nn.Module, batch
     l_shape = shape_reg(p.shape) if shape_trains else zero
 
     # The generator's losses of this path (the cycle's rendering is asked for with ``render``).
-    needed = generator_needed(weights, CycleConfig(enabled=False), perceptual)
+    needed = generator_needed(weights, perceptual, cycle=False)
     rendering = masked = None
     if render or needed:
         rendering = render_mesh(out.vertices, flame.faces, p.cam, size, face_mask=face_mask)
@@ -213,19 +215,16 @@ def first_path(encoder: nn.Module, generator: nn.Module, flame: nn.Module, batch
             with frozen_eval(generator):
                 l_emo = emotion(generator(gen_input), image)
 
-    w = weights
-    total = (w.landmarks_fan * l_fan + w.landmarks_mp * l_mp + w.expression_reg * l_exp
-             + w.jaw_reg * l_jaw + w.shape_reg * l_shape + w.reconstruction * l_rec
-             + w.perceptual * l_vgg + w.emotion * l_emo)
-    terms = None
+    terms = dict(landmarks_fan=l_fan, landmarks_mp=l_mp, expression_reg=l_exp, jaw_reg=l_jaw,
+                 shape_reg=l_shape, reconstruction=l_rec, perceptual=l_vgg, emotion=l_emo)
+    total = weighted_sum(weights, terms)
+    temporal_terms = None
     if t:
-        terms = temporal_loss(clip_params(p, t), temporal if temporal is not None else TemporalWeights())
-        total = total + terms.total
-    losses = LossTerms(landmarks_fan=l_fan, landmarks_mp=l_mp, expression_reg=l_exp, jaw_reg=l_jaw,
-                       shape_reg=l_shape, reconstruction=l_rec, perceptual=l_vgg, emotion=l_emo,
-                       cycle=zero, total=total)
+        temporal_terms = temporal_loss(clip_params(p, t), temporal if temporal is not None else TemporalWeights())
+        total = total + temporal_terms.total
+    losses = LossTerms(**terms, cycle=zero, total=total)
     return StepOutput(losses=losses, params=p, rendering=None if rendering is None else rendering.image,
-                      masked=masked, generated=generated, temporal=terms,
+                      masked=masked, generated=generated, temporal=temporal_terms,
                       screen_vertices=None if rendering is None else rendering.screen_vertices.detach())
 
 
@@ -237,14 +236,14 @@ def smirk_step(encoder: nn.Module, generator: nn.Module, flame: nn.Module, batch
                cycle_trains_generator: bool = True) -> StepOutput:
     """Both passes' losses for a batch of single frames at the current weights. Chapter 3.
 
-    :func:`first_path`, then (when ``cycle.enabled`` and ``weights.cycle``) the cycle path on the
+    :func:`first_path`, then (when ``weights.cycle`` > 0) the cycle path on the
     same weights — in training the cycle runs after the first path's update. The arguments are
     those of :func:`first_path` plus ``cycle`` (its config), ``templates`` (the bank) and
     ``cycle_trains_generator`` (even iterations: True, the generator learns in the cycle; odd:
     False, the encoder does). ``losses.total`` includes ``weights.cycle · cycle``.
     """
     out = first_path(encoder, generator, flame, batch, weights, masking, face_mask, face_weights, rng,
-                     perceptual, emotion, shape_trains, render=render or (cycle.enabled and weights.cycle > 0))
+                     perceptual, emotion, shape_trains, render=render or weights.cycle > 0)
     return _with_cycle(out, encoder, generator, flame, batch.frames(), weights, masking, cycle, face_mask,
                        face_weights, templates, rng, cycle_trains_generator)
 
@@ -269,7 +268,7 @@ def clip_step(encoder: nn.Module, generator: nn.Module, flame: nn.Module, batch:
         raise ValueError(f"clip_step needs a clip batch with (B, T, 3, H, W) images; got "
                          f"{tuple(batch.image.shape)}. Use smirk_step for single frames")
     out = first_path(encoder, generator, flame, batch, weights, masking, face_mask, face_weights, rng,
-                     perceptual, emotion, shape_trains, render=render or (cycle.enabled and weights.cycle > 0),
+                     perceptual, emotion, shape_trains, render=render or weights.cycle > 0,
                      temporal=temporal)
     return _with_cycle(out, encoder, generator, flame, batch.frames(), weights, masking, cycle, face_mask,
                        face_weights, templates, rng, cycle_trains_generator)
@@ -278,7 +277,7 @@ def clip_step(encoder: nn.Module, generator: nn.Module, flame: nn.Module, batch:
 def _with_cycle(out: StepOutput, encoder, generator, flame, frames: FaceBatch, weights: LossWeights,
                 masking: MaskingConfig, cycle: CycleConfig, face_mask, face_weights, templates, rng,
                 generator_trains: bool) -> StepOutput:
-    if not (cycle.enabled and weights.cycle > 0):
+    if not weights.cycle > 0:
         return out
     cyc = cycle_path(encoder, generator, flame, frames.image, out.params, out.masked.hidden, out.screen_vertices,
                      face_mask, face_weights, templates, masking, rng, generator_trains)

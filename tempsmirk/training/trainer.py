@@ -29,7 +29,8 @@ or a dataset whose items are (T, 3, H, W)), a batch is ``train.batch_size`` clip
 reconstruction path runs on the flattened frames and adds the temporal terms weighted by the
 ``temporal`` section (zero unless ``temporal.enabled``) on every iteration; the cycle runs on
 the frames. The log then has ``temporal_*`` columns (unweighted terms and their weighted total).
-Fine-tuning starts from ``model.init_checkpoint``.
+Fine-tuning starts from ``model.init_checkpoint``; a config that sets ``model.init_required``
+(the fine-tuning presets) refuses to start without one.
 """
 
 from __future__ import annotations
@@ -185,6 +186,10 @@ class Trainer:
         unknown = [b for b in cfg.model.frozen if b not in BRANCHES]
         if unknown:
             raise ValueError(f"model.frozen: unknown branches {unknown}; choose from {BRANCHES}")
+        if cfg.model.init_required and cfg.model.init_checkpoint is None:
+            raise ValueError("this config fine-tunes a trained SMIRK (model.init_required) but names no "
+                             "starting checkpoint: set model.init_checkpoint=PATH to a SMIRK checkpoint "
+                             "(e.g. the one tempsmirk.training.demo_checkpoint() trains)")
         if cfg.train.device == "auto":
             self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         else:
@@ -212,7 +217,7 @@ class Trainer:
                              f"statistics; got train.batch_size={cfg.train.batch_size} clip(s) of "
                              f"T={self.clip_length} frame(s). Use clips of T >= 2 frames or more clips "
                              f"per batch")
-        self.temporal_weights = cfg.temporal.weights()
+        self.temporal_weights = cfg.temporal.active_weights()
         self.encoder = SmirkEncoder(n_exp=m.n_exp, n_shape=m.n_shape).to(self.device)
         self.generator = SmirkGenerator().to(self.device)
         if m.init_checkpoint is not None:
@@ -232,20 +237,20 @@ class Trainer:
         self.templates = (load_templates(cyc.templates_path, m.n_exp) if cyc.templates_path
                           else builtin_templates(m.n_exp, cyc.template_components, cyc.template_amplitude))
         self.templates = self.templates.to(self.device)
-        self.weights = lc.weights()
+        self.weights = lc.weights
         self.perceptual = None
         if self.weights.perceptual:
             self.perceptual = PerceptualLoss(m.vgg_path).to(self.device)  # warns when off
         self.emotion = None
         if self.weights.emotion:
             if m.emotion_path is None:
-                raise ValueError(f"loss.emotion={self.weights.emotion} needs EMOCA's ResNet-50 emotion network: "
-                                 f"set model.emotion_path to its checkpoint (SMIRK: assets/ResNet50/"
-                                 f"checkpoints/*.ckpt), or loss.emotion=0")
+                raise ValueError(f"loss.weights.emotion={self.weights.emotion} needs EMOCA's ResNet-50 emotion "
+                                 f"network: set model.emotion_path to its checkpoint (SMIRK: assets/ResNet50/"
+                                 f"checkpoints/*.ckpt), or loss.weights.emotion=0")
             self.emotion = EmotionLoss.from_file(m.emotion_path).to(self.device)
         #: Whether the generator is in the loop at all (not in encoder pretraining).
-        self.uses_generator = generator_needed(self.weights, cyc, self.perceptual)
-        self.cycle_on = bool(cyc.enabled and self.weights.cycle > 0)
+        self.uses_generator = generator_needed(self.weights, self.perceptual)
+        self.cycle_on = self.weights.cycle > 0
 
         o = cfg.optim
         enc_params = [p for b in self.trainable_branches for p in self.encoder.branch(b).parameters()]

@@ -40,7 +40,7 @@ def main() -> None:
 
     run = tempfile.mkdtemp(prefix="bench_smirk_")
     cfg = load_config(None, [f"run.dir={run}", f"train.batch_size={args.batch}", f"train.device={args.device}",
-                             f"train.amp={args.amp}", f"data.synthetic.image_size={args.size}", "loss.perceptual=0",
+                             f"train.amp={args.amp}", f"data.synthetic.image_size={args.size}", "loss.weights.perceptual=0",
                              "train.steps=1000", "train.log_every=0", "train.image_every=0"])
     t = Trainer(cfg, progress=False)
     data = SyntheticFaces(t.flame, SyntheticConfig(image_size=args.size, n_items=args.batch))

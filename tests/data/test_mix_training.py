@@ -36,7 +36,7 @@ def test_twenty_cpu_steps_on_the_mix(face_corpora, tmp_path):
         "data.mix.sources.ffhq.percentage=0.5", "data.mix.sources.lrs3.percentage=0.5",
         "data.mix.sources.mead.percentage=0", "data.mix.sources.celeba.percentage=0",
         "data.mix.sources.mead_sides.percentage=0", "data.mix.image_size=32", "data.num_workers=0",
-        "model.frozen=[]", "loss.perceptual=0", "train.steps=20", "train.batch_size=4", "train.device=cpu",
+        "model.frozen=[]", "loss.weights.perceptual=0", "train.steps=20", "train.batch_size=4", "train.device=cpu",
         "train.amp=false", "train.log_every=1", "train.image_every=10", "train.checkpoint_every=10",
         f"run.dir={tmp_path / 'run'}"]
     cfg = load_config(PROFILE, overrides)

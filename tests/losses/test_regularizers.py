@@ -71,7 +71,11 @@ def test_reconstruction_loss_is_mean_abs():
 
 def test_loss_weight_presets():
     """The reference configs' numbers: config_train.yaml (core) and config_pretrain.yaml."""
-    core, pre = LossWeights.core(), LossWeights.pretraining()
+    from tempsmirk.config import load_config
+    from tempsmirk.paths import repo_root
+
+    preset = repo_root() / "tempsmirk" / "configs" / "smirk_pretrain.yaml"
+    core, pre = LossWeights.core(), load_config(preset, ["run.dir=unset"]).loss.weights
     assert core == LossWeights()
     assert (core.landmarks_fan, core.landmarks_mp, core.reconstruction, core.perceptual) == (100, 100, 10, 10)
     assert (core.expression_reg, core.jaw_reg, core.shape_reg, core.cycle, core.emotion) == (1e-3, 1e-2, 100, 1, 0)

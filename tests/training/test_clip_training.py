@@ -137,7 +137,8 @@ def test_zero_weights_clip_run_equals_frame_run(tmp_path, tiny_overrides):
 
 
 def test_temporal_clip_run_logs_terms_and_resumes_exactly(tmp_path, tiny_overrides):
-    extra = ["temporal.enabled=true", "temporal.identity=2.0", "loss.reconstruction=0", "loss.cycle=0"]
+    extra = ["temporal.enabled=true", "temporal.weights.identity=2.0", "loss.weights.reconstruction=0",
+             "loss.weights.cycle=0"]
     a = _trainer(tmp_path, "a", tiny_overrides, extra)
     assert a.clip_length == T
     a.train(until=2)
@@ -151,7 +152,7 @@ def test_temporal_clip_run_logs_terms_and_resumes_exactly(tmp_path, tiny_overrid
     with open(tmp_path / "a" / "log.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4] and {r["trained"] for r in rows} == {"encoder"}
-    w = a.cfg.temporal
+    w = a.cfg.temporal.weights
     for r in rows:
         weighted = sum(getattr(w, k) * float(r[f"temporal_{k}"]) for k in ("expression", "jaw", "pose", "eyelids", "identity"))
         assert float(r["temporal_total"]) == pytest.approx(weighted, rel=1e-5)
@@ -199,15 +200,29 @@ def test_batchnorm_needs_two_frames_not_two_clips(tmp_path, tiny_overrides):
     assert Trainer(ok, dataset=one_frame, progress=False).clip_length == 1  # two one-frame clips: 2 frames
 
 
+@pytest.mark.parametrize("profile", ["small", "full", "fork"])
+def test_finetuning_profiles_refuse_to_start_without_a_checkpoint(tmp_path, profile):
+    from tempsmirk.training.experiment import finetune_config
+
+    cfg = finetune_config(profile, [f"run.dir={tmp_path}"])
+    assert cfg.model.init_required and cfg.model.init_checkpoint is None
+    with pytest.raises(ValueError, match="model.init_checkpoint=PATH"):
+        Trainer(cfg, progress=False)
+    assert not any(tmp_path.iterdir())  # refused before anything was written
+
+
 @pytest.mark.slow
 def test_fork_profile_trains_one_32_frame_clip_per_step(tmp_path):
     """The fork's shape: one clip of 32 frames per step; BatchNorm sees those 32 frames, and the
     logged temporal terms are the fork's element means, weighted with its weights."""
+    from tempsmirk.smirk import save_smirk_checkpoint
     from tempsmirk.training.experiment import finetune_config
 
+    start = save_smirk_checkpoint(tmp_path / "start.pt", SmirkEncoder(), SmirkGenerator())
     cfg = finetune_config("fork", ["data.source=synthetic", "data.synthetic.image_size=32", "data.synthetic.n_items=2",
                                    "data.num_workers=0", "train.device=cpu", "train.steps=1", "train.log_every=1",
-                                   "train.image_every=0", "train.checkpoint_every=0", f"run.dir={tmp_path / 'fork'}"])
+                                   "train.image_every=0", "train.checkpoint_every=0", f"run.dir={tmp_path / 'fork'}",
+                                   f"model.init_checkpoint={start}"])
     with pytest.warns(UserWarning):  # no local VGG16 weights: the perceptual loss is off (it says so)
         t = Trainer(cfg, progress=False)
     assert t.clip_length == 32 and cfg.train.batch_size == 1 and t.trainable_branches == ("pose", "shape", "expression")
@@ -221,7 +236,7 @@ def test_fork_profile_trains_one_32_frame_clip_per_step(tmp_path):
     assert len(seen) == 1 or seen[1] == (32, False)
     with open(tmp_path / "fork" / "log.csv") as fh:
         row = next(csv.DictReader(fh))
-    w = cfg.temporal
+    w = cfg.temporal.weights
     assert (w.expression, w.jaw, w.pose, w.eyelids, w.identity, w.reduction) == (0.1, 0.05, 0.1, 0.05, 0.05, "mean")
     weighted = sum(getattr(w, k) * float(row[f"temporal_{k}"]) for k in ("expression", "jaw", "pose", "eyelids", "identity"))
     assert float(row["temporal_total"]) == pytest.approx(weighted, rel=1e-5) and weighted > 0
