@@ -48,11 +48,11 @@ from tempsmirk.config import load_config
 from tempsmirk.data import SyntheticConfig, SyntheticFaces, collate_faces
 from tempsmirk.render import render_mesh
 from tempsmirk.smirk import (AUGMENTATIONS, MaskingConfig, SmirkEncoder, SmirkGenerator,
-                             augment_params, builtin_templates, cycle_path,
+                             augment_params, builtin_templates,
                              face_hull_points, face_sampling_weights,
                              load_smirk_checkpoint, mask_face, point_pixels,
                              sample_points, transfer_pixels)
-from tempsmirk.training import Trainer, first_path, load_flame
+from tempsmirk.training import Trainer, cycle_path, first_path, load_flame
 from tempsmirk.training.step import frozen_eval
 from tempsmirk.viz import plot_landmarks_2d, show_images
 
@@ -215,7 +215,9 @@ cfg = load_config(None, [f"run.dir={run_dir}", f"train.steps={steps}",
                   + ([f"model.init_checkpoint={checkpoint}"] if checkpoint else []))
 trainer = Trainer(cfg, progress=False)
 first = collate_faces([trainer.dataset[i] for i in range(8)]).to(device)
-t, w, rng = trainer, trainer.weights, torch.Generator().manual_seed(seed)
+# What every pass uses and no iteration changes: FLAME, the face mask and sampling weights,
+# the templates, the loss weights and masking settings, the loss modules.
+t, ctx, rng = trainer, trainer.context, torch.Generator().manual_seed(seed)
 
 
 def grad_norm(module):
@@ -224,8 +226,7 @@ def grad_norm(module):
 
 
 # %%
-res = first_path(t.encoder, t.generator, t.flame, first, w, cfg.loss.masking,
-                 t.face_mask, t.face_weights, rng, shape_trains=True)
+res = first_path(t.encoder, t.generator, first, ctx, rng, shape_trains=True)
 res.losses.total.backward()
 print(f"pass 1: encoder grad norm {grad_norm(t.encoder):.3g}, "
       f"generator grad norm {grad_norm(t.generator):.3g} -> both optimisers step")
@@ -233,7 +234,7 @@ terms = res.losses.as_floats()
 print(f"{'loss':<16}{'value':>10}{'weight':>9}{'weighted':>10}")
 for name, value in terms.items():
     if name not in ("total", "cycle"):
-        weight = getattr(w, name)
+        weight = getattr(ctx.weights, name)
         print(f"{name:<16}{value:>10.4f}{weight:>9g}{value * weight:>10.4f}")
 print(f"{'total (pass 1)':<16}{terms['total']:>29.4f}")
 
@@ -251,9 +252,8 @@ for even in (True, False):
     t.generator.zero_grad(set_to_none=True)
     with frozen_eval(t.encoder if even else t.generator):
         cycles[even] = cyc = cycle_path(
-            t.encoder, t.generator, t.flame, first.image, res.params, res.masked.hidden,
-            res.screen_vertices, t.face_mask, t.face_weights, t.templates,
-            cfg.loss.masking, rng, generator_trains=even)
+            t.encoder, t.generator, first.image, res.params, res.masked.hidden,
+            res.screen_vertices, ctx, rng, generator_trains=even)
         cyc.loss.backward()
     print(f"pass 2, {'even' if even else 'odd'} iteration: "
           f"cycle loss {float(cyc.loss.detach()):.4f}, "

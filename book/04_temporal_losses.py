@@ -171,7 +171,7 @@ clean = replace(clean, shape=clean.shape[:, :1].expand(-1, T, -1).clone(),
 
 noise_std = dict(global_pose=0.02, cam=0.0, shape=0.05, expression=0.1, eyelids=0.03, jaw_pose=0.015)
 noisy = FlameParams(**{f.name: getattr(clean, f.name) + noise_std[f.name] *
-                         torch.randn(getattr(clean, f.name).shape, generator=gen) for f in fields(FlameParams)})
+                       torch.randn(getattr(clean, f.name).shape, generator=gen) for f in fields(FlameParams)})
 clean, noisy = clean.to(device), noisy.to(device)
 
 fig, axes = plt.subplots(1, 3, figsize=(12, 3))

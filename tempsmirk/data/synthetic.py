@@ -156,7 +156,7 @@ def sample_params(cfg: SyntheticConfig, n: int, n_shape: int, n_exp: int,
                        _uniform(g, n, -cfg.shift, cfg.shift),
                        _uniform(g, n, -cfg.shift, cfg.shift)], dim=1)
     params = FlameParams(global_pose=global_pose, cam=cam, shape=shape, expression=expression,
-                           eyelids=eyelids, jaw_pose=jaw)
+                         eyelids=eyelids, jaw_pose=jaw)
     return params, torch.cat([eye, eye], dim=1)
 
 
@@ -176,8 +176,8 @@ def sample_clip(cfg: SyntheticConfig, n_shape: int, n_exp: int,
     eye_keys = (1 - m) * eye_keys[:1] + m * eye_keys
     params = keys.map(lambda x: smooth_trajectory(x, t))
     params = FlameParams(global_pose=params.global_pose, cam=params.cam,
-                           shape=keys.shape[:1].expand(t, -1).clone(),  # one identity per clip
-                           expression=params.expression, eyelids=params.eyelids, jaw_pose=params.jaw_pose)
+                         shape=keys.shape[:1].expand(t, -1).clone(),  # one identity per clip
+                         expression=params.expression, eyelids=params.eyelids, jaw_pose=params.jaw_pose)
     return params, smooth_trajectory(eye_keys, t)
 
 

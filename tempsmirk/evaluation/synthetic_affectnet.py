@@ -384,7 +384,7 @@ def write_synthetic_affectnet(root: Optional[str | Path] = None,
             base, eye = sample_params(cfg.faces, n, flame.n_shape, flame.n_exp, g)
             emo = sample_emotions(labels, cfg, flame.n_exp, g)
             p = FlameParams(global_pose=base.global_pose, cam=base.cam, shape=base.shape,
-                              expression=emo.expression, eyelids=emo.eyelids, jaw_pose=emo.jaw_pose)
+                            expression=emo.expression, eyelids=emo.eyelids, jaw_pose=emo.jaw_pose)
             appearance = sample_appearance(flame, size, g)
             images, lmk68, _ = render_faces(flame, p, eye, appearance, size)
             # Normalised -> AffectNet pixels (pixel centres at integers, data_prep's convention).

@@ -178,9 +178,9 @@ def initial_params(model: LandmarkFlame, targets: FitTargets, shape: Optional[Te
     valid = found[:, None].expand(-1, rest.mediapipe.shape[1])
     pose, cam = rigid_from_landmarks(rest.mediapipe[0], root, targets.mediapipe.to(device, dtype), valid)
     params = FlameParams(global_pose=pose, cam=cam, shape=shape.expand(t, -1).clone(),
-                           expression=torch.zeros(t, model.n_exp, dtype=dtype, device=device),
-                           eyelids=torch.zeros(t, 2, dtype=dtype, device=device),
-                           jaw_pose=torch.zeros(t, 3, dtype=dtype, device=device))
+                         expression=torch.zeros(t, model.n_exp, dtype=dtype, device=device),
+                         eyelids=torch.zeros(t, 2, dtype=dtype, device=device),
+                         jaw_pose=torch.zeros(t, 3, dtype=dtype, device=device))
     return _fill_missing(params, found) if bool(found.any()) else params
 
 
@@ -324,7 +324,7 @@ def fit_clip(model: LandmarkFlame, targets: FitTargets, config: FitConfig = FitC
         cam = torch.cat([v["log_scale"].exp(), v["shift"]], dim=1)
         shape = v["shape"] if per_frame_shape else v["shape"].expand(t, -1)
         return FlameParams(global_pose=v["global_pose"], cam=cam, shape=shape, expression=v["expression"],
-                             eyelids=v["eyelids"], jaw_pose=v["jaw_pose"])
+                           eyelids=v["eyelids"], jaw_pose=v["jaw_pose"])
 
     with torch.enable_grad():
         for i in range(n_steps):

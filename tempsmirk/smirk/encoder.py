@@ -237,7 +237,7 @@ class SmirkEncoder(nn.Module):
         shape = self.shape_encoder(img)
         expression, eyelids, jaw_pose = self.expression_encoder(img)
         return FlameParams(global_pose=global_pose, cam=cam, shape=shape, expression=expression,
-                             eyelids=eyelids, jaw_pose=jaw_pose)
+                           eyelids=eyelids, jaw_pose=jaw_pose)
 
 
 def load_backbone_weights(backbone: nn.Module, path: PathLike) -> None:

@@ -20,7 +20,7 @@ def _params(n: int, n_exp: int = 50) -> FlameParams:
     g = torch.Generator().manual_seed(0)
     r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
     return FlameParams(global_pose=r(n, 3), cam=r(n, 3), shape=r(n, 300), expression=r(n, n_exp),
-                         eyelids=r(n, 2), jaw_pose=r(n, 3))
+                       eyelids=r(n, 2), jaw_pose=r(n, 3))
 
 
 def _batch(n: int, seed: int = 2) -> tuple[EmotionPrediction, EmotionTargets]:

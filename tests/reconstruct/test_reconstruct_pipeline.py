@@ -31,7 +31,7 @@ def params_from(column: torch.Tensor) -> FlameParams:
     """Every field a multiple of one (T,) column, so each can be checked against it."""
     c = column[:, None].float()
     return FlameParams(global_pose=c.expand(-1, 3), cam=2 * c.expand(-1, 3), shape=3 * c.expand(-1, 4),
-                         expression=-c.expand(-1, 5), eyelids=c.expand(-1, 2), jaw_pose=c.expand(-1, 3))
+                       expression=-c.expand(-1, 5), eyelids=c.expand(-1, 2), jaw_pose=c.expand(-1, 3))
 
 
 # ----------------------------------------------------------------------------- filling

@@ -117,9 +117,9 @@ def test_smooth_params_filters_every_field_and_clamps():
     g = torch.Generator().manual_seed(0)
     t = 30
     p = FlameParams(global_pose=torch.randn(t, 3, generator=g) * 0.1, cam=torch.randn(t, 3, generator=g),
-                      shape=torch.randn(t, 4, generator=g), expression=torch.randn(t, 5, generator=g),
-                      eyelids=torch.rand(t, 2, generator=g).round(),  # 0/1 steps: a fit overshoots
-                      jaw_pose=torch.cat([torch.rand(t, 1, generator=g).round() * 0.3,
+                    shape=torch.randn(t, 4, generator=g), expression=torch.randn(t, 5, generator=g),
+                    eyelids=torch.rand(t, 2, generator=g).round(),  # 0/1 steps: a fit overshoots
+                    jaw_pose=torch.cat([torch.rand(t, 1, generator=g).round() * 0.3,
                                           torch.full((t, 2), 0.2)], dim=1))
     assert smooth_params(p, None, 25.0) is p
     s = smooth_params(p, SavitzkyGolay(window=7, order=3), 25.0)

@@ -16,7 +16,6 @@ from tempsmirk.smirk.cycle import (
     ExpressionTemplates,
     augment_params,
     builtin_templates,
-    cycle_path,
     load_templates,
 )
 
@@ -26,18 +25,18 @@ E = 50
 def _params(b: int, e: int = E, seed: int = 0) -> FlameParams:
     g = torch.Generator().manual_seed(seed)
     return FlameParams(global_pose=torch.randn(b, 3, generator=g) * 0.1,
-                         cam=torch.tensor([[7.0, 0.0, 0.0]]).repeat(b, 1),
-                         shape=torch.randn(b, 300, generator=g) * 0.3,
-                         expression=torch.randn(b, e, generator=g),
-                         eyelids=torch.rand(b, 2, generator=g),
-                         jaw_pose=torch.rand(b, 3, generator=g) * torch.tensor([0.3, 0.1, 0.1]))
+                       cam=torch.tensor([[7.0, 0.0, 0.0]]).repeat(b, 1),
+                       shape=torch.randn(b, 300, generator=g) * 0.3,
+                       expression=torch.randn(b, e, generator=g),
+                       eyelids=torch.rand(b, 2, generator=g),
+                       jaw_pose=torch.rand(b, 3, generator=g) * torch.tensor([0.3, 0.1, 0.1]))
 
 
 def _constant(b: int, expression: float = 0.0, jaw=(0.2, 0.0, 0.0), lids: float = 0.5) -> FlameParams:
     p = _params(b)
     return FlameParams(global_pose=p.global_pose, cam=p.cam, shape=p.shape,
-                         expression=torch.full((b, E), expression), eyelids=torch.full((b, 2), lids),
-                         jaw_pose=torch.tensor(jaw).repeat(b, 1))
+                       expression=torch.full((b, E), expression), eyelids=torch.full((b, 2), lids),
+                       jaw_pose=torch.tensor(jaw).repeat(b, 1))
 
 
 def _uniform(x: torch.Tensor, lo: float, hi: float) -> float:
@@ -234,11 +233,15 @@ def scene():
 
 
 def _cycle(s, encoder, generator, generator_trains, seed=1):
-    from tempsmirk.smirk.masking import MaskingConfig
+    from tempsmirk.config import LossConfig
+    from tempsmirk.losses import LossWeights
+    from tempsmirk.training import cycle_path, step_context
 
-    return cycle_path(encoder, generator, s["flame"], s["image"], s["p"], s["m"].hidden, s["r"].screen_vertices,
-                      s["face"], s["weights"], builtin_templates(E), MaskingConfig(), torch.Generator().manual_seed(seed),
-                      generator_trains)
+    # The context's face mask, sampling weights, templates (builtin_templates(E)) and masking are
+    # the scene's.
+    ctx = step_context(s["flame"], LossConfig(weights=LossWeights(perceptual=0)))
+    return cycle_path(encoder, generator, s["image"], s["p"], s["m"].hidden, s["r"].screen_vertices, ctx,
+                      torch.Generator().manual_seed(seed), generator_trains)
 
 
 def test_cycle_path_hides_the_face_and_moves_fresh_points(scene):

@@ -45,9 +45,9 @@ def rand(*shape, seed=0, dtype=torch.float32):
 def clip_batch(b=2, t=6, n_shape=300, n_exp=50, seed=0, scale=0.1) -> FlameParams:
     """Random (B, T, ...) parameters with small rotations."""
     return FlameParams(global_pose=rand(b, t, 3, seed=seed) * scale, cam=rand(b, t, 3, seed=seed + 1),
-                         shape=rand(b, t, n_shape, seed=seed + 2), expression=rand(b, t, n_exp, seed=seed + 3),
-                         eyelids=rand(b, t, 2, seed=seed + 4).sigmoid(),
-                         jaw_pose=rand(b, t, 3, seed=seed + 5).abs() * scale)
+                       shape=rand(b, t, n_shape, seed=seed + 2), expression=rand(b, t, n_exp, seed=seed + 3),
+                       eyelids=rand(b, t, 2, seed=seed + 4).sigmoid(),
+                       jaw_pose=rand(b, t, 3, seed=seed + 5).abs() * scale)
 
 
 @pytest.fixture(scope="module")

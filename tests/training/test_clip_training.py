@@ -10,14 +10,13 @@ import pytest
 import torch
 from torch import nn
 
-from tempsmirk.config import load_config
+from tempsmirk.config import LossConfig, load_config
 from tempsmirk.data import FaceBatch, SyntheticConfig, SyntheticFaces, collate_faces
-from tempsmirk.smirk import CycleConfig, MaskingConfig, SmirkEncoder, SmirkGenerator, builtin_templates
 from tempsmirk.flame.params import FlameParams
-from tempsmirk.smirk.masking import face_sampling_weights
-from tempsmirk.temporal import TemporalWeights, temporal_loss
 from tempsmirk.losses import LossWeights
-from tempsmirk.training import Trainer, load_flame, smirk_step
+from tempsmirk.smirk import SmirkEncoder, SmirkGenerator
+from tempsmirk.temporal import TemporalWeights, temporal_loss
+from tempsmirk.training import Trainer, load_flame, smirk_step, step_context
 from tempsmirk.training.step import clip_step
 
 T = 4
@@ -31,14 +30,14 @@ def parts():
     flame = load_flame(None, 300, 50)
     data = SyntheticFaces(flame, SyntheticConfig(image_size=32, n_items=2, clip_length=T, keyframe_every=3))
     batch = collate_faces([data[0], data[1]])
-    face = flame.region_faces("face")
-    return dict(flame=flame, batch=batch, face_mask=face, face_weights=face_sampling_weights(flame),
-                templates=builtin_templates(50, 10, 2.0))
+    return dict(batch=batch, ctx=step_context(flame, LossConfig(weights=LossWeights(perceptual=0))))
 
 
-def _step(fn, encoder, generator, parts, batch, weights, seed=3, **kw):
-    return fn(encoder, generator, parts["flame"], batch, weights, MaskingConfig(), CycleConfig(), parts["face_mask"],
-              parts["face_weights"], parts["templates"], torch.Generator().manual_seed(seed), **kw)
+def _step(fn, encoder, generator, parts, batch, weights, seed=3, temporal=None, **kw):
+    ctx = dataclasses.replace(parts["ctx"], weights=weights)
+    if temporal is not None:
+        ctx = dataclasses.replace(ctx, temporal=temporal)
+    return fn(encoder, generator, batch, ctx, torch.Generator().manual_seed(seed), **kw)
 
 
 def _scratch_temporal(flat: FlameParams, b: int, t: int, w: TemporalWeights) -> dict:
@@ -94,7 +93,7 @@ class _ClipConstant(nn.Module):
         m = img.mean(dim=(1, 2, 3))[:, None] * self.w
         col = lambda d: m.expand(-1, d)  # noqa: E731
         return FlameParams(global_pose=col(3) * 0.1, cam=torch.cat([col(1) * 0 + 7, col(2) * 0], 1),
-                             shape=col(300), expression=col(50), eyelids=col(2) * 0.5, jaw_pose=col(3) * 0.1)
+                           shape=col(300), expression=col(50), eyelids=col(2) * 0.5, jaw_pose=col(3) * 0.1)
 
 
 def test_differences_never_cross_clip_boundaries(parts):

@@ -244,7 +244,7 @@ def test_temporal_terms_join_the_first_path_every_iteration(tmp_path, tiny_overr
         on.train_step(batch)
         off.train_step(batch)
         out = seen[-2]  # the temporal run's first path
-        w = on.weights
+        w = on.context.weights
         smirk = sum(getattr(w, f) * getattr(out.losses, f) for f in ("landmarks_fan", "landmarks_mp", "expression_reg",
                                                                     "jaw_reg", "shape_reg", "reconstruction",
                                                                     "perceptual", "emotion"))
