@@ -46,13 +46,14 @@ import torch
 from tempsmirk import seed_everything
 from tempsmirk.config import load_config
 from tempsmirk.data import SyntheticConfig, SyntheticFaces, collate_faces
+from tempsmirk.flame import load_flame
 from tempsmirk.render import render_mesh
 from tempsmirk.smirk import (AUGMENTATIONS, MaskingConfig, SmirkEncoder, SmirkGenerator,
                              augment_params, builtin_templates,
                              face_hull_points, face_sampling_weights,
                              load_smirk_checkpoint, mask_face, point_pixels,
                              sample_points, transfer_pixels)
-from tempsmirk.training import Trainer, cycle_path, first_path, load_flame
+from tempsmirk.training import Trainer, cycle_path, first_path
 from tempsmirk.training.step import frozen_eval
 from tempsmirk.viz import plot_landmarks_2d, show_images
 

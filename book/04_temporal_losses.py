@@ -43,12 +43,11 @@ import torch
 from tempsmirk import seed_everything
 from tempsmirk.data import SyntheticConfig, smooth_trajectory
 from tempsmirk.data.synthetic import sample_params
-from tempsmirk.flame.params import FlameParams
+from tempsmirk.flame import FlameParams, load_flame
 from tempsmirk.temporal import (TemporalWeights, acceleration, acceleration_error, clip_params, clips,
                                 denoise_tracks, flatten_clips, identity_loss, identity_variance,
                                 jerk, jitter_report, pose_normalised_vertices, smoothness_loss,
                                 temporal_loss)
-from tempsmirk.training import load_flame
 from tempsmirk.viz import plot_tracks, plot_tradeoff, smoothing_explorer, to_numpy
 
 gen = seed_everything(seed)

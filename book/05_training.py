@@ -54,9 +54,10 @@ from IPython.display import display
 
 from tempsmirk import seed_everything
 from tempsmirk.data import FrameNuisance, MeadClips, SyntheticFaces, collate_faces
+from tempsmirk.flame import load_flame
 from tempsmirk.paths import repo_root
 from tempsmirk.temporal import clip_params
-from tempsmirk.training import DEMO_IMAGE_SIZE, Trainer, demo_checkpoint, image_grid, load_flame
+from tempsmirk.training import DEMO_IMAGE_SIZE, Trainer, demo_checkpoint, image_grid
 from tempsmirk.training.experiment import (AUGMENTATION_CONDITIONS, METRICS, Condition, EvalSpec,
                                            ExperimentSpec, finetune_config, run_experiment,
                                            summary_table, verdict, with_augmentation)

@@ -9,11 +9,10 @@ from tempsmirk.training.context import StepContext, step_context
 from tempsmirk.training.demo import DEMO_IMAGE_SIZE, DEMO_PROFILES, demo_checkpoint, demo_config
 from tempsmirk.training.experiment import (Condition, EvalSpec, ExperimentSpec, finetune_config, run_experiment,
                                            summary_table, verdict)
-from tempsmirk.flame import load_flame  # defined in tempsmirk.flame.assets; kept importable from here
 from tempsmirk.training.step import CycleOutput, LossTerms, StepOutput, clip_step, cycle_path, first_path, smirk_step
 from tempsmirk.training.trainer import CHECKPOINT_FORMAT, StepBatches, Trainer, TrainingDiverged, image_grid
 
 __all__ = ["CHECKPOINT_FORMAT", "DEMO_IMAGE_SIZE", "DEMO_PROFILES", "Condition", "CycleOutput", "EvalSpec",
            "ExperimentSpec", "LossTerms", "StepBatches", "StepContext", "StepOutput", "Trainer", "TrainingDiverged",
            "clip_step", "cycle_path", "demo_checkpoint", "demo_config", "finetune_config", "first_path", "image_grid",
-           "load_flame", "run_experiment", "smirk_step", "step_context", "summary_table", "verdict"]
+           "run_experiment", "smirk_step", "step_context", "summary_table", "verdict"]

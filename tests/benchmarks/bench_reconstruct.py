@@ -33,7 +33,7 @@ from data_prep.video import iter_frames, probe_video, write_video
 from tempsmirk.paths import shared_data
 from tempsmirk.reconstruct import prepare_encoder, reconstruct_video
 from tempsmirk.smirk import SmirkEncoder, SmirkGenerator
-from tempsmirk.training import load_flame
+from tempsmirk.flame import load_flame
 
 VIDEO = ("video", "pexels_woman_emotions.mp4")
 

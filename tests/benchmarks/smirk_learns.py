@@ -20,7 +20,8 @@ from torch.utils.data import DataLoader
 from tempsmirk.config import load_config
 from tempsmirk.data import SyntheticFaces, collate_faces
 from tempsmirk.paths import repo_root
-from tempsmirk.training import Trainer, load_flame
+from tempsmirk.flame import load_flame
+from tempsmirk.training import Trainer
 
 
 def _corr(a: torch.Tensor, b: torch.Tensor) -> float:

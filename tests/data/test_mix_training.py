@@ -12,8 +12,9 @@ from tempsmirk.config import load_config
 from tempsmirk.data import build_dataset
 from tempsmirk.data.faces import FaceDataWarning
 from tempsmirk.data.mix import FaceMix, MixedBatches
+from tempsmirk.flame import load_flame
 from tempsmirk.paths import repo_root
-from tempsmirk.training.trainer import Trainer, load_flame
+from tempsmirk.training.trainer import Trainer
 
 PROFILE = repo_root() / "tempsmirk" / "configs" / "smirk_mix.yaml"
 

@@ -16,7 +16,8 @@ from tempsmirk.flame.params import FlameParams
 from tempsmirk.losses import LossWeights
 from tempsmirk.smirk import SmirkEncoder, SmirkGenerator
 from tempsmirk.temporal import TemporalWeights, temporal_loss
-from tempsmirk.training import Trainer, load_flame, smirk_step, step_context
+from tempsmirk.flame import load_flame
+from tempsmirk.training import Trainer, smirk_step, step_context
 from tempsmirk.training.step import clip_step
 
 T = 4

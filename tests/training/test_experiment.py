@@ -125,6 +125,6 @@ def test_augmentation_arms_differ_only_in_the_draw(tmp_path, start):
 
 
 def load_flame_for(cfg):
-    from tempsmirk.training import load_flame
+    from tempsmirk.flame import load_flame
 
     return load_flame(cfg.model.flame_path, cfg.model.n_shape, cfg.model.n_exp)

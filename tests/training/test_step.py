@@ -14,7 +14,8 @@ from tempsmirk.losses import EmotionLoss, LossWeights
 from tempsmirk.losses.emotion import EmotionFeatures
 from tempsmirk.smirk import SmirkEncoder, SmirkGenerator
 from tempsmirk.smirk.masking import face_hull_points, hull_mask, scaled_pixels
-from tempsmirk.training import clip_step, first_path, load_flame, smirk_step, step_context
+from tempsmirk.flame import load_flame
+from tempsmirk.training import clip_step, first_path, smirk_step, step_context
 
 
 @pytest.fixture(scope="module")

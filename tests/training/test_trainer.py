@@ -142,7 +142,7 @@ class _Poisonable(torch.utils.data.Dataset):
 
 def test_nan_stops_and_keeps_last_checkpoint(tmp_path, tiny_overrides):
     from tempsmirk.data import SyntheticFaces
-    from tempsmirk.training import load_flame
+    from tempsmirk.flame import load_flame
 
     cfg = load_config(None, tiny_overrides + [f"run.dir={tmp_path}", "train.checkpoint_every=1"])
     data = _Poisonable(SyntheticFaces(load_flame(None, 300, 50), cfg.data.synthetic))
