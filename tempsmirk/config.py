@@ -18,9 +18,7 @@ from typing import Optional, Sequence, Union
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from tempsmirk.data.clips import MeadConfig
-from tempsmirk.data.mix import FaceMixConfig
-from tempsmirk.data.synthetic import SyntheticConfig
+from tempsmirk.data.build import DataConfig
 from tempsmirk.losses import LossWeights
 from tempsmirk.meshio import atomic_write_bytes
 from tempsmirk.smirk.cycle import CycleConfig
@@ -36,22 +34,6 @@ PathLike = Union[str, os.PathLike]
 
 class ConfigError(ValueError):
     """A config file or override does not fit the schema."""
-
-
-@dataclass
-class DataConfig:
-    """source: ``"synthetic"`` (rendered faces, ``synthetic``; clips when its ``clip_length`` > 0),
-    ``"mead"`` (real clips prepared by data_prep, ``mead``; chapter 5) or ``"mix"`` (SMIRK's
-    training corpora — LRS3, MEAD, FFHQ, CelebA, MEAD side views, BUPT — by percentage per batch,
-    ``mix``; README "Training data"). ``tempsmirk.data.build_dataset`` builds any of them.
-    num_workers: DataLoader worker processes (0 = load in the training process; README "Training
-    data" measures how many the mix needs)."""
-
-    source: str = "synthetic"
-    num_workers: int = 0
-    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
-    mead: MeadConfig = field(default_factory=MeadConfig)
-    mix: FaceMixConfig = field(default_factory=FaceMixConfig)
 
 
 @dataclass
