@@ -28,7 +28,6 @@ encoder could do with this MLP (the annotation noise keeps it below a perfect sc
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ from tqdm.auto import tqdm
 
 from data_prep.affectnet import (CROP_RULES, DEFAULT_RULE, RULE_SCALES, AffectNetIndex, prepare_affectnet, read_index)
 from tempsmirk.atomic import atomic_write_bytes
+from tempsmirk.cachekey import file_digest, file_stamps, fingerprint
 from tempsmirk.evaluation.emotion import (EmotionMLP, EmotionMLPConfig, TrainingHistory, emotion_inputs,
                                           predict_emotion, train_emotion_mlp)
 from tempsmirk.evaluation.metrics import (EmotionMetrics,
@@ -61,7 +61,6 @@ __all__ = [
     "prepare_index",
     "subset_index",
     "index_fingerprint",
-    "file_digest",
     "index_targets",
     "encode_images",
     "encoder_parameters",
@@ -125,15 +124,6 @@ class EncoderResult:
     model: Optional[EmotionMLP] = None
 
 
-def _fingerprint_files(paths: Sequence[Path]) -> str:
-    """Hash of file names, sizes and modification times (not contents: cheap for 300k files)."""
-    h = hashlib.sha256()
-    for p in paths:
-        st = os.stat(p) if os.path.exists(p) else None
-        h.update(f"{Path(p).resolve()}|{st.st_size if st else -1}|{st.st_mtime_ns if st else -1}\n".encode())
-    return h.hexdigest()
-
-
 def prepare_index(root: PathLike, crops_dir: Optional[PathLike] = None, crop_size: int = 224,
                   rule: Optional[str] = None, scale: Optional[float] = None,
                   progress: bool = True) -> AffectNetIndex:
@@ -173,7 +163,7 @@ def prepare_index(root: PathLike, crops_dir: Optional[PathLike] = None, crop_siz
     rule = rule or DEFAULT_RULE
     scale = float(scale if scale is not None else RULE_SCALES[rule])
     if crops_dir is None:
-        key = _fingerprint_files([c for c in csvs if c.is_file()])[:12]
+        key = file_stamps([c for c in csvs if c.is_file()])[:12]
         crops_dir = cache_dir("evaluation", "crops", f"{key}_{rule}{scale:g}_{crop_size}px")
     crops_dir = Path(crops_dir)
     if (crops_dir / "index.csv").is_file():  # written last by prepare_affectnet: complete
@@ -193,19 +183,7 @@ def subset_index(index: AffectNetIndex, rows: Sequence[int] | Tensor | np.ndarra
 
 def index_fingerprint(index: AffectNetIndex) -> str:
     """Identifies an index's images and labels: crop paths, sizes, modification times, labels."""
-    h = hashlib.sha256(_fingerprint_files(index.crop_paths).encode())
-    for arr in (index.expression, index.valence, index.arousal):
-        h.update(np.ascontiguousarray(arr).tobytes())
-    return h.hexdigest()
-
-
-def file_digest(path: PathLike, chunk: int = 1 << 22) -> str:
-    """SHA-256 of a file's contents (hex)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
+    return fingerprint(file_stamps(index.crop_paths), index.expression, index.valence, index.arousal)
 
 
 def index_targets(index: AffectNetIndex) -> EmotionTargets:

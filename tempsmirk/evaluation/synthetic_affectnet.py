@@ -57,7 +57,6 @@ framing of the renders they were trained on. The other rules find the face in th
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import math
@@ -71,6 +70,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from tempsmirk.atomic import atomic_write_bytes
+from tempsmirk.cachekey import cache_key
 from tempsmirk.data.synthetic import SyntheticConfig, render_faces, sample_appearance, sample_params
 from tempsmirk.evaluation.metrics import EMOTION_CLASSES
 from tempsmirk.flame.params import FlameParams
@@ -306,7 +306,7 @@ def _config_dict(cfg: SyntheticAffectNetConfig) -> dict:
 
 def default_root(cfg: SyntheticAffectNetConfig) -> Path:
     """The cache folder for a config: one folder per distinct config."""
-    key = hashlib.sha256(json.dumps(_config_dict(cfg), sort_keys=True).encode()).hexdigest()[:12]
+    key = cache_key(json.dumps(_config_dict(cfg), sort_keys=True), length=12)
     return cache_dir("evaluation", "synthetic_affectnet", key)
 
 

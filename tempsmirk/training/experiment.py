@@ -25,7 +25,6 @@ Shapes: B clips, T frames.
 from __future__ import annotations
 
 import csv
-import hashlib
 import math
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -38,6 +37,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from tempsmirk.atomic import atomic_path
+from tempsmirk.cachekey import cache_key, file_digest, fingerprint
 from tempsmirk.config import Config, ConfigError, apply_overrides, config_to_yaml, load_config
 from tempsmirk.data.augmentation import ClipAugmentation
 from tempsmirk.data.clips import MeadClips
@@ -149,12 +149,8 @@ class EvalClips:
     @property
     def fingerprint(self) -> str:
         """A hash of the images and targets (part of every cache key)."""
-        h = hashlib.sha256(self.source.encode())
-        tensors = [self.images] + ([] if self.target is None else
-                                   list(self.target.as_dict().values()))
-        for x in tensors:
-            h.update(x.detach().cpu().contiguous().numpy().tobytes())
-        return h.hexdigest()
+        targets = [] if self.target is None else list(self.target.as_dict().values())
+        return fingerprint(self.source, self.images, *targets)
 
 
 def eval_clips(cfg: Config, spec: EvalSpec, flame) -> EvalClips:
@@ -314,16 +310,8 @@ def metric_value(report: JitterReport, name: str) -> float:
 
 
 # ---------------------------------------------------------------------------- running
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _key(*parts: str) -> str:
-    return hashlib.sha256("\n".join([f"v{EXPERIMENT_VERSION}", *parts]).encode()).hexdigest()[:16]
+    return cache_key(f"v{EXPERIMENT_VERSION}", *parts)
 
 
 def _run_config(cfg: Config, condition: Condition, seed: int, checkpoint: str) -> Config:
@@ -354,7 +342,7 @@ def run_condition(cfg: Config, checkpoint: Union[str, Path], condition: Conditio
 
     checkpoint = Path(checkpoint)
     run_cfg = _run_config(cfg, condition, seed, str(checkpoint))
-    hashed = replace(run_cfg, model=replace(run_cfg.model, init_checkpoint=f"sha256:{_file_digest(checkpoint)}"))
+    hashed = replace(run_cfg, model=replace(run_cfg.model, init_checkpoint=f"sha256:{file_digest(checkpoint)}"))
     key = _key(config_to_yaml(hashed), clips.fingerprint)
     folder = (Path(root) if root is not None else cache_dir("experiments")) / f"{condition.scale:g}-seed{seed}-{key}"
     result = folder / "result.pt"
@@ -377,7 +365,7 @@ def run_condition(cfg: Config, checkpoint: Union[str, Path], condition: Conditio
 
 
 def _start(checkpoint: Path, cfg: Config, flame, clips: EvalClips, root: Optional[Path]) -> RunResult:
-    key = _key("start", _file_digest(checkpoint), str(cfg.model.n_exp), str(cfg.model.n_shape),
+    key = _key("start", file_digest(checkpoint), str(cfg.model.n_exp), str(cfg.model.n_shape),
                clips.fingerprint, str(cfg.model.flame_path))
     path = (Path(root) if root is not None else cache_dir("experiments")) / f"start-{key}" / "result.pt"
     if path.is_file():
