@@ -6,7 +6,7 @@ Command line::
     python -m data_prep.faces manifest KIND ROOT --out DIR [--mediapipe MP_DIR] [--fan FAN_DIR]
                                       [--identities FILE] [--split-json FILE] [--val-fraction 0.2]
 
-**mediapipe** runs MediaPipe FaceMesh (478 points, :class:`data_prep.landmarks.FaceMesh`; images
+**mediapipe** runs MediaPipe FaceMesh (478 points, :class:`tempsmirk.video.landmarks.FaceMesh`; images
 in static mode, videos in tracking mode) over every image and video under INPUT and writes one
 file per image or video at ``DIR/<path relative to INPUT>.npy``, the layout SMIRK's
 ``apply_mediapipe_to_dataset.py`` writes (details in :mod:`tempsmirk.data.landmark_files`: (478, 3)
@@ -53,10 +53,10 @@ from tempsmirk.data.landmark_files import (FAN_IMAGE_SUFFIX, FAN_VIDEO_SUFFIX, M
                                            LandmarkFileError, landmark_path, read_fan_image, read_fan_video,
                                            read_mediapipe_image, read_mediapipe_video, write_mediapipe_image,
                                            write_mediapipe_video)
+from tempsmirk.video.io import ImageReadError, VideoDecodeError, is_image, is_video, read_image
+from tempsmirk.video.landmarks import FaceMesh, extract_video
 
-from data_prep.landmarks import FaceMesh, extract_video
 from data_prep.mead import SMIRK_MEAD_SPLIT, SubjectSplit, build_manifest, count_frames
-from data_prep.video import ImageReadError, VideoDecodeError, is_image, is_video, read_image
 
 __all__ = ["MediaFile", "LandmarkOutcome", "media_files", "run_mediapipe", "scan_corpus", "check_landmarks",
            "read_identities", "main", "MEAD_SIDE_VIEWS"]

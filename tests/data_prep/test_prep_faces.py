@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from data_prep.faces import MediaFile, check_landmarks, main, run_mediapipe, scan_corpus
-from data_prep.video import write_image, write_video
 from tempsmirk.data.face_corpus import read_corpus
 from tempsmirk.data.landmark_files import read_mediapipe_image, read_mediapipe_video
+from tempsmirk.video.io import write_image, write_video
 
 
 def _flat(h=64, w=64, level=90):
