@@ -15,7 +15,7 @@ with pixel ``i`` covering ``[i, i + 1)`` (:mod:`tempsmirk.data.landmark_files`).
   their box, with ``s`` uniform in [1.2, 1.8] for training and 1.6 for testing, resampled to
   224 px (bilinear, black outside the image); a crop much larger than the output is first
   area-reduced by an integer factor (SMIRK's ``skimage.warp`` aliases there);
-- then the **augmentation** of :mod:`tempsmirk.data.augment` (training only);
+- then SMIRK's **augmentation** (:mod:`tempsmirk.data.augmentation`; training only);
 - the 105 FLAME-matched MediaPipe points are chosen with the embedding's ``landmark_indices``;
   the 68 iBUG points are **FAN's** where its file has them (videos: frames without a FAN face
   are interpolated in time, as SMIRK does), otherwise they are read off the MediaPipe mesh
@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from tempsmirk.data.augment import FaceAugmentationConfig, augment_faces, draw_augmentation
+from tempsmirk.data.augmentation import FaceAugmentationConfig, augment_faces, draw_augmentation
 from tempsmirk.data.clips import MP_TO_IBUG68
 from tempsmirk.data.face_corpus import CorpusInfo, CorpusRow, read_corpus
 from tempsmirk.data.landmark_files import (FAN_IMAGE_SUFFIX, FAN_VIDEO_SUFFIX, MEDIAPIPE_SUFFIX,

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from face_corpora import FAN_GAP, FAN_SHIFT, NO_FAN_IMAGE, fan_points
-from tempsmirk.data.augment import FaceAugmentationConfig
+from tempsmirk.data.augmentation import FaceAugmentationConfig
 from tempsmirk.data.clips import MP_TO_IBUG68
 from tempsmirk.data.face_corpus import read_corpus
 from tempsmirk.data.faces import FaceCropConfig, FaceDataWarning, FaceSource
