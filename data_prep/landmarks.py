@@ -36,9 +36,10 @@ from tqdm.auto import tqdm
 from tempsmirk.video.io import VideoDecodeError, is_image, is_video, probe_video
 from tempsmirk.video.landmarks import LANDMARKS_FILE, extract_images, extract_video, save_landmarks
 
+from data_prep.runs import Outcome, summary
+
 __all__ = [
     "Job",
-    "Outcome",
     "RunSummary",
     "plan_jobs",
     "run_jobs",
@@ -60,23 +61,11 @@ class Job:
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """What happened to one job: ``status`` is done, skipped (already there) or failed."""
-
-    job: Job
-    status: Literal["done", "skipped", "failed"]
-    message: str = ""
-    frames: int = 0
-    found: int = 0
-    seconds: float = 0.0
-
-
-@dataclass(frozen=True)
 class RunSummary:
-    outcomes: tuple[Outcome, ...] = field(default_factory=tuple)
+    outcomes: tuple[Outcome[Job], ...] = field(default_factory=tuple)
 
     @property
-    def failed(self) -> tuple[Outcome, ...]:
+    def failed(self) -> tuple[Outcome[Job], ...]:
         return tuple(o for o in self.outcomes if o.status == "failed")
 
     @property
@@ -84,22 +73,8 @@ class RunSummary:
         return not self.failed
 
     def report(self) -> str:
-        """A human-readable summary: counts, then one line per failure."""
-        by = {s: [o for o in self.outcomes if o.status == s] for s in ("done", "skipped", "failed")}
-        frames = sum(o.frames for o in by["done"])
-        found = sum(o.found for o in by["done"])
-        lines = [
-            f"landmarks: {len(by['done'])} done, {len(by['skipped'])} skipped (already done), "
-            f"{len(by['failed'])} failed",
-        ]
-        if frames:
-            lines.append(f"  {frames} frames processed, face found in {found} ({100.0 * found / frames:.1f}%)")
-        for o in by["done"]:
-            if o.message:  # warnings on otherwise successful jobs
-                lines.append(f"  warning: {o.job.label}: {o.message}")
-        for o in by["failed"]:
-            lines.append(f"  FAILED {o.job.label}: {o.message}")
-        return "\n".join(lines)
+        """A human-readable summary: counts, frames with a face, warnings, one line per failure."""
+        return "\n".join(summary("landmarks", self.outcomes, lambda job: job.label, remarks=True))
 
 
 def plan_jobs(input_path: str | os.PathLike, out_dir: str | os.PathLike) -> tuple[Job, ...]:
@@ -141,7 +116,7 @@ def plan_jobs(input_path: str | os.PathLike, out_dir: str | os.PathLike) -> tupl
     return tuple(jobs)
 
 
-def _run_one(job: Job, show_progress: bool, strict: bool) -> Outcome:
+def _run_one(job: Job, show_progress: bool, strict: bool) -> Outcome[Job]:
     t0 = time.perf_counter()
     if job.kind == "video":
         try:
@@ -166,7 +141,7 @@ def _run_one(job: Job, show_progress: bool, strict: bool) -> Outcome:
 def run_jobs(jobs: Sequence[Job], overwrite: bool = False, show_progress: bool = True,
              strict: bool = True) -> RunSummary:
     """Run jobs in order; existing outputs are skipped unless ``overwrite``; never raises
-    for a bad input file (it becomes a failed :class:`Outcome`). ``strict``: see
+    for a bad input file (it becomes a failed :class:`~data_prep.runs.Outcome`). ``strict``: see
     :func:`extract_video`."""
     outcomes = []
     for job in tqdm(jobs, desc="landmarks", unit="file", disable=not show_progress or len(jobs) < 2):

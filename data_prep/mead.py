@@ -33,7 +33,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Sequence
 
 import av
 from tqdm.auto import tqdm
@@ -43,11 +43,12 @@ from tempsmirk.video.crops import CROPS_FILE, DEFAULT_SCALE, DEFAULT_SIGMA_SECON
 from tempsmirk.video.io import VideoDecodeError, is_video
 from tempsmirk.video.landmarks import LANDMARKS_FILE, extract_video, load_landmarks, save_landmarks
 
+from data_prep.runs import Outcome, summary
+
 __all__ = [
     "SubjectSplit",
     "SMIRK_MEAD_SPLIT",
     "Manifest",
-    "ClipOutcome",
     "count_frames",
     "build_manifest",
     "prepare_mead",
@@ -169,23 +170,12 @@ def build_manifest(root: str | os.PathLike, split: SubjectSplit = SMIRK_MEAD_SPL
     return Manifest(tuple(clips), tuple(unexpected))
 
 
-@dataclass(frozen=True)
-class ClipOutcome:
-    """``status``: done, skipped (outputs already there) or failed (``message`` says why)."""
-
-    clip: MeadClip
-    status: Literal["done", "skipped", "failed"]
-    message: str = ""
-    frames: int = 0
-    found: int = 0
-
-
 def prepare_mead(root: str | os.PathLike, out_dir: str | os.PathLike,
                  clips: Sequence[MeadClip], crops: bool = True, scale: float = DEFAULT_SCALE,
                  out_size: int = DEFAULT_SIZE, sigma_seconds: float = DEFAULT_SIGMA_SECONDS,
-                 show_progress: bool = True) -> tuple[ClipOutcome, ...]:
+                 show_progress: bool = True) -> tuple[Outcome[MeadClip], ...]:
     """Landmarks (and crops) for each clip, resuming where outputs exist; never raises
-    for a bad clip (it becomes a failed :class:`ClipOutcome`)."""
+    for a bad clip (it becomes a failed :class:`~data_prep.runs.Outcome`)."""
     root = Path(root)
     outcomes = []
     for clip in tqdm(clips, desc="MEAD clips", unit="clip", disable=not show_progress):
@@ -194,7 +184,7 @@ def prepare_mead(root: str | os.PathLike, out_dir: str | os.PathLike,
         lm_path = folder / LANDMARKS_FILE
         done_lm = lm_path.exists()
         if done_lm and (not crops or (folder / CROPS_FILE).exists()):
-            outcomes.append(ClipOutcome(clip, "skipped"))
+            outcomes.append(Outcome(clip, "skipped"))
             continue
         try:
             lm = load_landmarks(lm_path) if done_lm else extract_video(video, show_progress=False)
@@ -203,13 +193,13 @@ def prepare_mead(root: str | os.PathLike, out_dir: str | os.PathLike,
             if crops:
                 crop_video(video, lm, folder, scale, out_size, sigma_seconds, show_progress=False)
         except (VideoDecodeError, ValueError) as exc:
-            outcomes.append(ClipOutcome(clip, "failed", str(exc)))
+            outcomes.append(Outcome(clip, "failed", str(exc)))
             continue
-        outcomes.append(ClipOutcome(clip, "done", "", lm.num_frames, int(lm.found.sum())))
+        outcomes.append(Outcome(clip, "done", "", lm.num_frames, int(lm.found.sum())))
     return tuple(outcomes)
 
 
-def _summary(manifest: Manifest, outcomes: Sequence[ClipOutcome]) -> str:
+def _summary(manifest: Manifest, outcomes: Sequence[Outcome[MeadClip]]) -> str:
     counts = {s: len(manifest.split(s)) for s in ("train", "val", "test", "unassigned")}
     lines = ["MEAD manifest: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + " clips"]
     unreadable = [c for c in manifest.clips if c.frames < 0]
@@ -219,10 +209,7 @@ def _summary(manifest: Manifest, outcomes: Sequence[ClipOutcome]) -> str:
         lines.append(f"  {len(manifest.unexpected)} file(s) outside the MEAD layout, ignored:")
         lines += [f"    {u}" for u in manifest.unexpected[:20]]
     if outcomes:
-        by = {s: [o for o in outcomes if o.status == s] for s in ("done", "skipped", "failed")}
-        lines.append(f"clips: {len(by['done'])} done, {len(by['skipped'])} skipped (already done), "
-                     f"{len(by['failed'])} failed")
-        lines += [f"  FAILED {o.clip.path}: {o.message}" for o in by["failed"]]
+        lines += summary("clips", outcomes, lambda clip: clip.path, processed=None)
     return "\n".join(lines)
 
 
@@ -249,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     write_manifest(args.out / "manifest.csv", manifest.clips)
-    outcomes: tuple[ClipOutcome, ...] = ()
+    outcomes: tuple[Outcome[MeadClip], ...] = ()
     if not args.manifest_only:
         todo = [c for c in manifest.clips if args.splits is None or c.split in args.splits]
         outcomes = prepare_mead(args.root, args.out, todo, crops=not args.no_crops,

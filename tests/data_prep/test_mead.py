@@ -87,7 +87,7 @@ def test_prepare_runs_landmarks_over_the_manifest_and_resumes(tmp_path):
     clips = build_manifest(root, show_progress=False).clips
     out = tmp_path / "out"
     outcomes = prepare_mead(root, out, clips, crops=False, show_progress=False)
-    status = {o.clip.path: o.status for o in outcomes}
+    status = {o.item.path: o.status for o in outcomes}
     assert status.pop("M005/video/front/sad/level_2/008.mp4") == "failed"
     assert set(status.values()) == {"done"}
     for c in clips:
