@@ -84,9 +84,9 @@ def fill_gaps(values: Filled, found: Union[np.ndarray, "Tensor"]) -> Filled:
     found = np.asarray(found.cpu() if hasattr(found, "cpu") else found, dtype=bool)
     if dataclasses.is_dataclass(values) and not isinstance(values, type):
         names = [f.name for f in dataclasses.fields(values)]
-        lo, hi, w = _weights(found)
         for name in names:
             _check(getattr(values, name), found, name)
+        lo, hi, w = _weights(found)
         return dataclasses.replace(values, **{n: _fill(getattr(values, n), lo, hi, w) for n in names})
     _check(values, found, "values")
     return _fill(values, *_weights(found))
