@@ -5,7 +5,7 @@ Explained in chapter 6. Shapes: N images, E expression coefficients, K classes.
 Real AffectNet and the synthetic stand-in take the identical path:
 
 1. **index** -- :func:`prepare_index`: an AffectNet root (``training.csv`` / ``validation.csv``
-   and images) is cropped by :func:`data_prep.affectnet.prepare_affectnet` into a crops folder
+   and images) is cropped by :func:`tempsmirk.data.affectnet.prepare_affectnet` into a crops folder
    with ``index.csv`` (or a folder that already holds ``index.csv`` is read as is). The crop rule
    should be the one the evaluated encoders were trained with: SMIRK's (MediaPipe box x 1.4,
    the default) for SMIRK encoders, EMOCA's 68-landmark rule for EMOCA/DECA-style encoders;
@@ -41,9 +41,10 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from data_prep.affectnet import (CROP_RULES, DEFAULT_RULE, RULE_SCALES, AffectNetIndex, prepare_affectnet, read_index)
 from tempsmirk.atomic import atomic_write_bytes
 from tempsmirk.cachekey import file_digest, file_stamps, fingerprint
+from tempsmirk.data.affectnet import (CROP_RULES, DEFAULT_RULE, RULE_SCALES, AffectNetIndex,
+                                      prepare_affectnet, read_index)
 from tempsmirk.evaluation.emotion import (EmotionMLP, EmotionMLPConfig, TrainingHistory, emotion_inputs,
                                           predict_emotion, train_emotion_mlp)
 from tempsmirk.evaluation.metrics import (EmotionMetrics,
@@ -70,7 +71,7 @@ __all__ = [
 ]
 
 PathLike = Union[str, os.PathLike]
-TRAIN_SPLIT = "train"          # data_prep.affectnet: rows from training.csv
+TRAIN_SPLIT = "train"          # tempsmirk.data.affectnet: rows from training.csv
 TEST_SPLIT = "validation"      # rows from validation.csv (the paper's test set)
 
 
@@ -81,8 +82,8 @@ class EvaluationConfig:
     image_size: the encoders' input side (official SMIRK 224; the demo checkpoint
         ``tempsmirk.training.DEMO_IMAGE_SIZE``); crops are resized to it.
     crop_rule, crop_scale: how :func:`prepare_index` frames the faces
-        (:data:`data_prep.affectnet.CROP_RULES`; scale None = the rule's own).
-    crop_size: side of the crops :func:`prepare_index` writes (data_prep's default 224).
+        (:data:`tempsmirk.data.affectnet.CROP_RULES`; scale None = the rule's own).
+    crop_size: side of the crops :func:`prepare_index` writes (default 224).
     batch_size, num_workers: encoder batches and image-reading worker processes.
     n_exp, n_shape: coefficients the checkpoints predict.
     max_train_images: encode at most this many training images (a seeded random subset;
@@ -130,11 +131,11 @@ def prepare_index(root: PathLike, crops_dir: Optional[PathLike] = None, crop_siz
     """The crops index for an AffectNet root (or a folder already holding ``index.csv``).
 
     A root with ``training.csv`` / ``validation.csv`` is cropped with
-    :func:`data_prep.affectnet.prepare_affectnet` under ``rule`` (None: SMIRK's) into
+    :func:`tempsmirk.data.affectnet.prepare_affectnet` under ``rule`` (None: SMIRK's) into
     ``crops_dir`` (default: a cache folder keyed by the root's CSVs, the rule, its scale and
     ``crop_size``); an existing complete folder there is reused. A prepared folder is read as
     is; a ``rule`` (or ``scale``) given with it must be the one its crops were made with, and it
-    must record its rule (``crop_settings.json``, written by ``data_prep.affectnet``).
+    must record its rule (``crop_settings.json``, written by :func:`~tempsmirk.data.affectnet.prepare_affectnet`).
 
     Raises:
         FileNotFoundError: ``root`` holds neither ``index.csv`` nor the AffectNet CSVs.
@@ -204,7 +205,7 @@ class _Crops(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> Tensor:
-        from data_prep.video import read_image
+        from tempsmirk.video.io import read_image
 
         img = torch.from_numpy(read_image(self.paths[i])).permute(2, 0, 1).float() / 255.0
         if img.shape[1:] != (self.size, self.size):
