@@ -263,8 +263,7 @@ display(HTML(video_html(rec.overlay, width=3 * 220)))
 # %%
 mid = rec.video.params[T // 2:T // 2 + 1]
 with torch.no_grad():
-    out = flame(shape=mid.shape, expression=mid.expression, global_pose=mid.global_pose,
-                jaw_pose=mid.jaw_pose, eyelids=mid.eyelids)
+    out = flame.forward_params(mid)
 mesh_figure(out.vertices[0], flame.faces, title=f"frame {T // 2}", height=380)
 
 # %%

@@ -72,7 +72,7 @@ import torch
 from torch import Tensor
 
 from tempsmirk.data.transforms import colour_jitter, similarity, transform_points, warp_images
-from tempsmirk.smirk.encoder import EncoderOutput
+from tempsmirk.flame.params import FlameParams
 
 __all__ = ["FaceAugmentationConfig", "AugmentationDraw", "draw_augmentation", "augment_colour", "ssr_matrices",
            "augment_faces", "ClipAugmentation", "ClipTransform", "draw_clip_transform", "augment_frames",
@@ -398,7 +398,7 @@ def roll_global_pose(global_pose: Tensor, angle: Tensor) -> Tensor:
     return _axis_angle(q)
 
 
-def augment_params(params: EncoderOutput, root_joint: Tensor, tf: ClipTransform) -> EncoderOutput:
+def augment_params(params: FlameParams, root_joint: Tensor, tf: ClipTransform) -> FlameParams:
     """The ground truth that renders exactly the augmented frames (synthetic clips).
 
     params: (T, ...) fields, the parameters that rendered the frames; root_joint: (T, 3) FLAME's

@@ -57,7 +57,6 @@ framing of the renders they were trained on. The other rules find the face in th
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import math
@@ -71,10 +70,11 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from tempsmirk.atomic import atomic_write_bytes
+from tempsmirk.cachekey import cache_key
 from tempsmirk.data.synthetic import SyntheticConfig, render_faces, sample_appearance, sample_params
 from tempsmirk.evaluation.metrics import EMOTION_CLASSES
+from tempsmirk.flame.params import FlameParams
 from tempsmirk.paths import cache_dir
-from tempsmirk.smirk.encoder import EncoderOutput
 
 __all__ = [
     "ExpressionPrototype",
@@ -276,12 +276,12 @@ class SyntheticGroundTruth:
     """The parameters behind every image of a synthetic AffectNet (``ground_truth.npz``).
 
     paths: N subDirectory_filePath values (the CSVs' first column).
-    params: :class:`EncoderOutput` with (N, ...) fields.
+    params: :class:`~tempsmirk.flame.FlameParams` with (N, ...) fields.
     label: (N,) int64 code; intensity, valence, arousal: (N,) float.
     """
 
     paths: tuple[str, ...]
-    params: EncoderOutput
+    params: FlameParams
     label: Tensor
     intensity: Tensor
     valence: Tensor
@@ -306,7 +306,7 @@ def _config_dict(cfg: SyntheticAffectNetConfig) -> dict:
 
 def default_root(cfg: SyntheticAffectNetConfig) -> Path:
     """The cache folder for a config: one folder per distinct config."""
-    key = hashlib.sha256(json.dumps(_config_dict(cfg), sort_keys=True).encode()).hexdigest()[:12]
+    key = cache_key(json.dumps(_config_dict(cfg), sort_keys=True), length=12)
     return cache_dir("evaluation", "synthetic_affectnet", key)
 
 
@@ -372,7 +372,7 @@ def write_synthetic_affectnet(root: Optional[str | Path] = None,
     size = cfg.image_size
     box = _face_box(size)
     paths: list[str] = []
-    params: list[EncoderOutput] = []
+    params: list[FlameParams] = []
     emotions: list[EmotionSample] = []
     total = sum(len(c) for _, c in splits)
     bar = tqdm(total=total, desc="synthetic AffectNet", unit="image", disable=not progress)
@@ -383,8 +383,8 @@ def write_synthetic_affectnet(root: Optional[str | Path] = None,
             n = len(labels)
             base, eye = sample_params(cfg.faces, n, flame.n_shape, flame.n_exp, g)
             emo = sample_emotions(labels, cfg, flame.n_exp, g)
-            p = EncoderOutput(global_pose=base.global_pose, cam=base.cam, shape=base.shape,
-                              expression=emo.expression, eyelids=emo.eyelids, jaw_pose=emo.jaw_pose)
+            p = FlameParams(global_pose=base.global_pose, cam=base.cam, shape=base.shape,
+                            expression=emo.expression, eyelids=emo.eyelids, jaw_pose=emo.jaw_pose)
             appearance = sample_appearance(flame, size, g)
             images, lmk68, _ = render_faces(flame, p, eye, appearance, size)
             # Normalised -> AffectNet pixels (pixel centres at integers, tempsmirk.video.crops' convention).
@@ -403,13 +403,12 @@ def write_synthetic_affectnet(root: Optional[str | Path] = None,
             bar.update(n)
         atomic_write_bytes(root / f"{split}.csv", _csv_bytes(rows))
     bar.close()
-    allp = EncoderOutput.cat(params)
+    allp = FlameParams.cat(params)
     cat = lambda name: torch.cat([getattr(e, name) for e in emotions]).numpy()  # noqa: E731
     buf = io.BytesIO()
     np.savez(buf, path=np.array(paths), label=cat("label"), intensity=cat("intensity"),
              valence=cat("valence"), arousal=cat("arousal"),
-             **{name: getattr(allp, name).numpy() for name in
-                ("global_pose", "cam", "shape", "expression", "eyelids", "jaw_pose")})
+             **{name: t.numpy() for name, t in allp.as_dict().items()})
     atomic_write_bytes(root / GROUND_TRUTH_FILE, buf.getvalue())
     meta = {"config": _config_dict(cfg), "classes": list(EMOTION_CLASSES), "images": total,
             "flame": getattr(flame, "source", "FLAME")}
@@ -432,13 +431,12 @@ def load_ground_truth(path: str | Path) -> SyntheticGroundTruth:
     with np.load(path, allow_pickle=False) as z:
         t = {k: torch.from_numpy(z[k]) for k in z.files if k != "path"}
         paths = tuple(str(p) for p in z["path"])
-    params = EncoderOutput(**{name: t[name].float() for name in
-                              ("global_pose", "cam", "shape", "expression", "eyelids", "jaw_pose")})
+    params = FlameParams.from_dict(t).map(lambda x: x.float())
     return SyntheticGroundTruth(paths, params, t["label"].long(), t["intensity"].float(),
                                 t["valence"].float(), t["arousal"].float())
 
 
-def ground_truth_params(gt: SyntheticGroundTruth, source_paths: Sequence[str]) -> EncoderOutput:
+def ground_truth_params(gt: SyntheticGroundTruth, source_paths: Sequence[str]) -> FlameParams:
     """The ground-truth parameters in the order of ``source_paths`` (an index's ``source_paths``).
 
     Raises:

@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from tempsmirk.flame.params import FlameParams
 from tempsmirk.render import Rendering, project_points, render_mesh
-from tempsmirk.smirk.encoder import EncoderOutput
 from tempsmirk.smirk.masking import MaskingConfig, mask_face
 
 __all__ = [
@@ -224,7 +224,7 @@ def compose_panels(frames: Tensor, overlaid: Tensor, found: Tensor, generated: O
 
 
 @torch.no_grad()
-def generator_panel(generator, flame, vertices: Tensor, params: EncoderOutput, crops: Tensor,
+def generator_panel(generator, flame, vertices: Tensor, params: FlameParams, crops: Tensor,
                     hull_points: Tensor, face_mask: Optional[Tensor], face_weights: Tensor,
                     seed: int = 0) -> Tensor:
     """The generator's redrawing of each crop from the mesh and a masked copy of the crop.

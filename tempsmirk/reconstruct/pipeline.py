@@ -48,11 +48,11 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from tempsmirk.flame.params import FlameParams
 from tempsmirk.reconstruct.export import OVERLAY_FILE, PARAMS_FILE, MeshFolder, VideoParams, save_params
 from tempsmirk.reconstruct.overlay import (blend_windows, compose_panels, generator_panel, projected_landmarks,
                                            render_windows)
 from tempsmirk.reconstruct.smoothing import Smoothing, describe, smooth_params
-from tempsmirk.smirk.encoder import EncoderOutput
 from tempsmirk.smirk.masking import face_hull_points
 from tempsmirk.video.crops import (DEFAULT_SCALE, DEFAULT_SIGMA_SECONDS, crop_affine, landmarks_to_crop, video_boxes,
                                    warp_crop)
@@ -73,7 +73,6 @@ __all__ = [
     "crop_frames",
     "encode_crops",
     "prepare_encoder",
-    "checkpoint_sizes",
     "load_models",
     "fit_targets",
     "reconstruct_video",
@@ -220,7 +219,7 @@ def crop_frames(frames: Sequence[np.ndarray], affine: np.ndarray, crop_size: int
 
 
 @torch.inference_mode()
-def encode_crops(encoder, crops: Tensor) -> EncoderOutput:
+def encode_crops(encoder, crops: Tensor) -> FlameParams:
     """The encoder on a batch of crops (B, 3, N, N) on its device; eval mode, no gradients."""
     if encoder.training:
         raise ValueError("encode_crops needs the encoder in eval mode (BatchNorm statistics of a "
@@ -235,32 +234,12 @@ def prepare_encoder(encoder, device: str | torch.device = "cpu"):
     return encoder.to(device).eval().to(memory_format=torch.channels_last)
 
 
-def checkpoint_sizes(path: str | Path) -> tuple[int, int]:
-    """(E, S): expression and shape coefficients a SMIRK checkpoint predicts, read from its heads'
-    shapes (memory-mapped, without loading the weights); (50, 300) when they cannot be read (the
-    strict loader then says what is wrong)."""
-    from tempsmirk.smirk.checkpoint import ENCODER_PREFIX, MODEL_KEY
-    from tempsmirk.smirk.encoder import N_EXTRA_EXP
-
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # noqa: BLE001 - any unreadable file is reported by the strict loader
-        return 50, 300
-    for s in (state, state.get(MODEL_KEY) if isinstance(state, dict) else None):
-        if not isinstance(s, dict):
-            continue
-        exp = s.get(ENCODER_PREFIX + "expression_encoder.expression_layers.0.weight")
-        shape = s.get(ENCODER_PREFIX + "shape_encoder.shape_layers.0.weight")
-        if exp is not None and shape is not None:
-            return int(exp.shape[0]) - N_EXTRA_EXP, int(shape.shape[0])
-    return 50, 300
-
-
 def load_models(checkpoint: Optional[str | Path], flame_path: Optional[str | Path] = None,
                 with_generator: bool = True, device: str | torch.device = "cpu", require: Sequence[str] = ()):
     """Encoder (prepared, :func:`prepare_encoder`), generator (or None) and FLAME for reconstruction.
 
-    The coefficient counts come from the checkpoint (:func:`checkpoint_sizes`); without a
+    The coefficient counts come from the checkpoint
+    (:func:`~tempsmirk.smirk.checkpoint.checkpoint_sizes`); without a
     checkpoint (fitting alone) there is no encoder or generator, and FLAME keeps 300 shape and 50
     expression coefficients. ``flame_path`` None is the built-in head, otherwise a FLAME model
     file or asset folder (:func:`tempsmirk.flame.load_flame`; ``require`` names the asset features
@@ -275,7 +254,7 @@ def load_models(checkpoint: Optional[str | Path], flame_path: Optional[str | Pat
     encoder = generator = None
     n_exp, n_shape = 50, 300
     if checkpoint is not None:
-        from tempsmirk.smirk.checkpoint import load_smirk_checkpoint
+        from tempsmirk.smirk.checkpoint import checkpoint_sizes, load_smirk_checkpoint
 
         n_exp, n_shape = checkpoint_sizes(checkpoint)
         encoder, generator = load_smirk_checkpoint(checkpoint, n_exp=n_exp, n_shape=n_shape,
@@ -320,13 +299,13 @@ class Reconstruction:
     """
 
     video: VideoParams
-    raw: EncoderOutput
+    raw: FlameParams
     landmarks: np.ndarray
     folder: Path
     overlay: Optional[Path]
     meshes: Optional[Path]
     times: StageTimes
-    encoded: Optional[EncoderOutput] = None
+    encoded: Optional[FlameParams] = None
     fit: Optional["FitResult"] = None
 
     @property
@@ -458,7 +437,7 @@ def reconstruct_video(
 
 
 def _encode_pass(video: Path, frames_it: Iterator[np.ndarray], encoder, affine: np.ndarray, crop_size: int,
-                 batch_size: int, t: int, watch: _Stopwatch, pb) -> EncoderOutput:
+                 batch_size: int, t: int, watch: _Stopwatch, pb) -> FlameParams:
     """Crops and the encoder over the video's frames, batch by batch: (T, ...) fields on the CPU."""
     device = next(encoder.parameters()).device
     outputs, i0 = [], 0
@@ -476,11 +455,11 @@ def _encode_pass(video: Path, frames_it: Iterator[np.ndarray], encoder, affine: 
     if i0 != t:
         raise VideoDecodeError(f"{video} decoded to {i0} frames on its second pass but {t} on its first; "
                                "the file may be damaged or have changed while being read")
-    return EncoderOutput.cat(outputs)
+    return FlameParams.cat(outputs)
 
 
 @torch.inference_mode()
-def _render_pass(video: Path, frames_it: Optional[Iterator[np.ndarray]], params: EncoderOutput, found: np.ndarray,
+def _render_pass(video: Path, frames_it: Optional[Iterator[np.ndarray]], params: FlameParams, found: np.ndarray,
                  affine: np.ndarray, crop_size: int, landmarks: np.ndarray, flame, generator,
                  mesh_folder: Optional[MeshFolder], batch_size: int, watch: _Stopwatch,
                  pb) -> Iterator[np.ndarray]:
@@ -503,8 +482,7 @@ def _render_pass(video: Path, frames_it: Optional[Iterator[np.ndarray]], params:
             i1 = min(t, i0 + batch_size)
             p = params[i0:i1].to(device)
             with watch("flame"):
-                out = flame(shape=p.shape, expression=p.expression, global_pose=p.global_pose,
-                            jaw_pose=p.jaw_pose, eyelids=p.eyelids)
+                out = flame.forward_params(p)
             if mesh_folder is not None:
                 with watch("write"):
                     mesh_folder.write(i0, out.vertices.cpu().numpy(), faces.cpu().numpy())

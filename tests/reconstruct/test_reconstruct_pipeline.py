@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from tempsmirk.flame.params import FlameParams
 from tempsmirk.meshio import read_ply
 from tempsmirk.paths import shared_data
 from tempsmirk.reconstruct import pipeline
@@ -22,16 +23,15 @@ from tempsmirk.reconstruct.overlay import (blend_windows, compose_panels, paste_
 from tempsmirk.reconstruct.pipeline import prepare_encoder, reconstruct_video
 from tempsmirk.reconstruct.smoothing import SavitzkyGolay, smooth_params
 from tempsmirk.render import project_points, render_mesh
-from tempsmirk.smirk.encoder import EncoderOutput
 from tempsmirk.video.crops import crop_affine, invert_affine, transform_points
 from tempsmirk.video.io import iter_frames, probe_video, read_frames, write_video
 
 
-def params_from(column: torch.Tensor) -> EncoderOutput:
+def params_from(column: torch.Tensor) -> FlameParams:
     """Every field a multiple of one (T,) column, so each can be checked against it."""
     c = column[:, None].float()
-    return EncoderOutput(global_pose=c.expand(-1, 3), cam=2 * c.expand(-1, 3), shape=3 * c.expand(-1, 4),
-                         expression=-c.expand(-1, 5), eyelids=c.expand(-1, 2), jaw_pose=c.expand(-1, 3))
+    return FlameParams(global_pose=c.expand(-1, 3), cam=2 * c.expand(-1, 3), shape=3 * c.expand(-1, 4),
+                       expression=-c.expand(-1, 5), eyelids=c.expand(-1, 2), jaw_pose=c.expand(-1, 3))
 
 
 # ----------------------------------------------------------------------------- camera and windows

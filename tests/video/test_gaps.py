@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from tempsmirk.smirk.encoder import EncoderOutput
+from tempsmirk.flame.params import FlameParams
 from tempsmirk.video.gaps import NoFaceError, fill_gaps
 
 FOUND = np.array([False, True, True, False, False, True, False, True, False])
@@ -97,8 +97,8 @@ def test_flame_parameters_by_hand():
     found = np.array([False, True, False, False, True, True, False])
     raw = torch.tensor([9.0, 1.0, 9.0, 9.0, 4.0, 6.0, 9.0])  # 9 = garbage on frames without a face
     c = raw[:, None]
-    params = EncoderOutput(global_pose=c.expand(-1, 3), cam=2 * c.expand(-1, 3), shape=3 * c.expand(-1, 4),
-                           expression=-c.expand(-1, 5), eyelids=c.expand(-1, 2), jaw_pose=c.expand(-1, 3))
+    params = FlameParams(global_pose=c.expand(-1, 3), cam=2 * c.expand(-1, 3), shape=3 * c.expand(-1, 4),
+                         expression=-c.expand(-1, 5), eyelids=c.expand(-1, 2), jaw_pose=c.expand(-1, 3))
     filled = fill_gaps(params, found)
     want = torch.tensor([1.0, 1.0, 2.0, 3.0, 4.0, 6.0, 6.0])  # held, linear, held
     torch.testing.assert_close(filled.expression, -want[:, None].expand(-1, 5))
@@ -111,8 +111,8 @@ def test_no_frame_with_a_face_is_an_error():
     for values in (np.zeros((4, 2)), torch.zeros(4, 2)):
         with pytest.raises(NoFaceError, match="no frame has a face"):
             fill_gaps(values, np.zeros(4, bool))
-    params = EncoderOutput(global_pose=torch.zeros(4, 3), cam=torch.zeros(4, 3), shape=torch.zeros(4, 4),
-                           expression=torch.zeros(4, 5), eyelids=torch.zeros(4, 2), jaw_pose=torch.zeros(4, 3))
+    params = FlameParams(global_pose=torch.zeros(4, 3), cam=torch.zeros(4, 3), shape=torch.zeros(4, 4),
+                         expression=torch.zeros(4, 5), eyelids=torch.zeros(4, 2), jaw_pose=torch.zeros(4, 3))
     with pytest.raises(NoFaceError, match="none of 4"):
         fill_gaps(params, torch.zeros(4, dtype=torch.bool))
     assert issubclass(NoFaceError, ValueError)  # callers that catch bad input catch it too
@@ -123,7 +123,7 @@ def test_found_flags_that_do_not_match_the_frames_are_refused():
         fill_gaps(np.zeros((4, 2)), np.ones(5, bool))
     with pytest.raises(ValueError, match="one found flag per frame"):
         fill_gaps(np.zeros((4, 2)), np.ones((4, 1), bool))
-    params = EncoderOutput(global_pose=torch.zeros(4, 3), cam=torch.zeros(4, 3), shape=torch.zeros(1, 4),
-                           expression=torch.zeros(4, 5), eyelids=torch.zeros(4, 2), jaw_pose=torch.zeros(4, 3))
+    params = FlameParams(global_pose=torch.zeros(4, 3), cam=torch.zeros(4, 3), shape=torch.zeros(1, 4),
+                         expression=torch.zeros(4, 5), eyelids=torch.zeros(4, 2), jaw_pose=torch.zeros(4, 3))
     with pytest.raises(ValueError, match="shape has 1 frames"):
         fill_gaps(params, np.zeros(4, bool))  # checked before the no-face error
