@@ -43,12 +43,11 @@ import torch
 from tempsmirk import seed_everything
 from tempsmirk.data import SyntheticConfig, smooth_trajectory
 from tempsmirk.data.synthetic import sample_params
-from tempsmirk.smirk.encoder import EncoderOutput
+from tempsmirk.flame import FlameParams, load_flame
 from tempsmirk.temporal import (TemporalWeights, acceleration, acceleration_error, clip_params, clips,
                                 denoise_tracks, flatten_clips, identity_loss, identity_variance,
                                 jerk, jitter_report, pose_normalised_vertices, smoothness_loss,
                                 temporal_loss)
-from tempsmirk.training import load_flame
 from tempsmirk.viz import plot_tracks, plot_tradeoff, smoothing_explorer, to_numpy
 
 gen = seed_everything(seed)
@@ -84,7 +83,7 @@ print(f"{flame.source}; {n_clips} clips of {T} frames")
 # different people), so a difference between them is not motion, and a mean over them is not
 # anybody's identity. The losses therefore take tensors shaped `(B, T, D)`. The encoder sees
 # single images, so the trainer flattens the clips to `(B·T, ...)` frames, runs the encoder,
-# and regroups its output with `clips` (`clip_params` for a whole `EncoderOutput`).
+# and regroups its output with `clips` (`clip_params` for a whole `FlameParams`).
 #
 # From scratch, one clip at a time, exactly as printed (`reduction="sum"`):
 
@@ -124,8 +123,8 @@ print("the same frames, one clip: smooth", round(smoothness_loss(one).item(), 3)
 # factors are computed below, once we have tracks). The reference weights (0.1, 0.05, 0.1,
 # 0.05, 0.05) were tuned for the means; at the same weights the printed sums would regularise
 # each group $D$ times harder than the runs behind Table 2. The library therefore defaults to
-# `reduction="mean"` — the config key `temporal.reduction: mean` — and keeps the printed form as
-# `reduction="sum"`. The fork's formula, written out, against the default:
+# `reduction="mean"` — the config key `temporal.weights.reduction: mean` — and keeps the
+# printed form as `reduction="sum"`. The fork's formula, written out, against the default:
 
 # %%
 def fork_smooth(c):  # one clip (T, D), as the fork's compute_temporal_losses
@@ -162,7 +161,7 @@ def clip_track(x):  # keyframes (B·K, D) -> smooth clip tracks (B, T, D), near 
     return smooth_trajectory(k.transpose(0, 1), T).transpose(0, 1)
 
 
-clean = EncoderOutput(**{f.name: clip_track(getattr(keys, f.name)) for f in fields(EncoderOutput)})
+clean = FlameParams(**{f.name: clip_track(getattr(keys, f.name)) for f in fields(FlameParams)})
 frame = torch.arange(T, dtype=torch.float32)
 start = torch.randint(4, T - 10, (n_clips, 1), generator=gen)
 jaw_open = 0.25 * torch.sin(math.pi * ((frame - start) / 6).clamp(0, 1)) ** 2
@@ -170,8 +169,8 @@ clean = replace(clean, shape=clean.shape[:, :1].expand(-1, T, -1).clone(),
                 jaw_pose=clean.jaw_pose + torch.nn.functional.pad(jaw_open[..., None], (0, 2)))
 
 noise_std = dict(global_pose=0.02, cam=0.0, shape=0.05, expression=0.1, eyelids=0.03, jaw_pose=0.015)
-noisy = EncoderOutput(**{f.name: getattr(clean, f.name) + noise_std[f.name] *
-                         torch.randn(getattr(clean, f.name).shape, generator=gen) for f in fields(EncoderOutput)})
+noisy = FlameParams(**{f.name: getattr(clean, f.name) + noise_std[f.name] *
+                       torch.randn(getattr(clean, f.name).shape, generator=gen) for f in fields(FlameParams)})
 clean, noisy = clean.to(device), noisy.to(device)
 
 fig, axes = plt.subplots(1, 3, figsize=(12, 3))

@@ -54,13 +54,15 @@ from IPython.display import display
 
 from tempsmirk import seed_everything
 from tempsmirk.data import FrameNuisance, MeadClips, SyntheticFaces, collate_faces
+from tempsmirk.flame import load_flame
 from tempsmirk.paths import repo_root
 from tempsmirk.temporal import clip_params
 from tempsmirk.training import (DEMO_IMAGE_SIZE, Trainer, demo_checkpoint, demo_data_overrides,
-                                image_grid, load_flame)
-from tempsmirk.training.experiment import (AUGMENTATION_CONDITIONS, METRICS, Condition, EvalSpec,
+                                image_grid)
+from tempsmirk.training.experiment import (AUGMENTATION_CONDITIONS, Condition, EvalSpec,
                                            ExperimentSpec, finetune_config, run_experiment,
-                                           summary_table, verdict, with_augmentation)
+                                           with_augmentation)
+from tempsmirk.training.report import METRICS, summary_table, verdict
 from tempsmirk.training.step import clip_step, smirk_step
 from tempsmirk.viz import plot_tracks, plot_tradeoff, to_numpy
 
@@ -153,13 +155,11 @@ run_dir = Path(tempfile.mkdtemp(prefix="tempsmirk_ch5_"))  # runs never go into 
 trainer = Trainer(replace(cfg, run=replace(cfg.run, dir=str(run_dir)),
                           model=replace(cfg.model, init_checkpoint=str(start))), progress=False)
 batch = next(iter(trainer.loader(0, 1))).to(device)  # the clip batch of step 0
-common = (trainer.weights, cfg.loss.masking, cfg.loss.cycle_path, trainer.face_mask, trainer.face_weights,
-          trainer.templates)
+ctx = trainer.context  # FLAME, masks, templates, loss and temporal weights
 enc, gen_ = trainer.encoder.train(), trainer.generator.train()
-w_t = trainer.temporal_weights
-out = clip_step(enc, gen_, trainer.flame, batch, *common, torch.Generator().manual_seed(seed),
-                shape_trains=True, temporal=w_t)
-frames = smirk_step(enc, gen_, trainer.flame, batch.frames(), *common, torch.Generator().manual_seed(seed),
+w_t = ctx.temporal
+out = clip_step(enc, gen_, batch, ctx, torch.Generator().manual_seed(seed), shape_trains=True)
+frames = smirk_step(enc, gen_, batch.frames(), ctx, torch.Generator().manual_seed(seed),
                     shape_trains=True)
 terms = out.temporal.as_floats()
 weighted = sum(getattr(w_t, k) * terms[k] for k in ("expression", "jaw", "pose", "eyelids", "identity"))
@@ -168,8 +168,8 @@ print("encoder output", tuple(out.params.expression.shape), "-> clips",
       tuple(clip_params(out.params, T).expression.shape))
 print(f"{'SMIRK loss':<22}{'value':>10}{'weight':>9}{'weighted':>10}")
 for name, value in frames.losses.as_floats().items():
-    if name != "total" and getattr(trainer.weights, name):
-        print(f"{name:<22}{value:>10.4g}{getattr(trainer.weights, name):>9g}{value * getattr(trainer.weights, name):>10.4g}")
+    if name != "total" and getattr(ctx.weights, name):
+        print(f"{name:<22}{value:>10.4g}{getattr(ctx.weights, name):>9g}{value * getattr(ctx.weights, name):>10.4g}")
 print(f"{'temporal term':<22}")
 for name in ("expression", "jaw", "pose", "eyelids", "identity"):
     eq = "eq. 4" if name == "identity" else "eq. 3"
@@ -447,7 +447,7 @@ configs = repo_root() / "tempsmirk" / "configs"
 print((configs / "temporal_finetune_fork.yaml").read_text())
 t_fork, b_fork = fork.data.mead.clip_length, fork.train.batch_size
 print(f"{t_fork} frames per clip, {b_fork} clip per batch")
-print("temporal weights:", fork.temporal.weights())
+print("temporal weights:", fork.temporal.weights)
 
 # %% [markdown]
 # On a GPU, with a SMIRK checkpoint and prepared MEAD clips:

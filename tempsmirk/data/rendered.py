@@ -18,7 +18,6 @@ Shapes: N faces, H W image size, S shape and E expression coefficients.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import math
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -29,10 +28,11 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from tempsmirk.cachekey import cache_key, fingerprint
 from tempsmirk.data.synthetic import SyntheticConfig, item_seed, render_faces, sample_appearance, sample_params
 from tempsmirk.data.types import FaceSample
+from tempsmirk.flame import FlameParams
 from tempsmirk.paths import cache_dir
-from tempsmirk.smirk.encoder import EncoderOutput
 
 __all__ = ["RENDER_VERSION", "RenderedFaces", "render_face_set", "cached_face_set", "head_fingerprint"]
 
@@ -43,10 +43,7 @@ _FORMAT = "tempsmirk.rendered/1"
 
 def head_fingerprint(flame) -> str:
     """A hash of a FLAME model's template, bases and faces: a changed head means a new cache key."""
-    h = hashlib.sha256()
-    for t in (flame.v_template, flame.shapedirs, flame.faces):
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
+    return fingerprint(flame.v_template, flame.shapedirs, flame.faces)
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,12 +51,12 @@ class RenderedFaces(Dataset):
     """N rendered faces with ground truth; a ``Dataset`` of :class:`~tempsmirk.data.FaceSample`.
 
     images: (N, 3, H, W) uint8 RGB (``[0, 255]``; items are returned as float in [0, 1]).
-    params: :class:`EncoderOutput` with (N, ...) fields, the true FLAME parameters.
+    params: :class:`FlameParams` with (N, ...) fields, the true FLAME parameters.
     landmarks68: (N, 68, 2), landmarks_mp: (N, 105, 2) float, normalised image coordinates.
     """
 
     images: Tensor
-    params: EncoderOutput
+    params: FlameParams
     landmarks68: Tensor
     landmarks_mp: Tensor
 
@@ -85,7 +82,7 @@ class RenderedFaces(Dataset):
         """A plain dict of tensors (what :meth:`save` writes; loads with ``weights_only=True``)."""
         return {"format": _FORMAT, "images": self.images, "landmarks68": self.landmarks68,
                 "landmarks_mp": self.landmarks_mp,
-                **{f"params.{f.name}": getattr(self.params, f.name) for f in fields(EncoderOutput)}}
+                **{f"params.{f.name}": getattr(self.params, f.name) for f in fields(FlameParams)}}
 
     def save(self, path: Path) -> Path:
         """Write atomically (a crash leaves no truncated file under ``path``). Returns the path."""
@@ -101,7 +98,7 @@ class RenderedFaces(Dataset):
         if not isinstance(state, dict) or state.get("format") != _FORMAT:
             raise ValueError(f"{path} is not a rendered face set (expected format {_FORMAT!r}); delete it "
                              f"and it is rendered again")
-        params = EncoderOutput(**{f.name: state[f"params.{f.name}"] for f in fields(EncoderOutput)})
+        params = FlameParams(**{f.name: state[f"params.{f.name}"] for f in fields(FlameParams)})
         return RenderedFaces(images=state["images"], params=params, landmarks68=state["landmarks68"],
                              landmarks_mp=state["landmarks_mp"])
 
@@ -148,7 +145,7 @@ def render_face_set(flame, cfg: SyntheticConfig, n_items: int, group_size: int =
     groups = DataLoader(_Groups(flame, cfg, n_items, group_size), batch_size=1, num_workers=workers,
                         collate_fn=_first)
     parts = list(tqdm(groups, desc=f"rendering {n_items} faces", disable=not progress, dynamic_ncols=True))
-    return RenderedFaces(images=torch.cat([p[0] for p in parts]), params=EncoderOutput.cat([p[1] for p in parts]),
+    return RenderedFaces(images=torch.cat([p[0] for p in parts]), params=FlameParams.cat([p[1] for p in parts]),
                          landmarks68=torch.cat([p[2] for p in parts]), landmarks_mp=torch.cat([p[3] for p in parts]))
 
 
@@ -156,9 +153,8 @@ def face_set_key(flame, cfg: SyntheticConfig, n_items: int, group_size: int) -> 
     """The cache key of a face set: config, set size, grouping, head model and :data:`RENDER_VERSION`."""
     from omegaconf import OmegaConf
 
-    text = (f"{OmegaConf.to_yaml(OmegaConf.structured(cfg))}\nn {n_items} group {group_size}\n"
-            f"render {RENDER_VERSION}\nhead {head_fingerprint(flame)}")
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return cache_key(OmegaConf.to_yaml(OmegaConf.structured(cfg)), f"n {n_items} group {group_size}",
+                     f"render {RENDER_VERSION}", f"head {head_fingerprint(flame)}")
 
 
 def cached_face_set(flame, cfg: SyntheticConfig, n_items: int, group_size: int = 16, workers: int = 0,

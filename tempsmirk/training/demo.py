@@ -20,7 +20,6 @@ run cut short resumes where it stopped; concurrent callers wait for one another 
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Optional
 
 import torch
 
+from tempsmirk.cachekey import cache_key
 from tempsmirk.config import Config, config_to_yaml, load_config
 from tempsmirk.paths import cache_dir, repo_root
 from tempsmirk.training.pretrain import train_stages
@@ -90,8 +90,7 @@ def demo_run_dir(profile: str = "small", seed: int = 0, root: Optional[Path] = N
     everything that produces the checkpoint: the resolved config, :data:`DEMO_RECIPE` and the
     head model. Computing it trains nothing."""
     cfg = demo_config(profile, seed)
-    recipe = f"{config_to_yaml(cfg)}\nrecipe {DEMO_RECIPE}\nhead {_head_fingerprint(cfg)}"
-    key = hashlib.sha256(recipe.encode()).hexdigest()[:12]
+    key = cache_key(config_to_yaml(cfg), f"recipe {DEMO_RECIPE}", f"head {_head_fingerprint(cfg)}", length=12)
     base = Path(root) if root is not None else cache_dir("checkpoints")
     return base / f"demo-{profile}-seed{seed}-{key}"
 

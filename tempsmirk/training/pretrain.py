@@ -48,7 +48,8 @@ from tempsmirk.data.rendered import RenderedFaces
 from tempsmirk.data.synthetic import item_seed
 from tempsmirk.data.transforms import colour_jitter
 from tempsmirk.smirk.checkpoint import atomic_torch_save
-from tempsmirk.smirk.encoder import BRANCHES, EncoderOutput, SmirkEncoder
+from tempsmirk.flame import FlameParams
+from tempsmirk.smirk.encoder import BRANCHES, SmirkEncoder
 
 __all__ = ["training_faces", "held_out_faces", "train_stages", "LearningCurve", "read_learning_curve",
            "errors_table", "constant_prediction", "mean_prediction", "HeadValues", "head_values", "head_layer", "pooled_features", "StandardisedHeads", "PretrainTerms",
@@ -77,7 +78,7 @@ class HeadValues:
         return getattr(self, branch)
 
 
-def head_values(params: EncoderOutput) -> HeadValues:
+def head_values(params: FlameParams) -> HeadValues:
     """Parameters laid out as the heads output them: the targets of pretraining."""
     return HeadValues(pose=torch.cat([params.global_pose, params.cam], dim=-1), shape=params.shape,
                       expression=torch.cat([params.expression, params.eyelids, params.jaw_pose], dim=-1))
@@ -268,7 +269,7 @@ def _corr(a: Tensor, b: Tensor) -> float:
     return float(a @ b) / den if den > 0 else 0.0
 
 
-def parameter_errors(pred: EncoderOutput, gt: EncoderOutput) -> ParameterErrors:
+def parameter_errors(pred: FlameParams, gt: FlameParams) -> ParameterErrors:
     """:class:`ParameterErrors` of predictions against ground truth, both with (N, ...) fields."""
     deg = 180 / math.pi
     pred, gt = pred.to(torch.float64), gt.to(torch.float64)
@@ -290,7 +291,7 @@ def parameter_errors(pred: EncoderOutput, gt: EncoderOutput) -> ParameterErrors:
 
 @torch.no_grad()
 def predict(encoder: nn.Module, images: Callable[[Tensor], Tensor] | Tensor, n: Optional[int] = None,
-            chunk: int = 128) -> EncoderOutput:
+            chunk: int = 128) -> FlameParams:
     """The encoder's predictions (in eval mode; its mode is restored) for N images.
 
     images: (N, 3, H, W) float in [0, 1], or a function from (n,) indices to such a batch (e.g.
@@ -305,18 +306,18 @@ def predict(encoder: nn.Module, images: Callable[[Tensor], Tensor] | Tensor, n: 
         get = images
     outs = [encoder(get(torch.arange(i, min(i + chunk, n))).to(device)) for i in range(0, n, chunk)]
     encoder.train(was_training)
-    return EncoderOutput.cat(outs).to("cpu")
+    return FlameParams.cat(outs).to("cpu")
 
 
-def constant_prediction(gt: EncoderOutput, value: EncoderOutput) -> EncoderOutput:
+def constant_prediction(gt: FlameParams, value: FlameParams) -> FlameParams:
     """Every item answered with ``value`` (one row with (1, ...) fields)."""
-    return EncoderOutput(**{f.name: getattr(value, f.name).expand_as(getattr(gt, f.name)) for f in fields(gt)})
+    return FlameParams(**{f.name: getattr(value, f.name).expand_as(getattr(gt, f.name)) for f in fields(gt)})
 
 
-def mean_prediction(gt: EncoderOutput) -> EncoderOutput:
+def mean_prediction(gt: FlameParams) -> FlameParams:
     """The dataset-mean predictor: every item answered with the set's mean parameters (the best
     constant answer; R² 0 and pose ratio 1 by construction)."""
-    return constant_prediction(gt, gt._map(lambda x: x.mean(0, keepdim=True)))
+    return constant_prediction(gt, gt.map(lambda x: x.mean(0, keepdim=True)))
 
 
 #: Columns of :func:`errors_table` (a :class:`ParameterErrors` field each).

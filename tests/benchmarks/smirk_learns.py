@@ -93,7 +93,7 @@ def main() -> None:
     torch.manual_seed(0)
     untrained = SmirkEncoder(n_exp=cfg.model.n_exp, n_shape=cfg.model.n_shape)
     encoder, _ = load_smirk_checkpoint(ckpt, cfg.model.n_exp, cfg.model.n_shape, with_generator=False)
-    rows = {"zeros": parameter_errors(constant_prediction(gt, gt[:1]._map(torch.zeros_like)), gt),
+    rows = {"zeros": parameter_errors(constant_prediction(gt, gt[:1].map(torch.zeros_like)), gt),
             "dataset mean": parameter_errors(mean_prediction(gt), gt),
             "untrained": parameter_errors(predict(untrained, images), gt),
             "trained": parameter_errors(predict(encoder, images), gt)}

@@ -12,21 +12,20 @@ import torch
 from tempsmirk.config import PretrainConfig
 from tempsmirk.data import SyntheticConfig, SyntheticFaces
 from tempsmirk.data.rendered import render_face_set
+from tempsmirk.flame import FlameParams, load_flame
 from tempsmirk.smirk import SmirkEncoder
-from tempsmirk.smirk.encoder import EncoderOutput
-from tempsmirk.flame import load_flame
 from tempsmirk.training.pretrain import (HeadValues, Pretrainer, StandardisedHeads, head_values, parameter_errors,
                                          pooled_features, predict, pretrain_loss)
 
 N_EXP, N_SHAPE = 50, 300
 
 
-def _params(n: int, g: torch.Generator) -> EncoderOutput:
+def _params(n: int, g: torch.Generator) -> FlameParams:
     exp = torch.zeros(n, N_EXP)
     exp[:, :4] = torch.randn(n, 4, generator=g)
     shape = torch.zeros(n, N_SHAPE)
     shape[:, :3] = torch.randn(n, 3, generator=g)
-    return EncoderOutput(global_pose=torch.randn(n, 3, generator=g) * 0.2,
+    return FlameParams(global_pose=torch.randn(n, 3, generator=g) * 0.2,
                          cam=torch.stack([7 + torch.rand(n, generator=g), torch.randn(n, generator=g) * 0.01,
                                           torch.randn(n, generator=g) * 0.01], 1),
                          shape=shape, expression=exp, eyelids=torch.rand(n, 2, generator=g) * 0.8,
@@ -122,7 +121,7 @@ def test_loss_is_the_weighted_mean_squared_standardised_error(encoder):
 def test_parameter_errors_against_written_out_formulas():
     g = torch.Generator().manual_seed(4)
     gt = _params(200, g)
-    noisy = gt._map(lambda t: t + 0.05 * torch.randn(t.shape, generator=g))
+    noisy = gt.map(lambda t: t + 0.05 * torch.randn(t.shape, generator=g))
     err = parameter_errors(noisy, gt)
     a, b = noisy.jaw_pose[:, 0].double().numpy(), gt.jaw_pose[:, 0].double().numpy()
     assert math.isclose(err.jaw_r2, 1 - ((a - b) ** 2).sum() / ((b - b.mean()) ** 2).sum(), rel_tol=1e-9)
@@ -133,7 +132,7 @@ def test_parameter_errors_against_written_out_formulas():
     pose = np.abs(noisy.global_pose.double().numpy() - gt.global_pose.double().numpy()).mean() * deg
     assert math.isclose(err.pose_deg, pose, rel_tol=1e-9)
     # The mean predictor: R² 0, pose ratio 1; the truth: R² 1, ratio 0.
-    mean = gt._map(lambda t: t.mean(0, keepdim=True).expand_as(t))
+    mean = gt.map(lambda t: t.mean(0, keepdim=True).expand_as(t))
     m = parameter_errors(mean, gt)
     assert abs(m.jaw_r2) < 1e-9 and abs(m.expression_r2) < 1e-9 and abs(m.eyelid_r2) < 1e-9
     assert math.isclose(m.pose_ratio, 1.0, rel_tol=1e-9)
