@@ -224,7 +224,8 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
 
 def sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module:
     """``module`` with its BatchNorm layers normalising over the global batch: PyTorch's
-    ``SyncBatchNorm`` on CUDA (through timm's converter, which keeps ``BatchNormAct2d``'s activation), :class:`GlobalBatchNorm` elsewhere. The state dict keeps its keys."""
+    ``SyncBatchNorm`` on CUDA (through timm's converter, which keeps ``BatchNormAct2d``'s
+    activation), :class:`GlobalBatchNorm` elsewhere. The state dict keeps its keys."""
     if device.type == "cuda":
         from timm.layers import convert_sync_batchnorm  # BatchNormAct2d keeps its activation
 

@@ -70,8 +70,8 @@ from tempsmirk.training.context import StepContext, step_context
 from tempsmirk.training.step import LossTerms, StepOutput, cycle_path, first_path, frozen_eval
 from tempsmirk.weightsio import atomic_torch_save
 
-__all__ = ["Trainer", "TrainingDiverged", "TrainingInterrupted", "lr_factor", "StepBatches", "image_grid", "CHECKPOINT_FORMAT",
-           "LOG_FIELDS", "TEMPORAL_LOG_FIELDS"]
+__all__ = ["Trainer", "TrainingDiverged", "TrainingInterrupted", "lr_factor", "StepBatches", "image_grid",
+           "CHECKPOINT_FORMAT", "LOG_FIELDS", "TEMPORAL_LOG_FIELDS"]
 
 #: /2: SMIRK's two-pass iteration (a /1 checkpoint came from the alternating scheme before it).
 CHECKPOINT_FORMAT = "tempsmirk.training/2"

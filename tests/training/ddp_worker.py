@@ -1,6 +1,7 @@
 """One data-parallel training process for tests/training/test_distributed.py, started by torchrun:
 
-    torchrun --standalone --nproc_per_node 2 tests/training/ddp_worker.py OUT UNTIL NAN_RANK NAN_STEP CONFIG key=value ...
+    torchrun --standalone --nproc_per_node 2 tests/training/ddp_worker.py \
+        OUT UNTIL NAN_RANK NAN_STEP CONFIG key=value ...
 
 Trains ``Trainer(load_config(CONFIG, overrides))`` up to step UNTIL (-1: ``train.steps``; resumes
 when the run folder holds a checkpoint), then writes ``OUT/rank{R}.pt``: this rank's encoder and
