@@ -58,9 +58,10 @@ from tempsmirk.flame import load_flame
 from tempsmirk.paths import repo_root
 from tempsmirk.temporal import clip_params
 from tempsmirk.training import DEMO_IMAGE_SIZE, Trainer, demo_checkpoint, image_grid
-from tempsmirk.training.experiment import (AUGMENTATION_CONDITIONS, METRICS, Condition, EvalSpec,
+from tempsmirk.training.experiment import (AUGMENTATION_CONDITIONS, Condition, EvalSpec,
                                            ExperimentSpec, finetune_config, run_experiment,
-                                           summary_table, verdict, with_augmentation)
+                                           with_augmentation)
+from tempsmirk.training.report import METRICS, summary_table, verdict
 from tempsmirk.training.step import clip_step, smirk_step
 from tempsmirk.viz import plot_tracks, plot_tradeoff, to_numpy
 

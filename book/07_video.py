@@ -53,8 +53,6 @@ import numpy as np
 import torch
 from IPython.display import HTML, display
 
-from data_prep.crops import landmarks_to_crop, warp_crop
-from data_prep.video import iter_frames, write_video
 from tempsmirk import seed_everything
 from tempsmirk.data import SyntheticConfig, SyntheticFaces
 from tempsmirk.data.synthetic import sample_clip
@@ -70,6 +68,8 @@ from tempsmirk.reconstruct.overlay import frame_camera
 from tempsmirk.reconstruct.viewer import mesh_viewer, video_html
 from tempsmirk.temporal import jitter_report
 from tempsmirk.training import DEMO_IMAGE_SIZE, demo_checkpoint
+from tempsmirk.video.crops import landmarks_to_crop, warp_crop
+from tempsmirk.video.io import iter_frames, write_video
 from tempsmirk.viz import mesh_figure, plot_tracks, plot_tradeoff, show_images
 
 gen = seed_everything(seed)

@@ -287,8 +287,7 @@ def render_faces(flame, params: FlameParams, eye_pose: Tensor, appearance: Appea
     """
     device = flame.v_template.device
     p = params.to(device)
-    out = flame(shape=p.shape, expression=p.expression, global_pose=p.global_pose,
-                jaw_pose=p.jaw_pose, eye_pose=eye_pose.to(device), eyelids=p.eyelids)
+    out = flame.forward_params(p, eye_pose=eye_pose.to(device))
     n = p.batch_size
     with torch.no_grad():
         r = render_mesh(out.vertices, flame.faces, p.cam, image_size,

@@ -80,7 +80,7 @@ def parse_inputs(text: str) -> list[str]:
 
 def register(subparsers) -> argparse.ArgumentParser:
     """Add the ``evaluate`` command to an ``add_subparsers()`` object."""
-    from data_prep.affectnet import CROP_RULES
+    from tempsmirk.data.affectnet import CROP_RULES
     from tempsmirk.evaluation.emotion import SAMPLERS, VA_SCHEMES
 
     p = subparsers.add_parser(

@@ -5,7 +5,7 @@ Explained in chapter 6. Shapes: N images, E expression coefficients, K classes.
 Real AffectNet and the synthetic stand-in take the identical path:
 
 1. **index** -- :func:`prepare_index`: an AffectNet root (``training.csv`` / ``validation.csv``
-   and images) is cropped by :func:`data_prep.affectnet.prepare_affectnet` into a crops folder
+   and images) is cropped by :func:`tempsmirk.data.affectnet.prepare_affectnet` into a crops folder
    with ``index.csv`` (or a folder that already holds ``index.csv`` is read as is). The crop rule
    should be the one the evaluated encoders were trained with: SMIRK's (MediaPipe box x 1.4,
    the default) for SMIRK encoders, EMOCA's 68-landmark rule for EMOCA/DECA-style encoders;
@@ -28,7 +28,6 @@ encoder could do with this MLP (the annotation noise keeps it below a perfect sc
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 from dataclasses import dataclass, field
@@ -42,8 +41,10 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from data_prep.affectnet import (CROP_RULES, DEFAULT_RULE, RULE_SCALES, AffectNetIndex, prepare_affectnet, read_index)
 from tempsmirk.atomic import atomic_write_bytes
+from tempsmirk.cachekey import file_digest, file_stamps, fingerprint
+from tempsmirk.data.affectnet import (CROP_RULES, DEFAULT_RULE, RULE_SCALES, AffectNetIndex,
+                                      prepare_affectnet, read_index)
 from tempsmirk.evaluation.emotion import (EmotionMLP, EmotionMLPConfig, TrainingHistory, emotion_inputs,
                                           predict_emotion, train_emotion_mlp)
 from tempsmirk.evaluation.metrics import (EmotionMetrics,
@@ -61,7 +62,6 @@ __all__ = [
     "prepare_index",
     "subset_index",
     "index_fingerprint",
-    "file_digest",
     "index_targets",
     "encode_images",
     "encoder_parameters",
@@ -71,7 +71,7 @@ __all__ = [
 ]
 
 PathLike = Union[str, os.PathLike]
-TRAIN_SPLIT = "train"          # data_prep.affectnet: rows from training.csv
+TRAIN_SPLIT = "train"          # tempsmirk.data.affectnet: rows from training.csv
 TEST_SPLIT = "validation"      # rows from validation.csv (the paper's test set)
 
 
@@ -82,8 +82,8 @@ class EvaluationConfig:
     image_size: the encoders' input side (official SMIRK 224; the demo checkpoint
         ``tempsmirk.training.DEMO_IMAGE_SIZE``); crops are resized to it.
     crop_rule, crop_scale: how :func:`prepare_index` frames the faces
-        (:data:`data_prep.affectnet.CROP_RULES`; scale None = the rule's own).
-    crop_size: side of the crops :func:`prepare_index` writes (data_prep's default 224).
+        (:data:`tempsmirk.data.affectnet.CROP_RULES`; scale None = the rule's own).
+    crop_size: side of the crops :func:`prepare_index` writes (default 224).
     batch_size, num_workers: encoder batches and image-reading worker processes.
     n_exp, n_shape: coefficients the checkpoints predict.
     max_train_images: encode at most this many training images (a seeded random subset;
@@ -125,26 +125,17 @@ class EncoderResult:
     model: Optional[EmotionMLP] = None
 
 
-def _fingerprint_files(paths: Sequence[Path]) -> str:
-    """Hash of file names, sizes and modification times (not contents: cheap for 300k files)."""
-    h = hashlib.sha256()
-    for p in paths:
-        st = os.stat(p) if os.path.exists(p) else None
-        h.update(f"{Path(p).resolve()}|{st.st_size if st else -1}|{st.st_mtime_ns if st else -1}\n".encode())
-    return h.hexdigest()
-
-
 def prepare_index(root: PathLike, crops_dir: Optional[PathLike] = None, crop_size: int = 224,
                   rule: Optional[str] = None, scale: Optional[float] = None,
                   progress: bool = True) -> AffectNetIndex:
     """The crops index for an AffectNet root (or a folder already holding ``index.csv``).
 
     A root with ``training.csv`` / ``validation.csv`` is cropped with
-    :func:`data_prep.affectnet.prepare_affectnet` under ``rule`` (None: SMIRK's) into
+    :func:`tempsmirk.data.affectnet.prepare_affectnet` under ``rule`` (None: SMIRK's) into
     ``crops_dir`` (default: a cache folder keyed by the root's CSVs, the rule, its scale and
     ``crop_size``); an existing complete folder there is reused. A prepared folder is read as
     is; a ``rule`` (or ``scale``) given with it must be the one its crops were made with, and it
-    must record its rule (``crop_settings.json``, written by ``data_prep.affectnet``).
+    must record its rule (``crop_settings.json``, written by :func:`~tempsmirk.data.affectnet.prepare_affectnet`).
 
     Raises:
         FileNotFoundError: ``root`` holds neither ``index.csv`` nor the AffectNet CSVs.
@@ -173,7 +164,7 @@ def prepare_index(root: PathLike, crops_dir: Optional[PathLike] = None, crop_siz
     rule = rule or DEFAULT_RULE
     scale = float(scale if scale is not None else RULE_SCALES[rule])
     if crops_dir is None:
-        key = _fingerprint_files([c for c in csvs if c.is_file()])[:12]
+        key = file_stamps([c for c in csvs if c.is_file()])[:12]
         crops_dir = cache_dir("evaluation", "crops", f"{key}_{rule}{scale:g}_{crop_size}px")
     crops_dir = Path(crops_dir)
     if (crops_dir / "index.csv").is_file():  # written last by prepare_affectnet: complete
@@ -193,19 +184,7 @@ def subset_index(index: AffectNetIndex, rows: Sequence[int] | Tensor | np.ndarra
 
 def index_fingerprint(index: AffectNetIndex) -> str:
     """Identifies an index's images and labels: crop paths, sizes, modification times, labels."""
-    h = hashlib.sha256(_fingerprint_files(index.crop_paths).encode())
-    for arr in (index.expression, index.valence, index.arousal):
-        h.update(np.ascontiguousarray(arr).tobytes())
-    return h.hexdigest()
-
-
-def file_digest(path: PathLike, chunk: int = 1 << 22) -> str:
-    """SHA-256 of a file's contents (hex)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
+    return fingerprint(file_stamps(index.crop_paths), index.expression, index.valence, index.arousal)
 
 
 def index_targets(index: AffectNetIndex) -> EmotionTargets:
@@ -226,7 +205,7 @@ class _Crops(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> Tensor:
-        from data_prep.video import read_image
+        from tempsmirk.video.io import read_image
 
         img = torch.from_numpy(read_image(self.paths[i])).permute(2, 0, 1).float() / 255.0
         if img.shape[1:] != (self.size, self.size):

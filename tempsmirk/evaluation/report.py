@@ -18,8 +18,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
-from data_prep.affectnet import RULE_SCALES, CropSettings
 from tempsmirk.atomic import atomic_write_bytes
+from tempsmirk.data.affectnet import RULE_SCALES, CropSettings
 from tempsmirk.evaluation.metrics import EMOTION_CLASSES, TABLE_COLUMNS
 from tempsmirk.evaluation.pipeline import EncoderResult, EvaluationConfig
 from tempsmirk.evaluation.plots import result_figure

@@ -49,6 +49,7 @@ from tempsmirk.losses.regularizers import expression_reg, jaw_reg, shape_reg
 from tempsmirk.render.camera import project_points
 from tempsmirk.smirk.encoder import JAW_SIDE_LIMIT
 from tempsmirk.temporal import identity_loss, smoothness_loss
+from tempsmirk.video.gaps import fill_gaps
 
 __all__ = ["PX", "FitConfig", "FitTargets", "FitResult", "initial_params", "fit_clip", "track",
            "project_targets", "reprojection_error"]
@@ -155,14 +156,6 @@ def reprojection_error(model: LandmarkFlame, params: FlameParams, targets: FitTa
     return torch.where(targets.found.to(err.device), err, torch.full_like(err, float("nan")))
 
 
-def _fill_missing(params: FlameParams, found: Tensor) -> FlameParams:
-    from tempsmirk.reconstruct.pipeline import (
-        fill_missing,  # the pipeline's rule, one definition
-    )
-
-    return fill_missing(params, found.cpu()).to(params.cam.device)
-
-
 def initial_params(model: LandmarkFlame, targets: FitTargets, shape: Optional[Tensor] = None) -> FlameParams:
     """A start without an encoder: closed-form rotation and camera per frame
     (:func:`~tempsmirk.fitting.init.rigid_from_landmarks` on the rest-pose MediaPipe points of
@@ -181,7 +174,7 @@ def initial_params(model: LandmarkFlame, targets: FitTargets, shape: Optional[Te
                          expression=torch.zeros(t, model.n_exp, dtype=dtype, device=device),
                          eyelids=torch.zeros(t, 2, dtype=dtype, device=device),
                          jaw_pose=torch.zeros(t, 3, dtype=dtype, device=device))
-    return _fill_missing(params, found) if bool(found.any()) else params
+    return fill_gaps(params, found) if bool(found.any()) else params
 
 
 def _per_dimension(term: Callable[..., Tensor], track: Tensor) -> Tensor:
@@ -355,7 +348,7 @@ def fit_clip(model: LandmarkFlame, targets: FitTargets, config: FitConfig = FitC
                 on_step(i)
     with torch.no_grad():
         fitted = assemble().detach().clone()
-    return _fill_missing(fitted, found) if not bool(found.all()) else fitted
+    return fill_gaps(fitted, found) if not bool(found.all()) else fitted
 
 
 # ----------------------------------------------------------------------------- a whole video
@@ -448,6 +441,6 @@ def track(model: LandmarkFlame, targets: FitTargets, config: FitConfig = FitConf
                 out = FlameParams.cat([out[:w0], blended, fitted[shared:]])
             done = w1
     seconds["tracking"] = time.perf_counter() - start
-    params = _fill_missing(out, found) if not bool(found.all()) else out
+    params = fill_gaps(out, found) if not bool(found.all()) else out
     return FitResult(params=params, found=targets.found.clone(), error_px=reprojection_error(model, params, targets),
                      seconds=seconds)

@@ -247,11 +247,12 @@ class FLAME(nn.Module):
             lmk_mp = vertices2landmarks(vertices, self.faces, self.mp_face_idx, self.mp_bary)
         return FlameOutput(vertices=vertices, landmarks68=lmk68, landmarks_mp=lmk_mp, joints=joints)
 
-    def forward_params(self, params: FlameParams) -> FlameOutput:
+    def forward_params(self, params: FlameParams, eye_pose: Optional[Tensor] = None) -> FlameOutput:
         """FLAME on a :class:`~tempsmirk.flame.FlameParams` (B, ...): shape, expression, global and
-        jaw pose, eyelids; neck and eyes at rest (as SMIRK drives FLAME). The camera is not used."""
+        jaw pose, eyelids; the neck at rest and the eyes too unless ``eye_pose`` (B, 6) is given
+        (SMIRK drives FLAME without them). The camera is not used."""
         return self(shape=params.shape, expression=params.expression, global_pose=params.global_pose,
-                    jaw_pose=params.jaw_pose, eyelids=params.eyelids)
+                    jaw_pose=params.jaw_pose, eye_pose=eye_pose, eyelids=params.eyelids)
 
     def region_faces(self, region: str = "face") -> Tensor:
         """(F,) bool: faces whose three vertices all lie in the named mask region."""

@@ -34,9 +34,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from data_prep.crops import DEFAULT_SCALE, boxes_from_landmarks, crop_affine, invert_affine, transform_points
 from tempsmirk.flame.params import FlameParams
 from tempsmirk.render.camera import project_points
+from tempsmirk.video.crops import DEFAULT_SCALE, boxes_from_landmarks, crop_affine, invert_affine, transform_points
 
 __all__ = ["Track", "COLUMNS", "MetricsTable", "frame_track", "encoder_track", "fit_track", "landmarks_in_frame",
            "crop_scale_px", "track_metrics", "truth_metrics", "detection_metrics", "identity_errors", "average_track",
@@ -50,7 +50,7 @@ class Track:
     """One method's reconstruction of a T-frame video.
 
     params: (T, ...) fields; ``cam`` is the camera of each frame's N × N crop.
-    affine: (T, 2, 3) frame -> crop pixels (:mod:`data_prep.crops` conventions); crop_size: N.
+    affine: (T, 2, 3) frame -> crop pixels (:mod:`tempsmirk.video.crops` conventions); crop_size: N.
     seconds: time the method took (NaN when not measured).
     """
 
@@ -87,7 +87,7 @@ def landmarks_in_frame(model, track: Track) -> np.ndarray:
     with torch.no_grad():
         out = model(p.shape, p.expression, p.global_pose, p.jaw_pose, p.eyelids, inner=False)
         uv = project_points(out.mediapipe, p.cam).normalised.double().cpu().numpy()  # (T, L, 2) in [-1, 1]
-    crop_px = (uv + 1.0) * (track.crop_size / 2.0) - 0.5  # data_prep.crops.to_normalized inverted
+    crop_px = (uv + 1.0) * (track.crop_size / 2.0) - 0.5  # tempsmirk.video.crops.to_normalized inverted
     return transform_points(crop_px, invert_affine(track.affine))
 
 

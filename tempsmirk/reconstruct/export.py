@@ -9,7 +9,7 @@ Explained in chapter 7. Shapes: T frames, S shape and E expression coefficients,
     cam          (T, 3) float32      eyelids      (T, 2) float32
     found        (T,)   bool         a face was detected in the frame (False: interpolated)
     fps          ()     float64      the video's frame rate
-    crop_affine  (T, 2, 3) float64   frame pixels -> crop pixels (data_prep.crops conventions)
+    crop_affine  (T, 2, 3) float64   frame pixels -> crop pixels (tempsmirk.video.crops conventions)
     crop_size    ()     int64        N: ``cam`` is the camera of the N × N crop
     frame_size   (2,)   int64        (W, H) of the video
     smoothing    ()     str          the inference-time filter applied, e.g. "none"

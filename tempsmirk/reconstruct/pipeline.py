@@ -4,15 +4,15 @@ Shapes: T frames, B a batch of frames, H W frame size, N crop side, V vertices.
 
 The stages, each a function over a batch of frames:
 
-1. **decode** — :func:`data_prep.video.iter_frames` (PyAV);
-2. **landmarks** — MediaPipe FaceMesh in tracking mode (:func:`data_prep.landmarks.detect_frames`),
+1. **decode** — :func:`tempsmirk.video.io.iter_frames` (PyAV);
+2. **landmarks** — MediaPipe FaceMesh in tracking mode (:func:`tempsmirk.video.landmarks.detect_frames`),
    NaN and ``found=False`` for frames without a face;
 3. **crop** — SMIRK's square box around the landmarks (scale 1.4), filled across frames without a
-   face and smoothed over time (:func:`data_prep.crops.video_boxes`), each frame warped to N × N
+   face and smoothed over time (:func:`tempsmirk.video.crops.video_boxes`), each frame warped to N × N
    (:func:`crop_frames`; N = 224 for official checkpoints, ``DEMO_IMAGE_SIZE`` for the demo one);
 4. **encode** — :class:`~tempsmirk.smirk.SmirkEncoder` in eval mode without gradients
    (:func:`encode_crops`), then frames without a face get parameters interpolated from their
-   neighbours (:func:`fill_missing`);
+   neighbours (:func:`tempsmirk.video.gaps.fill_gaps`);
 5. **fit** (with ``fit``) — FLAME fitted to the MediaPipe landmarks in the crops with the temporal
    terms (:func:`tempsmirk.fitting.track`), starting from the encoder's prediction when there is an
    encoder and from a closed-form pose and camera otherwise (then the crop pass is skipped);
@@ -48,15 +48,17 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from data_prep.crops import DEFAULT_SCALE, DEFAULT_SIGMA_SECONDS, crop_affine, landmarks_to_crop, video_boxes, warp_crop
-from data_prep.landmarks import detect_frames
-from data_prep.video import VideoDecodeError, iter_frames, probe_video, write_video
 from tempsmirk.flame.params import FlameParams
 from tempsmirk.reconstruct.export import OVERLAY_FILE, PARAMS_FILE, MeshFolder, VideoParams, save_params
 from tempsmirk.reconstruct.overlay import (blend_windows, compose_panels, generator_panel, projected_landmarks,
                                            render_windows)
 from tempsmirk.reconstruct.smoothing import Smoothing, describe, smooth_params
 from tempsmirk.smirk.masking import face_hull_points
+from tempsmirk.video.crops import (DEFAULT_SCALE, DEFAULT_SIGMA_SECONDS, crop_affine, landmarks_to_crop, video_boxes,
+                                   warp_crop)
+from tempsmirk.video.gaps import NoFaceError, fill_gaps
+from tempsmirk.video.io import VideoDecodeError, iter_frames, probe_video, write_video
+from tempsmirk.video.landmarks import detect_frames
 
 if TYPE_CHECKING:
     from tempsmirk.fitting import FitConfig, FitResult
@@ -70,7 +72,6 @@ __all__ = [
     "crop_transforms",
     "crop_frames",
     "encode_crops",
-    "fill_missing",
     "prepare_encoder",
     "load_models",
     "fit_targets",
@@ -81,10 +82,6 @@ __all__ = [
 OVERLAY_PRESET = "veryfast"
 
 STAGES = ("decode", "landmarks", "crop", "encode", "fit", "flame", "render", "generator", "compose", "write")
-
-
-class NoFaceError(ValueError):
-    """No frame of the video shows a face that MediaPipe detects."""
 
 
 class FlameModelError(ValueError):
@@ -202,7 +199,7 @@ def crop_transforms(landmarks: np.ndarray, found: np.ndarray, fps: float, crop_s
     """Per-frame crop affines from landmarks: (T, 478, 3), (T,) -> (T, 2, 3) frame -> crop pixels.
 
     Boxes of frames without a face are interpolated (held at the ends) and all boxes smoothed over
-    time (:func:`data_prep.crops.video_boxes`). Raises :class:`NoFaceError` when no frame has a face.
+    time (:func:`tempsmirk.video.crops.video_boxes`). Raises :class:`NoFaceError` when no frame has a face.
     """
     if not np.asarray(found).any():
         raise NoFaceError(f"no face was found in any of the {len(found)} frames; expected a video "
@@ -228,34 +225,6 @@ def encode_crops(encoder, crops: Tensor) -> FlameParams:
         raise ValueError("encode_crops needs the encoder in eval mode (BatchNorm statistics of a "
                          "single video are not the training ones); call encoder.eval()")
     return encoder(crops.contiguous(memory_format=torch.channels_last))
-
-
-def fill_missing(params: FlameParams, found: Tensor | np.ndarray) -> FlameParams:
-    """Replace the parameters of frames without a face by linear interpolation between the nearest
-    frames with one, holding the first/last found values at the ends. (T, ...) fields -> same.
-
-    Axis-angle poses are interpolated per component, which is close to the geodesic path for the
-    small rotations between frames a few apart. Raises :class:`NoFaceError` if no frame was found.
-    """
-    found = torch.as_tensor(np.asarray(found), dtype=torch.bool)
-    t = found.shape[0]
-    known = found.nonzero().squeeze(1)
-    if known.numel() == 0:
-        raise NoFaceError(f"no face was found in any of the {t} frames; nothing to interpolate from")
-    idx = torch.arange(t)
-    pos = torch.searchsorted(known, idx)  # first found frame >= t
-    # Neighbours; before the first (after the last) found frame both are that frame: held.
-    hi = known[pos.clamp(max=known.numel() - 1)]
-    lo = known[(pos - 1).clamp(min=0)]
-    w = torch.where(hi > lo, (idx - lo).double() / (hi - lo).clamp(min=1).double(), torch.zeros(t, dtype=torch.float64))
-    w = torch.where(found, torch.ones_like(w), w)  # found frames keep their own values (hi == t)
-    hi = torch.where(found, idx, hi)
-
-    def fill(x: Tensor) -> Tensor:
-        ww = w.to(x.dtype).to(x.device).view(t, *([1] * (x.dim() - 1)))
-        return x[lo.to(x.device)] * (1 - ww) + x[hi.to(x.device)] * ww
-
-    return params.map(fill)
 
 
 # ----------------------------------------------------------------------------- loading
@@ -371,7 +340,7 @@ def reconstruct_video(
             encoder's device, which is used for everything after cropping (FLAME's without an encoder).
         out_dir: DIR; outputs go to ``DIR/<video stem>/``.
         generator: a :class:`~tempsmirk.smirk.SmirkGenerator` for the overlay's third panel, or None.
-        crop_size: N, the encoder's input size. scale, sigma_seconds: crop box (data_prep.crops).
+        crop_size: N, the encoder's input size. scale, sigma_seconds: crop box (tempsmirk.video.crops).
         batch_size: frames per encoder / FLAME / render call.
         smoothing: inference-time filter (:class:`~tempsmirk.reconstruct.smoothing.OneEuro` or
             :class:`~tempsmirk.reconstruct.smoothing.SavitzkyGolay`) applied after filling frames
@@ -428,7 +397,7 @@ def reconstruct_video(
     if encoder is not None:
         encoded = _encode_pass(video, frames_again(), encoder, affine, crop_size, batch_size, t, watch,
                                bar("encode", t))
-        encoded = fill_missing(encoded, found)
+        encoded = fill_gaps(encoded, found)
     fitted = None
     if fit is not None:
         from tempsmirk.fitting import LandmarkFlame, track

@@ -3,12 +3,13 @@ passes and :func:`smirk_step` both of them, each taking the iteration's fixed
 :class:`StepContext` (:func:`step_context`); :class:`Trainer` runs SMIRK's two-pass iterations
 with logs and resumable checkpoints; :func:`demo_checkpoint` trains (once, cached) the
 synthetic-data encoder the later chapters use; :func:`clip_step` and
-:mod:`~tempsmirk.training.experiment` add the temporal losses and the experiment of chapter 5."""
+:mod:`~tempsmirk.training.experiment` add the temporal losses and the experiment of chapter 5
+(reported by :mod:`~tempsmirk.training.report`)."""
 
 from tempsmirk.training.context import StepContext, step_context
 from tempsmirk.training.demo import DEMO_IMAGE_SIZE, DEMO_PROFILES, demo_checkpoint, demo_config
-from tempsmirk.training.experiment import (Condition, EvalSpec, ExperimentSpec, finetune_config, run_experiment,
-                                           summary_table, verdict)
+from tempsmirk.training.experiment import Condition, EvalSpec, ExperimentSpec, finetune_config, run_experiment
+from tempsmirk.training.report import summary_table, verdict
 from tempsmirk.training.step import CycleOutput, LossTerms, StepOutput, clip_step, cycle_path, first_path, smirk_step
 from tempsmirk.training.trainer import (CHECKPOINT_FORMAT, StepBatches, Trainer, TrainingDiverged, TrainingInterrupted,
                                         image_grid)

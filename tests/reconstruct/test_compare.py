@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from data_prep.crops import crop_affine, landmarks_to_crop
+from tempsmirk.video.crops import crop_affine, landmarks_to_crop
 from tempsmirk.fitting import LandmarkFlame
 from tempsmirk.flame.params import FlameParams
 from tempsmirk.reconstruct.compare import (MetricsTable, Track, crop_scale_px, identity_errors, landmarks_in_frame,

@@ -14,7 +14,8 @@ from tempsmirk.training import Trainer
 from tempsmirk.config import ConfigError, config_from_yaml
 from tempsmirk.training.experiment import (AUGMENTATION_CONDITIONS, Condition, EvalSpec, ExperimentResult,
                                            ExperimentSpec, RunResult, eval_clips, finetune_config, predict_clips,
-                                           run_experiment, summary_table, verdict, with_augmentation)
+                                           run_experiment, with_augmentation)
+from tempsmirk.training.report import summary_table, verdict
 
 TINY = ["data.synthetic.image_size=32", "data.synthetic.clip_length=4", "data.synthetic.n_items=8",
         "train.steps=2", "train.log_every=1", "train.device=cpu"]
