@@ -609,10 +609,10 @@ class Trainer:
                         break
             except (KeyboardInterrupt, RuntimeError) as exc:
                 # A RuntimeError after Ctrl-C: a collective whose peer process already stopped.
-                if not isinstance(exc, KeyboardInterrupt) and not stop.requested:
+                if isinstance(exc, TrainingDiverged) or not (isinstance(exc, KeyboardInterrupt) or stop.requested):
                     raise
                 bar.close()
-                raise self._interrupted(end, saved=False) from None
+                raise self._interrupted(end, saved=False) from (None if isinstance(exc, KeyboardInterrupt) else exc)
             finally:
                 bar.close()
             if stopping and self.step < end:
