@@ -194,21 +194,23 @@ def test_groups_share_an_appearance_and_vary_the_geometry(tiny_faces):
 
 @pytest.mark.slow
 def test_short_pretraining_beats_the_mean_predictor(tmp_path):
-    """A short supervised run (64 px, pose and expression branches) must beat the dataset-mean
-    predictor on held-out faces on pose and on the jaw opening: a regression in learning fails."""
+    """A short run of the demo recipe (its cached training and held-out faces, its size and
+    optimiser; 200 steps of 64 faces instead of 600) must beat the dataset-mean predictor on
+    held-out faces on pose and on the jaw opening: a regression in learning fails. The face sets
+    are the demo checkpoint's (rendered here when the cache is cold, a few minutes, and reused by
+    it); the steps take about 3 minutes on 2 idle cores."""
     from tempsmirk.training.demo import demo_config
+    from tempsmirk.training.pretrain import held_out_faces, training_faces
 
     torch.set_num_threads(2)
     cfg = demo_config("small")
-    flame = load_flame(None, N_SHAPE, N_EXP)
-    syn = replace(cfg.data.synthetic, image_size=64)  # the demo's faces, smaller: a cheaper test
-    faces = render_face_set(flame, syn, n_items=2048, group_size=16)
-    held_out = render_face_set(flame, replace(syn, seed=12345), n_items=256, group_size=1)
-    pre_cfg = replace(cfg.pretrain, steps=300, batch_size=32, eval_every=0, checkpoint_every=0, warmup_steps=30)
+    faces, held_out = training_faces(cfg), held_out_faces(cfg)
+    pre_cfg = replace(cfg.pretrain, steps=200, eval_every=0, checkpoint_every=0, warmup_steps=20)
     torch.manual_seed(0)
     encoder = SmirkEncoder(n_exp=N_EXP, n_shape=N_SHAPE)
     before = parameter_errors(predict(encoder, held_out.float_images, len(held_out)), held_out.params)
     encoder = Pretrainer(pre_cfg, encoder, faces, tmp_path, seed=0, progress=False).train()
     after = parameter_errors(predict(encoder, held_out.float_images, len(held_out)), held_out.params)
+    # R² 0 and pose ratio 1 are the mean predictor's; the margins are below what the run reaches.
     assert after.pose_ratio < 0.8, (before, after)
-    assert after.jaw_r2 > 0.1 and after.jaw_corr > 0.3, (before, after)
+    assert after.jaw_r2 > 0.05 and after.jaw_corr > 0.3, (before, after)
