@@ -24,7 +24,8 @@
 #
 # This chapter builds every piece on synthetic faces rendered from the built-in head (known
 # ground truth, nothing licensed), dissects one training iteration — its two passes — and runs
-# a short training.
+# a short training, then pretrains the encoder on the ground truth (the book's demo checkpoint)
+# and measures what it reads from an image against the trivial answer, the average face.
 # Give `flame_path` to use real FLAME files and `checkpoint` to look at a trained SMIRK.
 
 # %% tags=["parameters"]
@@ -43,6 +44,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from IPython.display import Markdown, display
+
 from tempsmirk import seed_everything
 from tempsmirk.config import load_config
 from tempsmirk.data import SyntheticConfig, SyntheticFaces, collate_faces
@@ -53,8 +56,10 @@ from tempsmirk.smirk import (AUGMENTATIONS, MaskingConfig, SmirkEncoder, SmirkGe
                              face_hull_points, face_sampling_weights,
                              load_smirk_checkpoint, mask_face, point_pixels,
                              sample_points, transfer_pixels)
-from tempsmirk.training import Trainer, cycle_path, first_path
+from tempsmirk.training import Trainer, cycle_path, demo_checkpoint, demo_config, first_path
 from tempsmirk.training.step import frozen_eval
+from tempsmirk.training.pretrain import (errors_table, held_out_faces, mean_prediction,
+                                         parameter_errors, predict, read_learning_curve)
 from tempsmirk.viz import plot_landmarks_2d, show_images
 
 gen = seed_everything(seed)
@@ -308,3 +313,53 @@ plt.imshow(grid)
 plt.axis("off")
 plt.title("input | rendering | masked input | reconstruction | "
           "cycle: edited, masked input, generated", fontsize=9);
+
+# %% [markdown]
+# ## Pretraining on the ground truth: the demo checkpoint
+#
+# Forty steps teach a randomly initialised encoder nothing, and neither do a few hundred: its
+# backbones start from scratch (no ImageNet weights can be downloaded here), and the landmark
+# and rendering losses reach the parameters only through the renderer. SMIRK does not start
+# there either. It first **pretrains** the encoder on direct targets — landmarks, and MICA's
+# identity estimates for the shape — and only then switches to the objective above. On
+# synthetic faces every parameter is known, so the synthetic counterpart supervises every
+# output with its ground truth (`tempsmirk.training.pretrain`). That is how the **demo
+# checkpoint** the later chapters start from is trained, once, then cached:
+#
+# - faces rendered once (rendering costs as much as a training step), 16 per appearance,
+#   framed as SMIRK's crop frames a face (the landmarks' box × 1.4), 10 expression components;
+# - each output learnt in units of its spread in the data, before the jaw's ReLU and the
+#   eyelids' clamp, starting from the mean; an extra pose read-out helps the expression branch
+#   find the face; the shape head reads the expression backbone's features.
+#
+# The run logs held-out figures as it trains — its **learning curve**: pose error relative to
+# the dataset-mean predictor (1 = no better than the average pose), and R² of the jaw
+# opening, the expression and the eyelids (0 = no better than the average face, 1 = exact).
+
+# %%
+demo = demo_checkpoint(profile)  # trained on first use (minutes), then read from the cache
+pre = demo_config(profile).pretrain
+print(f"{pre.n_items} faces of {demo_config(profile).data.synthetic.image_size} px, "
+      f"{pre.steps} steps of {pre.batch_size}")
+curve = read_learning_curve(demo.parent / "pretrain" / "log.csv")
+fig, ax = plt.subplots(figsize=(6.5, 3.2))
+for name in ("pose_ratio", "jaw_r2", "expression_r2", "eyelid_r2"):
+    ax.plot(curve.minutes, getattr(curve, name), marker=".", label=name)
+ax.axhline(0, color="k", lw=0.6)
+ax.set_xlabel("training minutes (this machine)")
+ax.legend(fontsize=8)
+ax.set_title(f"held-out figures over {curve.step[-1]} pretraining steps", fontsize=9);
+
+# %% [markdown]
+# On held-out faces (another data seed), next to the trivial answers: the dataset-mean
+# predictor (every face answered with the set's average — zero R² by construction) and a
+# freshly initialised encoder.
+
+# %%
+held = held_out_faces(demo_config(profile))  # 512 faces, cached beside the training set
+demo_encoder, _ = load_smirk_checkpoint(demo, with_generator=False)
+encoders = {"untrained": SmirkEncoder(), "demo checkpoint": demo_encoder}
+rows = {"dataset mean": parameter_errors(mean_prediction(held.params), held.params)}
+for name, enc in encoders.items():
+    rows[name] = parameter_errors(predict(enc, held.float_images, len(held)), held.params)
+display(Markdown(errors_table(rows)))

@@ -39,7 +39,7 @@ profile = "small"
 device = "cpu"
 seed = 0
 seeds = 3  # training seeds per condition
-checkpoint = None  # starting SMIRK checkpoint, None means the demo checkpoint (64 px synthetic faces)
+checkpoint = None  # starting SMIRK checkpoint, None means the demo checkpoint (chapter 3)
 mead_root = None  # a data_prep.mead output folder with manifest.csv and clips, None means synthetic clips
 
 # %%
@@ -57,7 +57,8 @@ from tempsmirk.data import FrameNuisance, MeadClips, SyntheticFaces, collate_fac
 from tempsmirk.flame import load_flame
 from tempsmirk.paths import repo_root
 from tempsmirk.temporal import clip_params
-from tempsmirk.training import DEMO_IMAGE_SIZE, Trainer, demo_checkpoint, image_grid
+from tempsmirk.training import (DEMO_IMAGE_SIZE, Trainer, demo_checkpoint, demo_data_overrides,
+                                image_grid)
 from tempsmirk.training.experiment import (AUGMENTATION_CONDITIONS, Condition, EvalSpec,
                                            ExperimentSpec, finetune_config, run_experiment,
                                            with_augmentation)
@@ -71,6 +72,8 @@ plt.rcParams["figure.dpi"] = 72
 real = mead_root is not None
 size = DEMO_IMAGE_SIZE if checkpoint is None else 224
 overrides = [f"train.device={device}", f"data.synthetic.image_size={size}", f"data.mead.image_size={size}"]
+if checkpoint is None:  # clips drawn from the demo checkpoint's faces: size, framing, ranges
+    overrides += demo_data_overrides(profile)
 if real:
     overrides += ["data.source=mead", f"data.mead.root={mead_root}", f"data.mead.clip_length={8 if profile == 'small' else 32}"]
 cfg = finetune_config(profile, overrides)
@@ -83,9 +86,11 @@ print(f"profile {profile}: {cfg.train.batch_size} clips × {T} frames of {size} 
 # ## The starting checkpoint
 #
 # The paper fine-tunes a trained SMIRK. Nothing licensed ships with this book, so the default
-# start is the **demo checkpoint**: SMIRK trained for a few hundred steps on single 64 px
-# synthetic faces (trained on first use and cached; the same checkpoint chapters 6 and 7 use).
-# It has never seen a video.
+# start is the **demo checkpoint**: SMIRK's encoder pretrained on the ground truth of single
+# synthetic faces (chapter 3; trained on first use and cached; the same checkpoint chapters 6
+# and 7 use). It has never seen a video. The clips here are drawn from the same distribution
+# of faces (image size, framing, expression and eyelid ranges) so that the experiment measures
+# temporal training, not a change of domain.
 
 # %%
 start = demo_checkpoint(profile, seed=0) if checkpoint is None else Path(checkpoint)
@@ -313,7 +318,7 @@ plt.tight_layout()
 # in the sentences), what is removed is real motion, and per-frame error rises towards the
 # "average face" line — chapter 4's over-smoothing, now learned by the encoder. Which of the
 # two regimes a run is in depends on how noisy the starting encoder is: the small demo
-# checkpoint (a few hundred steps on clean single images) is a noisy start, and with 30 steps
+# checkpoint (minutes of pretraining on clean single images) is a noisy start, and with 30 steps
 # per run the budget is small; the seed spread in the table tells a real difference from noise.
 # At the reference weights on element means — the strength of the paper's own runs — the
 # temporal terms are a small share of the total (the dissected step above shows it), so a
@@ -406,7 +411,7 @@ if aug_result.average is not None:
 #
 # The `full` profile is this chapter's experiment at the paper's scale: T = 32 frames per clip,
 # 4 clips per batch, lr 1e-4, SMIRK's full losses (generator, cycle) plus the temporal terms,
-# 224 px when starting from a real SMIRK checkpoint (64 px from the demo checkpoint), 3000
+# 224 px when starting from a real SMIRK checkpoint (the demo checkpoint's size from it), 3000
 # steps per run. (The exact recipe behind the paper's Table 2, one clip per batch among
 # others, is the `fork` profile below.) Its config:
 

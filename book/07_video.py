@@ -80,7 +80,7 @@ work = cache_dir("book", "07_video")  # videos and results of this chapter, over
 demo = checkpoint is None
 ckpt = demo_checkpoint(profile) if demo else Path(checkpoint)
 encoder, generator, flame = load_models(ckpt, flame_path, device=device)
-# The demo encoder reads 64-px crops; official SMIRK checkpoints read 224 px.
+# The demo encoder reads DEMO_IMAGE_SIZE-px crops; official SMIRK checkpoints read 224 px.
 crop_size = DEMO_IMAGE_SIZE if demo else 224
 print(f"encoder from {'the demo checkpoint' if demo else ckpt}: {crop_size}-px crops, "
       f"generator {'yes' if generator is not None else 'no'}; {flame.source}")
@@ -94,9 +94,8 @@ print(f"encoder from {'the demo checkpoint' if demo else ckpt}: {crop_size}-px c
 # command as an ordinary mp4: decoding, landmarks, crops and all. Three frames are blacked out,
 # as if the face had been occluded, to show what happens to frames without a face.
 #
-# The head is drawn a little smaller than in the demo encoder's training images, leaving room
-# around it, because the crop rule (next section) decides how large the face appears to the
-# encoder.
+# The head is drawn smaller than in the demo encoder's training images, leaving room around it,
+# because the crop rule (next section) decides how large the face appears to the encoder.
 
 # %%
 T = 48 if profile == "small" else 160
@@ -115,14 +114,13 @@ print(f"{T} frames of {frame_px} px written to {video.name}; frames {lost} are b
 # ## Running the command
 #
 # `reconstruct_video` is the function behind the command; it returns what it wrote and how long
-# each stage took. SMIRK's own demo crops a square box 1.4 times the landmarks' extent. The demo
-# encoder, however, was trained on whole synthetic renders, in which the landmarks span only
-# about half the image, so for it we crop looser (scale 2.0): then the face fills the crop as it
-# filled its training images. The check is printed below: the *true* camera scale in the crop,
-# known on this clip, lies in the training range 6–7.5.
+# each stage took. It crops as SMIRK's own demo does: a square box 1.4 times the landmarks'
+# extent. The demo encoder was trained on synthetic faces framed the same way (camera scale
+# 8.8–10.4 in its training images), and the check is printed below: the *true* camera scale in
+# the crop, known on this clip, lies in that range.
 
 # %%
-crop_scale = 2.0 if demo else 1.4
+crop_scale = 1.4
 rec = reconstruct_video(video, encoder, flame, work / "out", generator=generator, crop_size=crop_size,
                         scale=crop_scale, batch_size=16, progress=False)
 found = rec.video.found

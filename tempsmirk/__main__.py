@@ -1,7 +1,8 @@
 """Command line: ``python -m tempsmirk <command> ...``.
 
 Commands:
-    train        train SMIRK from a config file (chapters 3 and 5):
+    train        train SMIRK from a config file (chapters 3 and 5); with ``pretrain.steps`` > 0
+                 supervised pretraining on synthetic ground truth runs first:
                  ``python -m tempsmirk train --config FILE [--resume] [key=value ...]``
     evaluate     compare encoders on AffectNet (or its synthetic stand-in) by CCC, RMSE and
                  accuracy (chapter 6; :mod:`tempsmirk.evaluation.cli`)
@@ -53,6 +54,12 @@ def _train(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
+        if cfg.pretrain.steps > 0:  # supervised pretraining first, then SMIRK's objective (if any)
+            from tempsmirk.training.pretrain import train_stages
+
+            final = train_stages(cfg, resume=args.resume)
+            print(f"trained; SMIRK checkpoint {final}")
+            return 0
         trainer = Trainer(cfg, resume=args.resume)
         run_dir = trainer.train()
     except (FileExistsError, FileNotFoundError, ValueError) as exc:

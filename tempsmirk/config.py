@@ -5,7 +5,8 @@ Explained in chapter 3. :func:`load_config` merges a YAML file and dotted overri
 with the key named; :func:`save_config` writes the resolved config beside every run. Library
 functions take one section (e.g. ``cfg.loss.masking``), never the whole tree.
 
-Sections: ``data``, ``model``, ``loss``, ``optim``, ``train``, ``run``, ``temporal`` (chapter 5).
+Sections: ``data``, ``model``, ``loss``, ``optim``, ``train``, ``run``, ``temporal`` (chapter 5),
+``pretrain`` (supervised pretraining on synthetic ground truth, before SMIRK's objective).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from tempsmirk.smirk.masking import MaskingConfig
 from tempsmirk.temporal import TemporalWeights
 
 __all__ = ["Config", "DataConfig", "ModelConfig", "LossConfig", "OptimConfig", "TrainConfig",
-           "RunConfig", "TemporalConfig", "ConfigError", "load_config", "apply_overrides", "save_config",
+           "RunConfig", "TemporalConfig", "PretrainConfig", "ConfigError", "load_config", "apply_overrides",
+           "save_config",
            "config_to_yaml", "config_from_yaml"]
 
 PathLike = Union[str, os.PathLike]
@@ -138,6 +140,63 @@ class TemporalConfig:
 
 
 @dataclass
+class PretrainConfig:
+    """Supervised pretraining of the encoder on synthetic ground truth
+    (:mod:`tempsmirk.training.pretrain`; chapter 3), SMIRK's pretraining stage with every
+    parameter known. Off by default (``steps`` 0). The training faces are drawn from
+    ``data.synthetic`` and rendered once (:func:`tempsmirk.data.rendered.cached_face_set`).
+
+    steps, batch_size: optimiser steps and faces per step.
+    n_items, group_size: faces rendered for training, and faces per appearance (albedo, lights,
+        background) when rendering them; render_workers: rendering processes.
+    branches: encoder branches that train (the others keep their initial weights).
+    lr, weight_decay, warmup_steps, final_lr_scale: AdamW on every trained parameter, linear
+        warm-up then cosine decay to ``final_lr_scale · lr``.
+    pose, cam, shape, expression, eyelids, jaw, jaw_sides: weights of the mean squared errors of
+        the standardised head outputs (each output divided by its spread in the training set).
+    pose_helper: weight of an auxiliary pose read-out from the expression backbone (a helper
+        task, dropped after pretraining; 0 = off).
+    shape_probe: when ``shape`` is not among the branches, fit its head as a linear read-out of
+        the expression backbone's features (gradient stopped, so expression learning is
+        unaffected) and copy that backbone into the shape branch at the end.
+    brightness, contrast, saturation, pixel_noise: photometric augmentation drawn per image
+        (ranges 1 ± value; noise std); 0 = off.
+    eval_items, eval_seed: held-out faces (a different data seed) scored every ``eval_every``
+        steps (0 = only at the end); checkpoint_every: resumable state interval in steps.
+    channels_last: NHWC memory layout for the backbones (about 1.5× faster on a CPU).
+    """
+
+    steps: int = 0
+    batch_size: int = 64
+    n_items: int = 32768
+    group_size: int = 16
+    render_workers: int = 2
+    branches: list[str] = field(default_factory=lambda: ["pose", "shape", "expression"])
+    lr: float = 6e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    final_lr_scale: float = 0.02
+    pose: float = 1.0
+    cam: float = 1.0
+    shape: float = 1.0
+    expression: float = 1.0
+    eyelids: float = 1.0
+    jaw: float = 1.0
+    jaw_sides: float = 0.1
+    pose_helper: float = 1.0
+    shape_probe: bool = True
+    brightness: float = 0.0
+    contrast: float = 0.0
+    saturation: float = 0.0
+    pixel_noise: float = 0.0
+    eval_items: int = 512
+    eval_seed: int = 12345
+    eval_every: int = 250
+    checkpoint_every: int = 250
+    channels_last: bool = True
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -146,6 +205,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     run: RunConfig = field(default_factory=RunConfig)
     temporal: TemporalConfig = field(default_factory=TemporalConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
 
 
 #: Keys of earlier versions of this schema -> where they live now (named in the error for them).

@@ -11,6 +11,8 @@
   section (:class:`DataConfig`) asks for.
 - :class:`ClipAugmentation` — crop, rotation and colour augmentation of training clips, drawn once
   per clip (default) or per frame (:mod:`tempsmirk.data.augmentation`).
+- :class:`RenderedFaces` / :func:`cached_face_set` — synthetic faces rendered once and cached
+  (:mod:`tempsmirk.data.rendered`).
 """
 
 from tempsmirk.data.augmentation import ClipAugmentation
@@ -20,9 +22,11 @@ from tempsmirk.data.faces import FaceCropConfig, FaceSource
 from tempsmirk.data.mix import FaceMix, FaceMixConfig, MixedBatches, MixSource
 from tempsmirk.data.synthetic import (FrameNuisance, SyntheticConfig, SyntheticFaces, apply_nuisance, item_seed,
                                       smooth_trajectory)
+from tempsmirk.data.rendered import RenderedFaces, cached_face_set, render_face_set
 from tempsmirk.data.types import FaceBatch, FaceSample, collate_faces
 
 __all__ = ["ClipAugmentation", "FaceBatch", "FaceSample", "FrameNuisance", "MeadClips", "MeadConfig",
            "SyntheticConfig", "SyntheticFaces", "apply_nuisance", "collate_faces", "item_seed",
            "smooth_trajectory", "FaceCropConfig", "FaceSource", "FaceMix", "FaceMixConfig", "MixSource",
-           "MixedBatches", "DataConfig", "TrainingData", "build_dataset"]
+           "MixedBatches", "DataConfig", "TrainingData", "build_dataset", "RenderedFaces", "cached_face_set",
+           "render_face_set"]

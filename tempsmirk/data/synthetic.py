@@ -95,6 +95,8 @@ class SyntheticConfig:
     yaw, pitch, roll: head rotation drawn uniformly in ±limit.
     jaw_open: opening drawn uniformly in [0, jaw_open] radians.
     eyelid_max: closure drawn uniformly in [0, eyelid_max].
+    eyelid_asymmetry: None draws the two eyelids independently; a value a >= 0 draws one
+        closure for both eyes (as in a blink) and moves each eye by U(-a, a), clipped to [0, 1].
     scale_min, scale_max: camera scale s; shift: |tx|, |ty| bound (FLAME units).
     nuisance: :class:`FrameNuisance`, per-frame disturbances (off by default).
     augment: apply the training ``augmentation`` (module docstring; off by default).
@@ -117,6 +119,7 @@ class SyntheticConfig:
     roll: float = 8.0
     jaw_open: float = 0.3
     eyelid_max: float = 0.8
+    eyelid_asymmetry: Optional[float] = None
     scale_min: float = 6.0
     scale_max: float = 7.5
     shift: float = 0.01
@@ -148,7 +151,14 @@ def sample_params(cfg: SyntheticConfig, n: int, n_shape: int, n_exp: int,
     global_pose = (torch.rand(n, 3, generator=g) * 2 - 1) * limits
     jaw = torch.stack([_uniform(g, n, 0.0, cfg.jaw_open),
                        _uniform(g, n, -0.05, 0.05), _uniform(g, n, -0.05, 0.05)], dim=1)
-    eyelids = _uniform(g, (n, 2), 0.0, cfg.eyelid_max)
+    if cfg.eyelid_asymmetry is None:
+        eyelids = _uniform(g, (n, 2), 0.0, cfg.eyelid_max)
+    else:
+        a = cfg.eyelid_asymmetry
+        if a < 0:
+            raise ValueError(f"data.synthetic.eyelid_asymmetry must be None or >= 0; got {a}")
+        both = _uniform(g, (n, 1), 0.0, cfg.eyelid_max)
+        eyelids = (both + _uniform(g, (n, 2), -a, a)).clamp(0.0, 1.0)
     # Both eyes look the same way (pitch, yaw), as real gaze does.
     gaze = (torch.rand(n, 2, generator=g) * 2 - 1) * 0.25
     eye = torch.cat([gaze, torch.zeros(n, 1)], dim=1)

@@ -175,7 +175,8 @@ class SyntheticAffectNetConfig:
     dropped_fraction: extra training rows with codes 8/9/10 (as a fraction of the kept rows).
     group_size: images rendered together (they share albedo, lights and background).
     faces: identity, pose and camera ranges (its expression, jaw, eyelid and image-size fields
-        are not used).
+        are not used). The camera scale 8.8–10.4 frames the face as SMIRK's crop does (the
+        landmarks' box × 1.4), the framing the demo encoder is trained on.
     """
 
     n_train_per_class: int = 500
@@ -191,7 +192,8 @@ class SyntheticAffectNetConfig:
     va_noise: float = 0.05
     dropped_fraction: float = 0.02
     group_size: int = 16
-    faces: SyntheticConfig = field(default_factory=lambda: SyntheticConfig(yaw=20.0, pitch=10.0, roll=5.0))
+    faces: SyntheticConfig = field(default_factory=lambda: SyntheticConfig(yaw=20.0, pitch=10.0, roll=5.0,
+                                                                          scale_min=8.8, scale_max=10.4))
 
 
 @dataclass(frozen=True)
