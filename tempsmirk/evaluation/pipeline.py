@@ -54,6 +54,7 @@ from tempsmirk.evaluation.metrics import (EMOTION_CLASSES, TABLE_COLUMNS, Emotio
                                           emotion_metrics)
 from tempsmirk.paths import cache_dir
 from tempsmirk.smirk.encoder import EncoderOutput, SmirkEncoder
+from tempsmirk.viz import table
 
 __all__ = [
     "TRAIN_SPLIT",
@@ -406,15 +407,9 @@ def results_table(results: Sequence[EncoderResult], style: str = "markdown", dig
         return buf.getvalue()
     if style != "markdown":
         raise ValueError(f"style is 'markdown' or 'csv', got {style!r}")
-    columns = TABLE_COLUMNS + _EXTRA_COLUMNS
-    arrows = ("↑", "↓", "↑", "↓", "↑", "↑", "↑")
-    head = "| encoder | " + " | ".join(c + a for c, a in zip(columns, arrows)) + " |"
-    lines = [head, "|" + "---|" * (len(columns) + 1)]
-    for r in results:
-        m = r.metrics
-        values = (*m.row(), m.v_sagr, m.a_sagr)
-        lines.append(f"| {r.name} | " + " | ".join(f"{v:.{digits}f}" for v in values) + " |")
-    return "\n".join(lines) + "\n"
+    columns = [c + a for c, a in zip(TABLE_COLUMNS + _EXTRA_COLUMNS, ("↑", "↓", "↑", "↓", "↑", "↑", "↑"))]
+    rows = {r.name: (*r.metrics.row(), r.metrics.v_sagr, r.metrics.a_sagr) for r in results}
+    return table(rows, columns, formats={c: f".{digits}f" for c in columns}, index="encoder").to_markdown()
 
 
 def protocol_table(cfg: EvaluationConfig, crop: Optional[CropSettings] = None) -> str:
@@ -450,9 +445,7 @@ def protocol_table(cfg: EvaluationConfig, crop: Optional[CropSettings] = None) -
          "EmoNet's held-out part of training, every 0.2 epoch, patience 10, ≤ 50 epochs, best reloaded"),
         ("test scores", "whole validation set at once", "per batch of 64 (Lightning test step)"),
     ]
-    lines = ["| setting | this table | EMOCA |", "|---|---|---|"]
-    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
-    return "\n".join(lines) + "\n"
+    return table({a: (b, c) for a, b, c in rows}, ["this table", "EMOCA"], index="setting").to_markdown()
 
 
 def _slug(name: str) -> str:
