@@ -261,13 +261,14 @@ plt.tight_layout()
 # together: a method that returns the same mesh for every frame has no jitter at all.
 
 # %%
-columns = ["expression_rmse", "expression_accel", "jaw_error_deg", "jaw_accel_deg",
-           "pose_error_deg", "pose_accel_deg", "vertex_error_mm", "vertex_accel_mm",
-           "vertex_accel_error_mm", "shape_variance"]
+error_columns = ["expression_rmse", "jaw_error_deg", "pose_error_deg", "vertex_error_mm"]
+jitter_columns = ["expression_accel", "jaw_accel_deg", "pose_accel_deg", "vertex_accel_mm",
+                  "vertex_accel_error_mm", "shape_variance"]
 
 
-def show_reports(reports):  # JitterReports as a table, one row each
-    return MetricsTable({name: r.as_row() for name, r in reports.items()}, columns)
+def show_reports(reports):  # JitterReports as two tables: per-frame error, then jitter
+    rows = {name: r.as_row() for name, r in reports.items()}
+    display(MetricsTable(rows, error_columns), MetricsTable(rows, jitter_columns))
 
 
 reports = {"truth": jitter_report(clean, flame, clean, v_clean),
@@ -277,8 +278,9 @@ show_reports(reports)
 # %% [markdown]
 # (The expression RMSE is over the coefficients, the rotation errors are the mean angle
 # between prediction and truth, the vertex error the mean vertex distance; accelerations are
-# mean accelerations.) The truth has some acceleration of its own — real motion is not
-# uniform — and per-frame noise of a few hundredths multiplies it several times over.
+# mean accelerations, the vertex acceleration error is against the truth's.) The truth has
+# some acceleration of its own — real motion is not uniform — and per-frame noise of a few
+# hundredths multiplies it several times over.
 #
 # ## Identity consistency
 #
@@ -400,8 +402,8 @@ show_reports({"truth": reports["truth"], "noisy": reports["noisy"],
               **{f"λ={weights[i]:.2g}": sweep[i] for i in pick.values()}})
 
 # %% [markdown]
-# A large $\lambda$ gives the calmest numbers in the acceleration columns and the worst in the
-# error columns: the syllable is cut to a fraction of its height. This is why jitter is never
+# A large $\lambda$ gives the calmest numbers in the jitter table and the worst in the error
+# table: the syllable is cut to a fraction of its height. This is why jitter is never
 # reported alone in this book, and why the acceleration *error* (against a ground truth, where
 # one exists) is the fairer jitter number: it does not keep improving when real motion is removed.
 #

@@ -49,6 +49,7 @@ image_size = None  # encoder input size (None: the demo size, or 224 with checkp
 
 # %%
 import tempfile
+import textwrap
 from functools import partial
 from pathlib import Path
 
@@ -177,7 +178,8 @@ print("data folder:", *sorted(p.name for p in data_root.iterdir()), sep="\n  ")
 images_dir = data_root / IMAGES_DIR if (data_root / IMAGES_DIR).is_dir() else data_root
 if (data_root / "training.csv").is_file():
     header, first_row = (data_root / "training.csv").read_text().splitlines()[:2]
-    print("training.csv:", header, first_row[:80] + " …", sep="\n  ")
+    print("training.csv columns:", textwrap.fill(header.replace(",", ", "), 80),
+          "first row:", first_row[:80] + " …", sep="\n")
     rows, report = parse_annotations(data_root / "training.csv")
     print(report.summary())
     counts = np.bincount([r.expression for r in rows], minlength=8)
@@ -369,9 +371,9 @@ eval_cfg = EvaluationConfig(image_size=image_size, crop_rule=index.crop.rule,
                             mlp=mlp_cfg)
 results = evaluate_encoders(index, encoders, eval_cfg, oracle, device=device, seed=seed,
                             progress=False)
-display(Markdown(results_table(results)))
-protocol = protocol_table(eval_cfg, index.crop)
-display(Markdown("**Protocol** of this table, beside EMOCA's:\n\n" + protocol))
+display(results_table(results, style="table"))
+display(Markdown("**Protocol** of this table, beside EMOCA's:"),
+        protocol_table(eval_cfg, index.crop, style="table"))
 
 # %%
 comparison_figure(results, row_height=3.0);

@@ -87,7 +87,8 @@ encoder, generator, flame = load_models(ckpt, flame_path, device=device)
 # The demo encoder reads 64-px crops; official SMIRK checkpoints read 224 px.
 crop_size = DEMO_IMAGE_SIZE if demo else 224
 print(f"encoder from {'the demo checkpoint' if demo else ckpt}: {crop_size}-px crops, "
-      f"generator {'yes' if generator is not None else 'no'}; {flame.source}")
+      f"generator {'yes' if generator is not None else 'no'}")
+print(flame.source)
 
 # %% [markdown]
 # ## A synthetic clip with known parameters
@@ -410,7 +411,7 @@ for name, short in zip(shown, [enc_name, "fit, λ = 0", f"fit, λ = {default.smo
     for j, (x0, y0, x1, y1) in enumerate(box):
         pictures.append(drawn[j, y0:y1, x0:x1].transpose(2, 0, 1) / 255)  # (C, H, W)
         titles.append(f"{short}, frame {show_at[j]}")
-show_images(pictures, titles, rows=len(shown), scale=2.6)
+show_images(pictures, titles, rows=len(shown), scale=2.6);
 
 # %% [markdown]
 # ### Against the truth

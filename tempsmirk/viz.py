@@ -365,9 +365,11 @@ class Table:
         # Inline styles: they survive notebook sanitising and need no stylesheet in the book.
         e = html.escape
         left = ' style="text-align:left"'
+        # Numbers right-aligned, digits of equal width, never broken; headers wrap at spaces.
         num = ' style="text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums"'
+        right = ' style="text-align:right"'
         th = [f"<th{left}>{e(self.index)}</th>"] if self.index is not None else []
-        th += [f"<th{num if n else left}>{e(c)}" + (f"<br><small>{e(u)}</small>" if u else "")
+        th += [f"<th{right if n else left}>{e(c)}" + (f"<br><small>{e(u)}</small>" if u else "")
                + "</th>" for c, u, n in zip(self.columns, self.units, self.numeric)]
         trs = []
         for i, row in enumerate(self.cells):

@@ -54,7 +54,7 @@ from tempsmirk.evaluation.metrics import (EMOTION_CLASSES, TABLE_COLUMNS, Emotio
                                           emotion_metrics)
 from tempsmirk.paths import cache_dir
 from tempsmirk.smirk.encoder import EncoderOutput, SmirkEncoder
-from tempsmirk.viz import table
+from tempsmirk.viz import Table, table
 
 __all__ = [
     "TRAIN_SPLIT",
@@ -393,9 +393,11 @@ def untrained_checkpoint(seed: int = 0, n_exp: int = 50, n_shape: int = 300,
 _EXTRA_COLUMNS = ("V-SAGR", "A-SAGR")
 
 
-def results_table(results: Sequence[EncoderResult], style: str = "markdown", digits: int = 4) -> str:
-    """The paper's Table 2 layout plus EMOCA's SAGR: one row per encoder; ``style`` ``"markdown"``
-    or ``"csv"`` (which adds the PCCs, N and the epoch of the kept MLP weights)."""
+def results_table(results: Sequence[EncoderResult], style: str = "markdown",
+                  digits: int = 4) -> Union[str, Table]:
+    """The paper's Table 2 layout plus EMOCA's SAGR: one row per encoder; ``style`` ``"markdown"``,
+    ``"csv"`` (which adds the PCCs, N and the epoch of the kept MLP weights) or ``"table"`` (a
+    :class:`tempsmirk.viz.Table`: an HTML table in a notebook)."""
     if style == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
@@ -405,18 +407,23 @@ def results_table(results: Sequence[EncoderResult], style: str = "markdown", dig
             writer.writerow((r.name, *(f"{v:.6f}" for v in m.row()), f"{m.v_sagr:.6f}", f"{m.a_sagr:.6f}",
                              f"{m.v_pcc:.6f}", f"{m.a_pcc:.6f}", m.n, f"{r.history.best_epoch:.2f}"))
         return buf.getvalue()
-    if style != "markdown":
-        raise ValueError(f"style is 'markdown' or 'csv', got {style!r}")
+    if style not in ("markdown", "table"):
+        raise ValueError(f"style is 'markdown', 'csv' or 'table', got {style!r}")
     columns = [c + a for c, a in zip(TABLE_COLUMNS + _EXTRA_COLUMNS, ("↑", "↓", "↑", "↓", "↑", "↑", "↑"))]
     rows = {r.name: (*r.metrics.row(), r.metrics.v_sagr, r.metrics.a_sagr) for r in results}
-    return table(rows, columns, formats={c: f".{digits}f" for c in columns}, index="encoder").to_markdown()
+    view = table(rows, columns, formats={c: f".{digits}f" for c in columns}, index="encoder")
+    return view if style == "table" else view.to_markdown()
 
 
-def protocol_table(cfg: EvaluationConfig, crop: Optional[CropSettings] = None) -> str:
-    """How the table was measured, beside EMOCA's protocol (markdown). Explained in chapter 6.
+def protocol_table(cfg: EvaluationConfig, crop: Optional[CropSettings] = None,
+                   style: str = "markdown") -> Union[str, Table]:
+    """How the table was measured, beside EMOCA's protocol: markdown, or with ``style="table"`` a
+    :class:`tempsmirk.viz.Table` (an HTML table in a notebook). Explained in chapter 6.
 
     ``crop``: the crops' settings (``index.crop``); None takes ``cfg``'s rule.
     """
+    if style not in ("markdown", "table"):
+        raise ValueError(f"style is 'markdown' or 'table', got {style!r}")
     m, loss = cfg.mlp, cfg.mlp.loss
     if crop is None:
         crop = CropSettings(cfg.crop_rule, cfg.crop_scale or RULE_SCALES[cfg.crop_rule], cfg.crop_size)
@@ -445,7 +452,8 @@ def protocol_table(cfg: EvaluationConfig, crop: Optional[CropSettings] = None) -
          "EmoNet's held-out part of training, every 0.2 epoch, patience 10, ≤ 50 epochs, best reloaded"),
         ("test scores", "whole validation set at once", "per batch of 64 (Lightning test step)"),
     ]
-    return table({a: (b, c) for a, b, c in rows}, ["this table", "EMOCA"], index="setting").to_markdown()
+    view = table({a: (b, c) for a, b, c in rows}, ["this table", "EMOCA"], index="setting")
+    return view if style == "table" else view.to_markdown()
 
 
 def _slug(name: str) -> str:

@@ -247,6 +247,8 @@ class MetricsTable:
     def __str__(self) -> str:
         return str(self.table())
 
+    __repr__ = __str__  # a notebook's text/plain and a terminal show the table, not the fields
+
     def _repr_html_(self) -> str:
         return self.table()._repr_html_()
 

@@ -72,4 +72,4 @@ def test_metrics_table_shows_units():
     assert "<table>" in html and "<small>px</small>" in html and ">1.23</td>" in html
     assert ">—</td>" in html  # b has no time
     assert "vertex error" not in html  # a column nobody measured is left out
-    assert "landmark error vs MediaPipe (px)" in str(table)
+    assert "landmark error vs MediaPipe (px)" in str(table) and repr(table) == str(table)
