@@ -261,9 +261,13 @@ plt.tight_layout()
 # together: a method that returns the same mesh for every frame has no jitter at all.
 
 # %%
-error_columns = ["expression_rmse", "jaw_error_deg", "pose_error_deg", "vertex_error_mm"]
-jitter_columns = ["expression_accel", "jaw_accel_deg", "pose_accel_deg", "vertex_accel_mm",
-                  "vertex_accel_error_mm", "shape_variance"]
+error_columns = [
+    "expression_rmse", "jaw_error_deg", "pose_error_deg", "vertex_error_mm",
+]
+jitter_columns = [
+    "expression_accel", "jaw_accel_deg", "pose_accel_deg", "vertex_accel_mm",
+    "vertex_accel_error_mm", "shape_variance",
+]
 
 
 def show_reports(reports):  # JitterReports as two tables: per-frame error, then jitter

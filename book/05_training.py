@@ -81,9 +81,9 @@ if real:
 cfg = finetune_config(profile, overrides)
 flame = load_flame(cfg.model.flame_path, cfg.model.n_shape, cfg.model.n_exp).to(device)
 T = cfg.data.mead.clip_length if real else cfg.data.synthetic.clip_length
-print(f"profile {profile}: {cfg.train.batch_size} clips × {T} frames of {size} px "
-      f"per step, {cfg.train.steps} steps, lr {cfg.optim.lr:g}; "
-      f"data: {cfg.data.source}")
+print(f"profile {profile}, data: {cfg.data.source}")
+print(f"{cfg.train.batch_size} clips × {T} frames of {size} px per step, "
+      f"{cfg.train.steps} steps, lr {cfg.optim.lr:g}")
 
 # %% [markdown]
 # ## The starting checkpoint
@@ -196,7 +196,8 @@ for name in temporal_terms:
 rows["SMIRK total"] = [None, None, smirk_losses["total"]]
 rows["temporal total"] = [None, None, weighted]
 rows["total"] = [None, None, out.losses.as_floats()["total"]]
-table(rows, ["value", "weight", "weighted"], index="loss term", digits=4)
+table(rows, ["value", "weight", "weighted"], index="loss term", digits=4,
+      formats={"weight": "g"})
 
 # %% [markdown]
 # Which losses SMIRK contributes depends on the profile. The paper fine-tunes with SMIRK's full

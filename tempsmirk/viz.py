@@ -369,7 +369,8 @@ class Table:
         num = ' style="text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums"'
         right = ' style="text-align:right"'
         th = [f"<th{left}>{e(self.index)}</th>"] if self.index is not None else []
-        th += [f"<th{right if n else left}>{e(c)}" + (f"<br><small>{e(u)}</small>" if u else "")
+        unit = lambda u: e(u).replace("/", "/<wbr>")  # noqa: E731  (mm/frame² may break)
+        th += [f"<th{right if n else left}>{e(c)}" + (f"<br><small>{unit(u)}</small>" if u else "")
                + "</th>" for c, u, n in zip(self.columns, self.units, self.numeric)]
         trs = []
         for i, row in enumerate(self.cells):
@@ -378,7 +379,8 @@ class Table:
             trs.append("<tr>" + "".join(tds) + "</tr>")
         caption = f"<caption>{e(self.caption)}</caption>" if self.caption else ""
         note = f"<p><small>{e(self.note)}</small></p>" if self.note else ""
-        return (f"<table>{caption}<thead><tr>{''.join(th)}</tr></thead>"
+        # A little smaller than the prose, so that eight or nine columns fit the book's page.
+        return (f'<table style="font-size:0.9em">{caption}<thead><tr>{"".join(th)}</tr></thead>'
                 f"<tbody>{''.join(trs)}</tbody></table>{note}")
 
 
