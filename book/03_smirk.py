@@ -17,21 +17,22 @@
 # SMIRK reads FLAME parameters off a single face image. Three small CNNs predict pose and
 # camera, identity shape, and expression (with jaw and eyelids). What makes it learn expressions
 # well is its **neural rendering loss**: a generator must redraw the input from a grey
-# rendering of the predicted mesh plus a heavily *masked* copy of the image, so the only way to
-# get the mouth and eyes right is for the encoder to get the geometry right. An **augmented
-# cycle** then edits the expression, lets the generator draw the edited face, and asks the
-# encoder to read the edit back.
+# rendering of the predicted mesh plus a copy of the image in which the face is *hidden* (only a
+# few sampled face pixels remain), so the only way to get the mouth and eyes right is for the
+# encoder to get the geometry right. An **augmented cycle** then edits the expression, lets the
+# generator draw the edited face, and asks the encoder to read the edit back.
 #
 # This chapter builds every piece on synthetic faces rendered from the built-in head (known
-# ground truth, nothing licensed), dissects one training step and runs a short training.
+# ground truth, nothing licensed), dissects one training iteration — its two passes — and runs
+# a short training.
 # Give `flame_path` to use real FLAME files and `checkpoint` to look at a trained SMIRK.
 
 # %% tags=["parameters"]
 profile = "small"
 device = "cpu"
 seed = 0
-flame_path = None  # FLAME model file or asset folder (None: the built-in head)
-checkpoint = None  # SMIRK checkpoint (official layout or ours), None means untrained networks
+flame_path = None  # FLAME model file or asset folder, None: the built-in head
+checkpoint = None  # SMIRK checkpoint (official or ours), None: untrained networks
 
 # %%
 import csv
@@ -45,11 +46,14 @@ import torch
 from tempsmirk import seed_everything
 from tempsmirk.config import load_config
 from tempsmirk.data import SyntheticConfig, SyntheticFaces, collate_faces
-from tempsmirk.render import project_points, render_mesh
-from tempsmirk.smirk import (AUGMENTATIONS, CycleConfig, MaskingConfig, SmirkEncoder, SmirkGenerator,
-                             augment_params, builtin_templates, face_sampling_weights,
-                             load_smirk_checkpoint, mask_face, paint_samples)
-from tempsmirk.training import Trainer, load_flame, smirk_step
+from tempsmirk.render import render_mesh
+from tempsmirk.smirk import (AUGMENTATIONS, MaskingConfig, SmirkEncoder, SmirkGenerator,
+                             augment_params, builtin_templates, cycle_path,
+                             face_hull_points, face_sampling_weights,
+                             load_smirk_checkpoint, mask_face, point_pixels,
+                             sample_points, transfer_pixels)
+from tempsmirk.training import Trainer, first_path, load_flame
+from tempsmirk.training.step import frozen_eval
 from tempsmirk.viz import plot_landmarks_2d, show_images
 
 gen = seed_everything(seed)
@@ -77,7 +81,8 @@ for ax, s in zip(axes.flat, samples):
     plot_landmarks_2d(ax, (s.landmarks68 + 1) * size / 2, s=3, color="C3")
     ax.scatter(*((s.landmarks_mp + 1) * size / 2).T, s=1, color="C0")
 batch = collate_faces(samples[:4])
-print("batch:", tuple(batch.image.shape), "ground-truth expression", tuple(batch.params.expression.shape))
+print("batch:", tuple(batch.image.shape),
+      "ground-truth expression", tuple(batch.params.expression.shape))
 
 # %% [markdown]
 # ## The three encoders
@@ -100,7 +105,8 @@ encoder, generator = encoder.to(device).eval(), generator.to(device).eval()
 for name in ("pose", "shape", "expression"):
     branch = encoder.branch(name)
     n = sum(p.numel() for p in branch.parameters())
-    print(f"{name:>10} branch: {type(branch.encoder).__name__} features, {n / 1e6:.2f} M parameters")
+    print(f"{name:>10} branch: {type(branch.encoder).__name__} features, "
+          f"{n / 1e6:.2f} M parameters")
 with torch.no_grad():
     pred = encoder(batch.image.to(device))
 for field in ("global_pose", "cam", "shape", "expression", "eyelids", "jaw_pose"):
@@ -118,17 +124,23 @@ if checkpoint is None:
 n = sum(p.numel() for p in generator.parameters())
 with torch.no_grad():
     y = generator(torch.rand(2, 6, size, size, device=device))
-print(f"generator: {n / 1e6:.1f} M parameters, (2, 6, {size}, {size}) -> {tuple(y.shape)}, "
+print(f"generator: {n / 1e6:.1f} M parameters, "
+      f"(2, 6, {size}, {size}) -> {tuple(y.shape)}, "
       f"values in [{y.min():.2f}, {y.max():.2f}]")
 
 # %% [markdown]
-# ## What the generator may see: the mask and the sampled pixels
+# ## What the generator may see: the face hidden, a few points of it shown
 #
 # We render the **ground-truth** mesh of four faces (as a perfect encoder would predict it) and
-# build the generator's input with `mask_face`: the convex hull of the landmarks, dilated by
-# 10 px at 224 (scaled here), minus the rendered face; about 1 % of the pixels sampled on visible
-# face triangles (weighted by area, lips and eyes three and two times denser), their colours
-# jittered; and random 11 × 11 patches dropped.
+# build the generator's input with `mask_face`, as SMIRK's code does it. The **face is hidden**:
+# everything inside the convex hull of the face's landmarks — MediaPipe's 478 points on real
+# data, forehead included — dilated by a 21 × 21 square at 224 px, and everything the rendering
+# covers. Background, hair and neck stay visible. About 1 % of the pixels are then shown again:
+# points drawn on the mesh's camera-facing triangles (density ∝ screen area × region weight:
+# eyes, forehead and the clean face 1, lips and nose ½), their colours jittered ×N(1, 0.05); and
+# dropout patches (11 × 11 around 1 % of the pixels) remove some of those points — never the
+# background. Synthetic faces have only the 68 + 105 landmarks, so `face_hull_points` adds the
+# forehead by mirroring the jaw contour over it (fitted to MediaPipe's own hull).
 
 # %%
 gt = batch.params.to(device)
@@ -136,83 +148,132 @@ out = flame(shape=gt.shape, expression=gt.expression, global_pose=gt.global_pose
             jaw_pose=gt.jaw_pose, eyelids=gt.eyelids)
 face = flame.region_faces("face")
 rendering = render_mesh(out.vertices, flame.faces, gt.cam, size, face_mask=face)
-hull_points = torch.cat([batch.landmarks68, batch.landmarks_mp], 1).to(device)
+hull_points = face_hull_points(batch.landmarks68, batch.landmarks_mp).to(device)
 masked = mask_face(batch.image.to(device), hull_points, rendering, flame.faces,
                    face_sampling_weights(flame), MaskingConfig(), gen)
 i = 0
-show_images([batch.image[i], rendering.image[i], masked.hull[i], masked.keep[i], masked.painted[i], masked.image[i]],
-     ["input", "rendering (face)", "dilated hull", "hull − face − patches", "sampled pixels", "generator input"]);
-print(f"sampled {masked.samples.face.shape[1]} points per image, "
-      f"{masked.samples.valid.float().mean():.0%} visible")
-# Nothing of the rendered face leaks through except the sampled points.
-assert (masked.keep * rendering.mask).sum() == 0
+show_images([batch.image[i], rendering.image[i], masked.hidden[i], masked.keep[i],
+             masked.painted[i], masked.image[i]],
+            ["input", "rendering (face)", "hidden: dilated hull", "visible",
+             "sampled points", "generator input"]);
+print(f"visible {masked.keep.mean():.0%} of the image; "
+      f"{int(masked.painted.sum()) // len(masked.image)} face points per image")
+# Nothing of the face shows but the sampled points; the background shows as it is.
+face_px = (rendering.mask + masked.hidden > 0) & (masked.painted == 0)
+assert (masked.image * face_px).sum() == 0
+assert torch.equal(masked.image * masked.keep, batch.image.to(device) * masked.keep)
 
 # %% [markdown]
 # ## The augmented cycle
 #
-# From (detached) parameters, each quarter of the batch gets one edit of the expression:
-# a random perturbation, another element's expression (a permutation across the batch), a
-# template, or zero; jaw and eyelids are jittered for all. Without a user template file the
-# template bank is built from the head's own expression components (±2 along each of the
-# first ten, plus ten two-component mixes). The sampled pixels follow the edited mesh through
-# their triangles and barycentrics; the generator draws the edited face, and the encoder must
-# read back the edit (`cycle_loss` = MSE(ψ) + 10·MSE(jaw) + 10·MSE(eyelids)).
+# From (detached) parameters, the batch is split at random into four groups, and each group's
+# expression gets one edit: a perturbation of half its coefficients (std U(1, 3), clamped to
+# ±4), the expression of another member of the group scaled ×U(0.25, 1.5), a template scaled
+# the same way, or zero; every edit adds a little noise. Jaw and eyelids are jittered for all
+# (the zero group gets a closed jaw and random eyelids). Without a user template folder (SMIRK's
+# FaMoS classes) the template bank is built from the head's own expression components. **Fresh**
+# points are sampled on the original mesh and painted where they land on the edited one; the
+# face is hidden again, the generator draws the edited face, and the encoder must read back the
+# edit (`cycle_loss` = MSE(ψ) + 10·MSE(jaw) + 10·MSE(eyelids)).
 
 # %%
-aug = augment_params(gt, builtin_templates(flame.n_exp).to(device), CycleConfig(), gen)
+aug = augment_params(gt, builtin_templates(flame.n_exp).to(device), gen)
 a = aug.params
 out_aug = flame(shape=a.shape, expression=a.expression, global_pose=a.global_pose,
                 jaw_pose=a.jaw_pose, eyelids=a.eyelids)
 rendering_aug = render_mesh(out_aug.vertices, flame.faces, a.cam, size, face_mask=face)
-_, moved = paint_samples(masked.samples, rendering_aug.screen_vertices, flame.faces, size)
+points = sample_points(rendering.screen_vertices, flame.faces,
+                       face_sampling_weights(flame), 200, size, gen)
+src = point_pixels(points, rendering.screen_vertices, flame.faces, size)
+dst = point_pixels(points, rendering_aug.screen_vertices, flame.faces, size)
+moved = transfer_pixels(batch.image.to(device), src, dst)
 images = list(rendering.image) + list(rendering_aug.image) + list(moved)
-titles = [f"original {k}" for k in range(4)] + [AUGMENTATIONS[k] for k in aug.kind.tolist()] + ["moved samples"] * 4
+titles = ([f"original {k}" for k in range(4)]
+          + [AUGMENTATIONS[k] for k in aug.kind.tolist()] + ["moved points"] * 4)
 show_images(images, titles, rows=3);
 
 # %% [markdown]
-# ## One training step, dissected
+# ## One iteration: two passes, two updates
 #
-# `smirk_step` computes every loss of a step: landmarks (the 17 jaw-contour points of the 68
-# and the 105 MediaPipe points), the regularisers, the L1 reconstruction (and VGG perceptual,
-# off without local VGG weights) and the cycle. The `Trainer` alternates who learns from them:
-# on even steps the encoder is frozen and the generator steps; on odd steps the reverse.
-# Gradients still flow *through* the frozen network — that is how the cycle loss trains the
-# generator: its image must be readable by the encoder.
+# SMIRK's training iteration has two passes with a backward and optimiser steps each. **Pass 1**
+# (`first_path`): landmarks (the 17 jaw-contour points of the 68 and the 105 MediaPipe points),
+# regularisers, and the generator's L1 reconstruction (plus VGG perceptual and the
+# emotion-feature loss, off here without their weights files). Its gradient reaches **both**
+# networks, and both optimisers step.
 
 # %%
-run_dir = Path(tempfile.mkdtemp(prefix="tempsmirk_ch3_"))  # runs never go into the source tree
+run_dir = Path(tempfile.mkdtemp(prefix="tempsmirk_ch3_"))  # never in the source tree
 steps = 40 if profile == "small" else 2000
-cfg = load_config(None, [f"run.dir={run_dir}", f"train.steps={steps}", "train.batch_size=8",
-                         f"data.synthetic.image_size={size}", "data.synthetic.n_items=4096",
-                         f"data.synthetic.seed={seed}", f"run.seed={seed}", f"train.device={device}",
-                         "loss.perceptual=0", "loss.shape_reg=0.01", "train.log_every=2",
-                         f"train.image_every={steps}", f"train.checkpoint_every={steps}"]
+cfg = load_config(None, [f"run.dir={run_dir}", f"train.steps={steps}",
+                         "train.batch_size=8", f"data.synthetic.image_size={size}",
+                         "data.synthetic.n_items=4096", f"data.synthetic.seed={seed}",
+                         f"run.seed={seed}", f"train.device={device}",
+                         "loss.perceptual=0", "loss.shape_reg=0.01",
+                         "train.log_every=2",
+                         f"train.image_every={steps}",
+                         f"train.checkpoint_every={steps}"]
                   + ([f"model.flame_path={flame_path}"] if flame_path else [])
                   + ([f"model.init_checkpoint={checkpoint}"] if checkpoint else []))
 trainer = Trainer(cfg, progress=False)
-first = collate_faces([trainer.dataset[i] for i in range(8)])
-w = trainer.weights
-for trains_encoder in (False, True):
-    trainer.set_trainable(trains_encoder)
-    res = smirk_step(trainer.encoder, trainer.generator, trainer.flame, first, w, cfg.loss.masking,
-                     cfg.loss.cycle_path, trainer.face_mask, trainer.face_weights, trainer.templates,
-                     torch.Generator().manual_seed(seed))
-    res.losses.total.backward()
-    g_enc = sum(p.grad.norm() ** 2 for p in trainer.encoder.parameters() if p.grad is not None) ** 0.5
-    g_gen = sum(p.grad.norm() ** 2 for p in trainer.generator.parameters() if p.grad is not None) ** 0.5
-    print(f"{'odd' if trains_encoder else 'even'} step: encoder grad norm {float(g_enc):.3g}, "
-          f"generator grad norm {float(g_gen):.3g}")
-    trainer.encoder.zero_grad(set_to_none=True)
-    trainer.generator.zero_grad(set_to_none=True)
+first = collate_faces([trainer.dataset[i] for i in range(8)]).to(device)
+t, w, rng = trainer, trainer.weights, torch.Generator().manual_seed(seed)
+
+
+def grad_norm(module):
+    grads = [p.grad.norm() for p in module.parameters() if p.grad is not None]
+    return float(torch.stack(grads).norm()) if grads else 0.0
+
+
+# %%
+res = first_path(t.encoder, t.generator, t.flame, first, w, cfg.loss.masking,
+                 t.face_mask, t.face_weights, rng, shape_trains=True)
+res.losses.total.backward()
+print(f"pass 1: encoder grad norm {grad_norm(t.encoder):.3g}, "
+      f"generator grad norm {grad_norm(t.generator):.3g} -> both optimisers step")
 terms = res.losses.as_floats()
 print(f"{'loss':<16}{'value':>10}{'weight':>9}{'weighted':>10}")
 for name, value in terms.items():
-    if name != "total":
-        print(f"{name:<16}{value:>10.4f}{getattr(w, name):>9g}{value * getattr(w, name):>10.4f}")
-print(f"{'total':<16}{terms['total']:>29.4f}")
+    if name not in ("total", "cycle"):
+        weight = getattr(w, name)
+        print(f"{name:<16}{value:>10.4f}{weight:>9g}{value * weight:>10.4f}")
+print(f"{'total (pass 1)':<16}{terms['total']:>29.4f}")
+
+# %% [markdown]
+# **Pass 2**, the cycle, has its own backward and step. On even iterations the encoder is
+# frozen — no gradient for its weights, and in eval mode — and the generator learns *through*
+# it: its image must be readable by the encoder (only this gradient is clipped, to norm 0.1).
+# On odd iterations the generator is frozen and in eval mode, its image detached, and the
+# encoder learns to read the edit.
+
+# %%
+cycles = {}
+for even in (True, False):
+    t.encoder.zero_grad(set_to_none=True)
+    t.generator.zero_grad(set_to_none=True)
+    with frozen_eval(t.encoder if even else t.generator):
+        cycles[even] = cyc = cycle_path(
+            t.encoder, t.generator, t.flame, first.image, res.params, res.masked.hidden,
+            res.screen_vertices, t.face_mask, t.face_weights, t.templates,
+            cfg.loss.masking, rng, generator_trains=even)
+        cyc.loss.backward()
+    print(f"pass 2, {'even' if even else 'odd'} iteration: "
+          f"cycle loss {float(cyc.loss.detach()):.4f}, "
+          f"encoder grad norm {grad_norm(t.encoder):.3g}, "
+          f"generator grad norm {grad_norm(t.generator):.3g}")
+
+# %%
+t.encoder.zero_grad(set_to_none=True)
+t.generator.zero_grad(set_to_none=True)
+cyc = cycles[True]  # the generator in train mode: what it draws while it learns
 show_images([first.image[0], res.rendering[0], res.masked.image[0], res.generated[0],
-      res.cycle.rendering[0], res.cycle.generated[0]],
-     ["input", "rendering", "masked input", "reconstruction", "cycle: edited", "cycle: generated"]);
+             cyc.rendering[0], cyc.masked[0], cyc.generated[0]],
+            ["input", "rendering", "masked input", "reconstruction", "cycle: edited",
+             "cycle: masked input", "cycle: generated"]);
+
+# %% [markdown]
+# `Trainer.train_step` runs exactly these two passes with the optimiser steps in between, then
+# steps one cosine learning-rate schedule per network (SMIRK restarts it every epoch and rebuilds
+# the generator's optimiser; the README's list of differences says why we do not).
 
 # %% [markdown]
 # ## A short training run
@@ -220,7 +281,7 @@ show_images([first.image[0], res.rendering[0], res.masked.image[0], res.generate
 # The trainer writes its resolved config, a CSV log, image grids and an atomically written
 # checkpoint into the run folder; `python -m tempsmirk train --config FILE` does the same from
 # the command line (`--resume` continues a run exactly). The small profile trains for
-# 40 steps at 64 px — enough to see the machinery run and the losses move, far from a trained
+# 40 iterations at 64 px — enough to see the machinery run and the losses move, far from a trained
 # model (`tests/benchmarks/smirk_learns.py` trains longer and measures parameter errors against
 # the ground truth).
 
@@ -230,10 +291,11 @@ with open(run_dir / "log.csv") as fh:
     log = list(csv.DictReader(fh))
 step = np.array([int(r["step"]) for r in log])
 fig, axes = plt.subplots(1, 3, figsize=(11, 3))
-for ax, keys in zip(axes, (("landmarks_fan", "landmarks_mp"), ("reconstruction", "cycle"), ("total",))):
+groups = (("landmarks_fan", "landmarks_mp"), ("reconstruction", "cycle"), ("total",))
+for ax, keys in zip(axes, groups):
     for k in keys:
         ax.plot(step, [float(r[k]) for r in log], label=k)
-    ax.set_xlabel("step")
+    ax.set_xlabel("iteration")
     ax.set_yscale("log")
     ax.legend(fontsize=8)
 plt.tight_layout()
@@ -244,4 +306,5 @@ grid = plt.imread(run_dir / "images" / f"step_{steps:07d}.png")
 plt.figure(figsize=(8, 5.5))
 plt.imshow(grid)
 plt.axis("off")
-plt.title("input | rendering | masked input | reconstruction | cycle edit | cycle output", fontsize=9);
+plt.title("input | rendering | masked input | reconstruction | "
+          "cycle: edited, masked input, generated", fontsize=9);

@@ -67,17 +67,19 @@ class ModelConfig:
     frozen: list[str] = field(default_factory=list)
     init_checkpoint: Optional[str] = None
     vgg_path: Optional[str] = None
+    emotion_path: Optional[str] = None
 
 
 @dataclass
 class LossConfig:
-    """Loss weights (defaults: core training, :meth:`LossWeights.core`), masking and the cycle."""
+    """Loss weights (defaults: core training, :meth:`LossWeights.core`, documented there),
+    masking and the cycle. ``cycle`` weighs the second pass of each iteration."""
 
     landmarks_fan: float = 100.0
     landmarks_mp: float = 100.0
     reconstruction: float = 10.0
     perceptual: float = 10.0
-    emotion: float = 1.0
+    emotion: float = 0.0
     expression_reg: float = 1e-3
     jaw_reg: float = 1e-2
     shape_reg: float = 100.0
@@ -92,12 +94,12 @@ class LossConfig:
 
 @dataclass
 class OptimConfig:
-    """Two Adam optimisers; the encoder's learning rate is ``encoder_lr_scale · lr``. Cosine
-    decay to ``final_lr_scale · lr`` over ``train.steps``, after an optional linear warm-up of
-    ``warmup_steps`` (0 in SMIRK, which starts from pretrained backbones; from scratch, a warm-up
-    keeps Adam's first large steps from saturating the clamped eyelid and jaw outputs).
-    Generator gradients are clipped to norm ``generator_clip`` (None or 0 = off), the encoder's to
-    ``encoder_clip``."""
+    """Two Adam optimisers, both stepping on every iteration's first pass; the encoder's learning
+    rate is ``encoder_lr_scale · lr``. One cosine decay to ``final_lr_scale · lr`` over
+    ``train.steps`` iterations, after an optional linear warm-up of ``warmup_steps`` (0 in SMIRK,
+    which starts from pretrained backbones; from scratch, a warm-up keeps Adam's first large
+    steps from saturating the clamped eyelid and jaw outputs). The generator's gradient of the
+    cycle pass is clipped to norm ``generator_clip`` (SMIRK: 0.1; None or 0 = off)."""
 
     lr: float = 1e-3
     encoder_lr_scale: float = 0.25
@@ -106,15 +108,15 @@ class OptimConfig:
     final_lr_scale: float = 0.01
     warmup_steps: int = 0
     generator_clip: Optional[float] = 0.1
-    encoder_clip: Optional[float] = None
 
 
 @dataclass
 class TrainConfig:
-    """steps: total optimiser steps (the cosine schedule spans them). The encoder trains on odd
-    steps and the generator on even ones. amp: mixed precision, used only on CUDA. device:
-    ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``. Intervals are in steps (0 = never,
-    except that a checkpoint is always written at the end)."""
+    """steps: training iterations (the cosine schedule spans them). Each iteration is SMIRK's
+    two passes: the reconstruction path updates both networks, then the cycle path updates the
+    generator on even iterations and the encoder on odd ones. amp: mixed precision, used only on
+    CUDA. device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``. Intervals are in
+    iterations (0 = never, except that a checkpoint is always written at the end)."""
 
     steps: int = 1000
     batch_size: int = 32

@@ -18,14 +18,15 @@ def test_defaults_follow_the_guide():
     assert cfg.optim.encoder_lr_scale == 0.25 and cfg.optim.generator_betas == [0.5, 0.999]
     assert cfg.optim.final_lr_scale == 0.01 and cfg.optim.generator_clip == 0.1
     assert cfg.loss.masking.hull_radius == 10 and cfg.loss.masking.patch_size == 11
+    assert (cfg.loss.masking.dropout, cfg.loss.masking.cycle_dropout) == (0.01, 0.005)
 
 
 def test_file_then_overrides(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("train:\n  steps: 7\n  batch_size: 3\nrun:\n  dir: /tmp/a\n")
-    cfg = load_config(path, ["train.steps=9", "loss.masking.n_patches=2"])
+    cfg = load_config(path, ["train.steps=9", "loss.masking.dropout=0.02"])
     assert (cfg.train.steps, cfg.train.batch_size, cfg.run.dir) == (9, 3, "/tmp/a")
-    assert cfg.loss.masking.n_patches == 2
+    assert cfg.loss.masking.dropout == 0.02
 
 
 @pytest.mark.parametrize("text, overrides, match", [

@@ -221,9 +221,11 @@ class MeadClips(Dataset):
             g = torch.Generator().manual_seed(item_seed(cfg.seed, index))
             tf = draw_clip_transform(cfg.augmentation, w.length, g)
             # Zeros outside the stored crop: data_prep pads its crops with black too.
-            image, (lmk68, lmk_mp) = augment_frames(image, (lmk68, lmk_mp), tf, padding_mode="zeros")
+            image, (lmk68, lmk_mp, points) = augment_frames(image, (lmk68, lmk_mp, points), tf,
+                                                            padding_mode="zeros")
         if image.shape[-1] != cfg.image_size:  # normalised coordinates do not change with the size
             image = F.interpolate(image, size=(cfg.image_size, cfg.image_size), mode="bilinear",
                                   align_corners=False, antialias=True)
+        # All 478 points give the masking SMIRK's face hull (forehead included).
         return FaceSample(image=image.clamp(0, 1), landmarks68=lmk68, landmarks_mp=lmk_mp,
-                          landmarks_valid=valid, params=None, index=index)
+                          landmarks_valid=valid, params=None, index=index, hull_points=points)

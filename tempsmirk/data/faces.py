@@ -365,8 +365,10 @@ class FaceSource(Dataset):
             centre, size = smooth_boxes(centre, size)
         image = crop_faces(list(frames), centre, size, cfg.image_size)
         lmk68_px = torch.from_numpy(fan) if fan is not None else mp_t[:, list(MP_TO_IBUG68)]
+        # 68 + the embedding's MediaPipe points + all 478 (the masking's face hull, as SMIRK's).
         points = torch.cat([points_to_crop(lmk68_px, centre, size),
-                            points_to_crop(mp_t.index_select(1, self.landmark_indices), centre, size)], dim=1)
+                            points_to_crop(mp_t.index_select(1, self.landmark_indices), centre, size),
+                            points_to_crop(mp_t, centre, size)], dim=1)
         n = image.shape[0]
         if cfg.augment:
             draw = draw_augmentation(cfg.augmentation, 1, g)
@@ -374,13 +376,15 @@ class FaceSource(Dataset):
         valid = torch.from_numpy(found)
         # MediaPipe's 68 stand in for FAN's only with the fallback (SMIRK's side views: FAN term off).
         lmk68_valid = valid.clone() if fan is not None or self.fan_fallback else torch.zeros_like(valid)
-        lmk68, lmk_mp = points[:, :68].contiguous(), points[:, 68:].contiguous()
+        n_mp = 68 + len(self.landmark_indices)
+        lmk68, lmk_mp = points[:, :68].contiguous(), points[:, 68:n_mp].contiguous()
+        hull = points[:, n_mp:].contiguous()
         if not cfg.clip_length:
             return FaceSample(image=image[0], landmarks68=lmk68[0], landmarks_mp=lmk_mp[0],
                               landmarks_valid=valid[0], params=None, index=index,
-                              landmarks68_valid=lmk68_valid[0])
+                              landmarks68_valid=lmk68_valid[0], hull_points=hull[0])
         return FaceSample(image=image, landmarks68=lmk68, landmarks_mp=lmk_mp, landmarks_valid=valid,
-                          params=None, index=index, landmarks68_valid=lmk68_valid)
+                          params=None, index=index, landmarks68_valid=lmk68_valid, hull_points=hull)
 
     def _frames(self, mp_all: np.ndarray, g: torch.Generator) -> tuple[int, int]:
         """(start, count) of the frames to read: a random face frame (a random T-window for clips)

@@ -37,6 +37,9 @@ class FaceSample:
     landmarks68_valid: () bool ((T,) for a clip), whether ``landmarks68`` may supervise the 68-point
         (FAN) term; None means as ``landmarks_valid``. False where a real image has no FAN points
         and they are not to be replaced by MediaPipe's (SMIRK's MEAD side views).
+    hull_points: (L', 2) points whose convex hull is the face, forehead included — MediaPipe's
+        478 for real data; (T, L', 2) for a clip. None: the masking builds the hull from the
+        landmarks (:func:`tempsmirk.smirk.masking.face_hull_points`).
     """
 
     image: Tensor
@@ -46,6 +49,7 @@ class FaceSample:
     params: Optional[EncoderOutput]
     index: int
     landmarks68_valid: Optional[Tensor] = None
+    hull_points: Optional[Tensor] = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ class FaceBatch:
     params: :class:`EncoderOutput` with (B, ...) or (B, T, ...) fields, or None.
     index: (B,) int64 dataset indices.
     landmarks68_valid: (B,) or (B, T) bool, or None (= ``landmarks_valid``); see :class:`FaceSample`.
+    hull_points: (B, L', 2) or (B, T, L', 2), or None (see :class:`FaceSample`).
     """
 
     image: Tensor
@@ -68,6 +73,7 @@ class FaceBatch:
     params: Optional[EncoderOutput]
     index: Tensor
     landmarks68_valid: Optional[Tensor] = None
+    hull_points: Optional[Tensor] = None
 
     @property
     def batch_size(self) -> int:
@@ -88,7 +94,8 @@ class FaceBatch:
             image=self.image.to(device), landmarks68=self.landmarks68.to(device),
             landmarks_mp=self.landmarks_mp.to(device), landmarks_valid=self.landmarks_valid.to(device),
             params=None if self.params is None else self.params.to(device), index=self.index.to(device),
-            landmarks68_valid=None if self.landmarks68_valid is None else self.landmarks68_valid.to(device))
+            landmarks68_valid=None if self.landmarks68_valid is None else self.landmarks68_valid.to(device),
+            hull_points=None if self.hull_points is None else self.hull_points.to(device))
 
     def frames(self) -> "FaceBatch":
         """A clip batch flattened to single frames (B·T, ...); a frame batch unchanged."""
@@ -102,13 +109,14 @@ class FaceBatch:
         return replace(self, image=flat(self.image), landmarks68=flat(self.landmarks68),
                        landmarks_mp=flat(self.landmarks_mp), landmarks_valid=flat(self.landmarks_valid),
                        params=params, index=self.index.repeat_interleave(t),
-                       landmarks68_valid=None if self.landmarks68_valid is None else flat(self.landmarks68_valid))
+                       landmarks68_valid=None if self.landmarks68_valid is None else flat(self.landmarks68_valid),
+                       hull_points=None if self.hull_points is None else flat(self.hull_points))
 
 
 def collate_faces(samples: Sequence[FaceSample]) -> FaceBatch:
     """Stack samples into a :class:`FaceBatch` (the ``collate_fn`` for a ``DataLoader``).
 
-    Either every sample has ground-truth ``params`` or none has.
+    Either every sample has ground-truth ``params`` or none has; the same for ``hull_points``.
     """
     if not samples:
         raise ValueError("collate_faces needs at least one sample")
@@ -126,6 +134,10 @@ def collate_faces(samples: Sequence[FaceSample]) -> FaceBatch:
         fan_valid = torch.stack([v if s.landmarks68_valid is None
                                  else torch.as_tensor(s.landmarks68_valid, dtype=torch.bool)
                                  for s, v in zip(samples, valid)])
+    has_hull = [s.hull_points is not None for s in samples]
+    if any(has_hull) and not all(has_hull):
+        raise ValueError("collate_faces: some samples have hull_points and some do not; do not mix "
+                         "datasets with and without MediaPipe's 478 points in one batch")
     return FaceBatch(
         image=torch.stack([s.image for s in samples]),
         landmarks68=torch.stack([s.landmarks68 for s in samples]),
@@ -134,4 +146,5 @@ def collate_faces(samples: Sequence[FaceSample]) -> FaceBatch:
         params=params,
         index=torch.tensor([s.index for s in samples], dtype=torch.long),
         landmarks68_valid=fan_valid,
+        hull_points=torch.stack([s.hull_points for s in samples]) if all(has_hull) else None,
     )

@@ -6,6 +6,8 @@
   :func:`shape_reg`, :func:`cycle_loss`.
 - :mod:`tempsmirk.losses.perceptual` — :func:`reconstruction_loss` (L1) and
   :class:`PerceptualLoss` (VGG16 from a local weights file; off without one).
+- :mod:`tempsmirk.losses.emotion` — :class:`EmotionLoss` (EMOCA's ResNet-50 emotion features,
+  L2, from a local checkpoint).
 - :class:`LossWeights` — the weights of the guide for core training and pretraining.
 """
 
@@ -13,11 +15,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tempsmirk.losses.emotion import EmotionLoss
 from tempsmirk.losses.landmarks import N_CONTOUR, jaw_contour, landmark_loss, select_mediapipe
 from tempsmirk.losses.perceptual import PerceptualLoss, reconstruction_loss
 from tempsmirk.losses.regularizers import cycle_loss, expression_reg, jaw_reg, shape_reg
 
 __all__ = [
+    "EmotionLoss",
     "LossWeights",
     "N_CONTOUR",
     "PerceptualLoss",
@@ -34,26 +38,28 @@ __all__ = [
 
 @dataclass(frozen=True)
 class LossWeights:
-    """Weights of SMIRK's losses; the defaults are core training's. Explained in chapter 3.
+    """Weights of SMIRK's losses; the defaults are core training's (SMIRK's
+    ``configs/config_train.yaml``). Explained in chapter 3.
 
     landmarks_fan: jaw-contour landmark MSE (17 FAN points).
     landmarks_mp: MediaPipe landmark MSE (105 points).
     reconstruction: L1 between generated and input image.
     perceptual: VGG16 perceptual loss (only counts when a VGG weights file is given).
-    emotion: emotion-feature loss (only counts when an emotion network is given).
+    emotion: emotion-feature loss (:class:`EmotionLoss`; needs EMOCA's emotion network). 0 in the
+        public core config; 1.0 trained the released SMIRK_em1.
     expression_reg, jaw_reg: pull expression / jaw towards neutral.
     shape_reg: pull shape towards the mean; applied only while the shape branch trains.
-    cycle: augmented-cycle loss (:func:`cycle_loss`).
+    cycle: augmented-cycle loss (:func:`cycle_loss`), the weight of the second path.
 
-    :meth:`pretraining` has no generator in the loop, so every loss that needs a generated
-    image (reconstruction, perceptual, emotion, cycle) is 0 there.
+    :meth:`pretraining` (``configs/config_pretrain.yaml``) has no generator in the loop, so every
+    loss that needs a generated image (reconstruction, perceptual, emotion, cycle) is 0 there.
     """
 
     landmarks_fan: float = 100.0
     landmarks_mp: float = 100.0
     reconstruction: float = 10.0
     perceptual: float = 10.0
-    emotion: float = 1.0
+    emotion: float = 0.0
     expression_reg: float = 1e-3
     jaw_reg: float = 1e-2
     shape_reg: float = 100.0
@@ -66,6 +72,7 @@ class LossWeights:
 
     @classmethod
     def pretraining(cls) -> "LossWeights":
-        """Encoder pretraining on landmarks and regularisers alone."""
+        """Encoder pretraining on landmarks and regularisers alone (SMIRK adds MICA's shape
+        supervision, weight 10, which is not implemented here: README differences)."""
         return cls(reconstruction=0.0, perceptual=0.0, emotion=0.0, expression_reg=1e-2,
-                   jaw_reg=0.0, cycle=0.0)
+                   jaw_reg=0.0, shape_reg=0.0, cycle=0.0)

@@ -229,14 +229,17 @@ def generator_panel(generator, flame, vertices: Tensor, params: EncoderOutput, c
                     seed: int = 0) -> Tensor:
     """The generator's redrawing of each crop from the mesh and a masked copy of the crop.
 
-    As in training (chapter 3) but without patch dropout, and with a fixed seed for the sampled
-    face pixels, so a video is drawn the same way every run.
+    The input an official generator was trained on (:func:`~tempsmirk.smirk.masking.mask_face`,
+    chapter 3): the face hidden (the dilated hull of the landmarks, and the rendering), background
+    visible, ~1 % sampled face points with their colour noise and dropout — SMIRK's demo masks
+    with the same noise and dropout — drawn with a fixed seed, so a video is drawn the same way
+    every run.
 
     Args:
         vertices: (B, V, 3) meshes; params: their (B, ...) parameters (``cam`` for the crop).
         crops: (B, 3, N, N) in [0, 1].
-        hull_points: (B, L, 2) normalised crop coordinates of points around the face (detected
-            landmarks, or projected ones where none were detected).
+        hull_points: (B, L, 2) normalised crop coordinates of points whose hull is the face
+            (MediaPipe's 478 detected points, or projected ones where none were detected).
         face_mask: (F,) bool face region; face_weights: (F,) pixel-sampling weights.
     Returns:
         (B, 3, N, N) in [0, 1].
@@ -244,8 +247,7 @@ def generator_panel(generator, flame, vertices: Tensor, params: EncoderOutput, c
     n = crops.shape[-1]
     rendering = render_mesh(vertices, flame.faces, params.cam, n, face_mask=face_mask)
     rng = torch.Generator().manual_seed(seed)
-    masked = mask_face(crops, hull_points, rendering, flame.faces, face_weights,
-                       MaskingConfig(n_patches=0), rng)
+    masked = mask_face(crops, hull_points, rendering, flame.faces, face_weights, MaskingConfig(), rng)
     return generator(torch.cat([rendering.image, masked.image], dim=1))
 
 

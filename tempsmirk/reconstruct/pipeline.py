@@ -56,6 +56,7 @@ from tempsmirk.reconstruct.overlay import (blend_windows, compose_panels, genera
                                            render_windows)
 from tempsmirk.reconstruct.smoothing import Smoothing, describe, smooth_params
 from tempsmirk.smirk.encoder import EncoderOutput
+from tempsmirk.smirk.masking import face_hull_points
 from tempsmirk.viz import Table, table
 
 if TYPE_CHECKING:
@@ -550,8 +551,7 @@ def _render_pass(video: Path, frames_it: Optional[Iterator[np.ndarray]], params:
                     with watch("generator"):
                         crops = crop_frames(frames, affine[i0:i1], crop_size).to(device)
                         hull = _hull_points(landmarks[i0:i1], affine[i0:i1], crop_size, found_t[i0:i1],
-                                            out.landmarks_mp if out.landmarks_mp is not None else out.vertices,
-                                            p.cam).to(device)
+                                            _mesh_hull_points(out, p.cam, crop_size)).to(device)
                         generated = generator_panel(generator, flame, out.vertices, p, crops, hull,
                                                     face_mask, face_weights)
                 with watch("compose"):
@@ -562,11 +562,22 @@ def _render_pass(video: Path, frames_it: Optional[Iterator[np.ndarray]], params:
             pb.update(i1 - i0)
 
 
+def _mesh_hull_points(out, cam: Tensor, crop_size: int) -> Tensor:
+    """The mesh's own face-hull points in the crop, forehead included (the training hull for
+    data without MediaPipe's 478 points, :func:`~tempsmirk.smirk.masking.face_hull_points`);
+    the projected vertices where the model has no 68 + MediaPipe landmarks. -> (B, L', 2)."""
+    if out.landmarks68 is not None and out.landmarks_mp is not None:
+        return face_hull_points(projected_landmarks(out.landmarks68, cam, crop_size),
+                                projected_landmarks(out.landmarks_mp, cam, crop_size))
+    return projected_landmarks(out.vertices, cam, crop_size)
+
+
 def _hull_points(landmarks: np.ndarray, affine: np.ndarray, crop_size: int, found: Tensor,
-                 projected: Tensor, cam: Tensor) -> Tensor:
+                 fallback: Tensor) -> Tensor:
     """Points whose hull bounds the face in each crop: detected landmarks where a face was found,
-    the mesh's projected points (repeated to the same count) elsewhere. -> (B, 478, 2) normalised."""
+    ``fallback`` (B, L', 2) — the mesh's hull points, repeated to the same count — elsewhere.
+    -> (B, 478, 2) normalised."""
     detected = torch.from_numpy(np.nan_to_num(landmarks_to_crop(landmarks, affine, crop_size)[..., :2]))
-    proj = projected_landmarks(projected, cam, crop_size).cpu()
+    proj = fallback.cpu()
     proj = proj[:, torch.arange(detected.shape[1]) % proj.shape[1]]
     return torch.where(found.cpu()[:, None, None], detected.to(proj.dtype), proj)

@@ -1,42 +1,67 @@
 """What the generator may see of the input image: SMIRK's masking and pixel sampling.
 
 Explained in chapter 3. Shapes: B batch, H W image size, L landmarks, V vertices, F faces,
-N sampled pixels per image. Pixel and normalised coordinates are those of
+N sampled points per image. Pixel and normalised coordinates are those of
 :mod:`tempsmirk.render.camera`.
 
-The generator gets the rendered shading and a *masked* copy of the input. The mask keeps
+The generator gets the rendered shading and a *masked* copy of the input in which the **face is
+hidden** (as the reference code does it, ``src/utils/masking.py`` and ``datasets/base_dataset.py``
+of SMIRK):
 
-1. the **surroundings** of the face: the convex hull of the landmarks, dilated by
-   ``hull_radius`` pixels (10 at 224 px, scaled with the image), **minus** the area the face
-   rendering covers — so the generator cannot copy the expression from the input and must take it
-   from the rendering;
-2. a sparse set of **sampled face pixels** (~1 % of the image): points drawn on visible face
-   triangles with probability proportional to triangle area × region weight, their colours
-   jittered ×N(1, 0.05). Each point remembers its triangle and barycentrics, so it can be moved
-   with the mesh (:func:`paint_samples` with another mesh's screen vertices): that is how the
-   cycle path hands the generator the face's colours at the *augmented* geometry;
+1. **Hidden region** — the convex hull of the face's landmarks (MediaPipe's 478 points, forehead
+   included), dilated by a (2r+1)² square (r = ``hull_radius``, 10 px at 224). The mask is 1
+   *outside* it, **minus** the rendered face, so background, hair and neck stay visible and
+   nothing of the real face (its expression) can be copied.
+2. **Sampled points** — ~1 % of H·W points drawn on the mesh's front-facing triangles with
+   probability ∝ screen area × region weight (:data:`REGION_WEIGHTS`); each point shows the input
+   pixel under it, its colour ×N(1, 0.05). A point is a triangle + barycentrics, so it moves
+   with the mesh: the cycle path (:mod:`tempsmirk.smirk.cycle`) takes the colour where the point
+   was and paints it where the point lands on the edited mesh.
+3. **Dropout** — patch centres drawn Bernoulli(``dropout``) per pixel (1 %; 0.5 % in the cycle
+   path), each removing the sampled points inside its 11 × 11 square. Only sampled points are
+   dropped; the visible background never is.
 
-and drops random square patches (11 × 11 at 224 px) of what is kept, so the generator learns to
-fill in rather than copy.
+**Without the 478 points** (the built-in head and synthetic data, whose MediaPipe embedding has
+the 105 FLAME points; any batch with only 68 + 105 landmarks), :func:`face_hull_points` adds the
+forehead: the 17 jaw-contour points reflected across the line through the two contour ends (the
+temples), at :data:`FOREHEAD_SCALE` of their distance. The scale was fitted to MediaPipe's own
+478-point hull: on the shared real video the hull of 68 + 105 + forehead points has IoU 0.947
+with it (coverage 98.4 %; without the forehead 0.830), and on 96 synthetic faces of the built-in
+head, where MediaPipe also finds all 478 points, IoU 0.863 (coverage 95.1 %; without it 0.811).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from tempsmirk.render import Rendering, normalised_to_pixels
+from tempsmirk.render.shading import vertex_normals
 
-__all__ = ["MaskingConfig", "SampledPixels", "MaskedInput", "REGION_WEIGHTS", "convex_hull",
-           "hull_mask", "dilate", "scaled_pixels", "face_sampling_weights", "sample_face_pixels",
-           "paint_samples", "patch_dropout", "mask_face"]
+__all__ = ["MaskingConfig", "SampledPoints", "MaskedInput", "REGION_WEIGHTS", "FOREHEAD_SCALE",
+           "scaled_pixels", "convex_hull", "dilate", "hull_mask", "forehead_points", "face_hull_points",
+           "load_triangle_masks", "triangle_regions", "face_sampling_weights", "sample_points",
+           "point_pixels", "transfer_pixels", "mask_image", "mask_face"]
 
-# Expressions live around the mouth and eyes: sample those regions more densely.
-REGION_WEIGHTS: dict[str, float] = {"face": 1.0, "lips": 3.0, "eye_region": 2.0}
+PathLike = Union[str, os.PathLike]
+
+#: SMIRK's sampling weight per FLAME region (``load_probabilities_per_FLAME_triangle``), in its
+#: order: a triangle in several regions gets the weight of the last one listed; others get 0.
+REGION_WEIGHTS: tuple[tuple[str, float], ...] = (
+    ("neck", 0.0), ("right_eyeball", 0.0), ("right_ear", 0.0), ("lips", 0.5), ("nose", 0.5),
+    ("left_ear", 0.0), ("eye_region", 1.0), ("forehead", 1.0), ("left_eye_region", 1.0),
+    ("right_eye_region", 1.0), ("face_clean", 1.0), ("cleaner_lips", 1.0),
+)
+#: Forehead points at this fraction of the mirrored jaw contour (module docstring).
+FOREHEAD_SCALE = 0.4
+#: SMIRK keeps triangles whose mean vertex normal points at most this much away from the camera.
+FRONT_FACING = 0.05
 REFERENCE_SIZE = 224  # image side the pixel sizes below are given at
 
 
@@ -44,23 +69,33 @@ REFERENCE_SIZE = 224  # image side the pixel sizes below are given at
 class MaskingConfig:
     """Masking parameters (the ``loss.masking`` config section); pixel sizes are at 224 px.
 
-    hull_radius: dilation of the landmark hull.
-    sample_fraction: sampled face pixels as a fraction of H·W.
-    colour_jitter: std of the multiplicative colour noise N(1, σ) on sampled pixels.
-    patch_size: side of each dropped square patch.
-    n_patches: patches dropped per image.
+    hull_radius: r of the (2r+1)² square dilation of the landmark hull.
+    sample_fraction: sampled face points per image as a fraction of H·W.
+    colour_jitter: σ of the multiplicative colour noise N(1, σ) on sampled points.
+    dropout: probability that a pixel is a dropout-patch centre (reconstruction path).
+    cycle_dropout: the same in the cycle path.
+    patch_size: side of a dropout patch.
+    triangle_masks: SMIRK's ``FLAME_masks_triangles.npy`` (region -> triangle indices), which
+        holds its ``face_clean`` and ``cleaner_lips`` regions; None = the equivalent built from
+        the model's vertex regions (:func:`triangle_regions`).
     """
 
     hull_radius: float = 10.0
     sample_fraction: float = 0.01
     colour_jitter: float = 0.05
+    dropout: float = 0.01
+    cycle_dropout: float = 0.005
     patch_size: int = 11
-    n_patches: int = 10
+    triangle_masks: Optional[str] = None
 
 
 def scaled_pixels(size_at_224: float, image_size: int) -> int:
     """A pixel size given at 224 px, at ``image_size`` (at least 1)."""
     return max(1, int(round(size_at_224 * image_size / REFERENCE_SIZE)))
+
+
+def _odd(k: int) -> int:
+    return k if k % 2 else k + 1
 
 
 def convex_hull(points: Tensor) -> Tensor:
@@ -85,20 +120,26 @@ def convex_hull(points: Tensor) -> Tensor:
     return torch.tensor(lower[:-1] + upper[:-1], dtype=points.dtype)
 
 
+def _square_max(x: Tensor, k: int) -> Tensor:
+    """Max over k × k windows (k odd, stride 1, same size): SMIRK's ``max_pool2d(x, k, 1, k // 2)``,
+    as two 1-D passes (a square is separable; 2k instead of k² comparisons per pixel)."""
+    x = F.max_pool2d(x, (k, 1), stride=1, padding=(k // 2, 0))
+    return F.max_pool2d(x, (1, k), stride=1, padding=(0, k // 2))
+
+
 def dilate(mask: Tensor, radius: int) -> Tensor:
-    """Binary dilation with a disk: (B, 1, H, W) float {0, 1} -> same."""
+    """Binary dilation with a (2r+1)² square (SMIRK's max-pooling): (B, 1, H, W) -> same."""
     if radius <= 0:
         return mask
-    r = torch.arange(-radius, radius + 1, device=mask.device, dtype=mask.dtype)
-    disk = ((r[:, None] ** 2 + r[None, :] ** 2) <= radius ** 2 + 1e-6).to(mask.dtype)
-    return (F.conv2d(mask, disk[None, None], padding=radius) > 0.5).to(mask.dtype)
+    return _square_max(mask, 2 * radius + 1)
 
 
 def hull_mask(landmarks: Tensor, image_size: int, radius: int = 0) -> Tensor:
-    """Filled convex hull of each image's landmarks, dilated by ``radius`` pixels.
+    """Filled convex hull of each image's landmarks, dilated by ``radius`` pixels (square).
 
     Args:
-        landmarks: (B, L, 2) normalised image coordinates (any number of points >= 3).
+        landmarks: (B, L, 2) normalised image coordinates (any number of points >= 3; NaN rows
+            are ignored).
         image_size: H = W.
         radius: dilation in pixels (at this image size).
     Returns:
@@ -111,7 +152,8 @@ def hull_mask(landmarks: Tensor, image_size: int, radius: int = 0) -> Tensor:
     yy, xx = torch.meshgrid(c, c, indexing="ij")
     out = torch.zeros(b, 1, image_size, image_size, device=device, dtype=dtype)
     for i in range(b):
-        hull = convex_hull(px[i]).to(device)
+        pts = px[i][torch.isfinite(px[i]).all(dim=1)]
+        hull = convex_hull(pts).to(device) if len(pts) else pts
         if hull.shape[0] < 3:
             continue
         a, e = hull, hull.roll(-1, dims=0) - hull  # edges a -> a + e
@@ -122,169 +164,242 @@ def hull_mask(landmarks: Tensor, image_size: int, radius: int = 0) -> Tensor:
     return dilate(out, radius)
 
 
-def face_sampling_weights(flame, region_weights: Optional[Mapping[str, float]] = None) -> Tensor:
-    """Per-face sampling weight from FLAME's region masks: (F,) float.
+def forehead_points(landmarks68: Tensor, scale: float = FOREHEAD_SCALE) -> Tensor:
+    """The jaw contour mirrored over the forehead: (..., 68, 2) -> (..., 17, 2).
 
-    A face gets the largest weight of the named regions it lies in, 0 outside them (so only the
-    face region is sampled); a model without region masks weighs every face 1.
+    Each contour point (iBUG 0–16) is reflected across the line through points 0 and 16 (the
+    temples) and its distance from that line scaled by ``scale`` (module docstring).
     """
-    region_weights = REGION_WEIGHTS if region_weights is None else region_weights
+    contour = landmarks68[..., :17, :]
+    a, b = contour[..., :1, :], contour[..., 16:17, :]
+    d = b - a
+    d = d / d.norm(dim=-1, keepdim=True).clamp(min=1e-8)
+    rel = contour - a
+    along = (rel * d).sum(-1, keepdim=True) * d
+    return a + along - scale * (rel - along)
+
+
+def face_hull_points(landmarks68: Tensor, landmarks_mp: Tensor, scale: float = FOREHEAD_SCALE) -> Tensor:
+    """Points whose hull stands in for MediaPipe's 478-point hull when only the 68 iBUG and 105
+    FLAME-matched MediaPipe points are known: (B, 68, 2), (B, 105, 2) -> (B, 190, 2)."""
+    return torch.cat([landmarks68, landmarks_mp, forehead_points(landmarks68, scale)], dim=-2)
+
+
+# --------------------------------------------------------------------------- sampling weights
+def load_triangle_masks(path: PathLike, n_faces: int) -> dict[str, Tensor]:
+    """SMIRK's ``FLAME_masks_triangles.npy`` (an ``np.save``'d dict: region -> triangle indices)
+    as region -> (F,) bool. Read without running code from the file (restricted unpickler)."""
+    from tempsmirk.flame.io import load_npy_restricted
+
+    obj = load_npy_restricted(path)
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"{path}: expected a dict of region name -> triangle indices (SMIRK's "
+                         f"FLAME_masks_triangles.npy), found {type(obj).__name__}")
+    out = {}
+    for name, idx in obj.items():
+        idx = torch.as_tensor(np.asarray(idx, dtype=np.int64).reshape(-1))
+        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= n_faces):
+            raise ValueError(f"{path}: region {name!r} indexes triangles outside [0, {n_faces}); is it "
+                             f"the masks file of this FLAME topology?")
+        mask = torch.zeros(n_faces, dtype=torch.bool)
+        mask[idx] = True
+        out[str(name)] = mask
+    known = [n for n, _ in REGION_WEIGHTS if n in out]
+    if not known:
+        raise ValueError(f"{path}: none of SMIRK's regions {[n for n, _ in REGION_WEIGHTS]} is in the "
+                         f"file (it has {sorted(out)})")
+    return out
+
+
+def triangle_regions(flame, triangle_masks: Optional[Mapping[str, Tensor]] = None) -> dict[str, Tensor]:
+    """Triangle regions for :data:`REGION_WEIGHTS`: name -> (F,) bool on ``flame.faces``.
+
+    ``triangle_masks`` (from :func:`load_triangle_masks`) are used as they are. Otherwise they are
+    built from the model's vertex regions (``FLAME_masks.pkl`` names; the built-in head has the
+    same): a triangle is in a region when its three vertices are, and SMIRK's two extra regions,
+    which ``FLAME_masks.pkl`` lacks, are approximated as ``face_clean`` = face − boundary − lips −
+    nose (so lips and nose keep their 0.5) and ``cleaner_lips`` = none.
+    """
+    device = flame.faces.device
+    if triangle_masks is not None:
+        return {k: v.to(device) for k, v in triangle_masks.items()}
+    regions = {name: flame.region_faces(name) for name in flame.masks}
+    if "face" in regions:
+        clean = regions["face"].clone()
+        for name in ("boundary", "lips", "nose"):
+            if name in regions:
+                clean &= ~regions[name]
+        regions["face_clean"] = clean
+    return regions
+
+
+def face_sampling_weights(flame, triangle_masks: Optional[Mapping[str, Tensor]] = None) -> Tensor:
+    """Per-triangle sampling weight, SMIRK's :data:`REGION_WEIGHTS`: (F,) float.
+
+    Regions come from :func:`triangle_regions`; a model with no region masks at all weighs every
+    triangle 1.
+    """
+    regions = triangle_regions(flame, triangle_masks)
     n_faces = flame.faces.shape[0]
-    if not any(name in flame.masks for name in region_weights):
+    if not any(name in regions for name, _ in REGION_WEIGHTS):
         return torch.ones(n_faces, device=flame.faces.device)
     w = torch.zeros(n_faces, device=flame.faces.device)
-    for name, weight in region_weights.items():
-        if name in flame.masks:
-            w = torch.where(flame.region_faces(name), torch.clamp(w, min=weight), w)
+    for name, weight in REGION_WEIGHTS:
+        if name in regions:
+            w[regions[name]] = weight
     return w
 
 
+# --------------------------------------------------------------------------- points
 @dataclass(frozen=True)
-class SampledPixels:
-    """Face points sampled on a rendered mesh, tied to the mesh so they can move with it.
+class SampledPoints:
+    """Points on a mesh, tied to it so they can move with it.
 
     face: (B, N) int64 index into ``faces``.
     bary: (B, N, 3) barycentric coordinates inside that face.
-    colour: (B, N, 3) the input image's colour there, jittered, in [0, 1].
-    valid: (B, N) bool: visible in the rendering they were drawn from (others are never painted).
+    valid: (B,) bool; False where the mesh gave no usable weights (degenerate, e.g. non-finite):
+        such an image gets no points.
     """
 
     face: Tensor
     bary: Tensor
-    colour: Tensor
     valid: Tensor
 
 
-def sample_face_pixels(image: Tensor, rendering: Rendering, faces: Tensor, face_weights: Tensor,
-                       fraction: float, colour_jitter: float, generator: torch.Generator,
-                       depth_tolerance: float = 0.01) -> SampledPixels:
-    """Draw ~``fraction``·H·W points per image on the visible faces of ``rendering``.
+def _camera_frame(screen_vertices: Tensor, image_size: int) -> Tensor:
+    """Pixel-space vertices back to SMIRK's projected frame (x right, y down, depth), all in
+    normalised units: (B, V, 3) -> (B, V, 3)."""
+    xy = screen_vertices[..., :2] * (2.0 / image_size) - 1.0
+    return torch.cat([xy, screen_vertices[..., 2:]], dim=-1)
+
+
+def sample_points(screen_vertices: Tensor, faces: Tensor, face_weights: Tensor, n: int, image_size: int,
+                  generator: torch.Generator) -> SampledPoints:
+    """Draw ``n`` points per mesh as SMIRK does (``mesh_based_mask_uniform_faces``).
+
+    A triangle is drawn with probability ∝ region weight × its screen area, among the triangles
+    that face the camera (mean vertex normal at most :data:`FRONT_FACING` away from it; no
+    occlusion test, as in SMIRK); the point is uniform inside it.
 
     Args:
-        image: (B, 3, H, W) the input image whose colours are taken.
-        rendering: the face rendering of the predicted mesh (its ``screen_vertices`` and
-            ``sparse.pix_to_face`` are used; no gradient flows).
+        screen_vertices: (B, V, 3) pixel-space vertices (``Rendering.screen_vertices``); no
+            gradient flows.
         faces: (F, 3) int64; face_weights: (F,) from :func:`face_sampling_weights`.
-        fraction: points per image as a fraction of H·W; colour_jitter: σ of N(1, σ).
-        generator: CPU ``torch.Generator`` for every random draw.
-        depth_tolerance: a point is visible if the pixel it lands on shows its face, or a surface
-            within this depth (normalised units) of it.
+        n: points per mesh; image_size: H = W of ``screen_vertices``' image.
+        generator: CPU ``torch.Generator`` for every draw.
+    """
+    b = screen_vertices.shape[0]
+    device = screen_vertices.device
+    faces = faces.to(device)
+    v = _camera_frame(screen_vertices.detach().float(), image_size)
+    depth_normal = vertex_normals(v, faces)[..., 2][:, faces].mean(-1)  # (B, F)
+    tri = v[:, faces, :2]  # (B, F, 3, 2)
+    e1, e2 = tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0]
+    area = 0.5 * (e1[..., 0] * e2[..., 1] - e1[..., 1] * e2[..., 0]).abs()
+    weights = face_weights.to(device)[None] * area * (depth_normal < FRONT_FACING)
+    weights = torch.nan_to_num(weights.cpu(), nan=0.0, posinf=0.0, neginf=0.0).clamp(min=0)
+    valid = weights.sum(1) > 0
+    weights[~valid] = 1.0  # anything: these images get no points (``valid``)
+    face = torch.multinomial(weights, n, replacement=True, generator=generator)  # (B, N)
+    u, w = torch.rand(b, n, generator=generator), torch.rand(b, n, generator=generator)
+    flip = u + w > 1  # fold the unit square onto the triangle: uniform over its area
+    u, w = torch.where(flip, 1 - u, u), torch.where(flip, 1 - w, w)
+    bary = torch.stack([1 - u - w, u, w], dim=-1)
+    return SampledPoints(face=face.to(device), bary=bary.to(device), valid=valid.to(device))
+
+
+def point_pixels(points: SampledPoints, screen_vertices: Tensor, faces: Tensor, image_size: int) -> Tensor:
+    """The pixel each point falls in on a mesh: (B, N, 2) int64 (column, row), clamped to the
+    image as SMIRK clamps them."""
+    b, n = points.face.shape
+    tri = screen_vertices.detach()[:, faces.to(screen_vertices.device)]  # (B, F, 3, 3)
+    corners = tri.gather(1, points.face[..., None, None].expand(b, n, 3, 3))
+    pos = (points.bary[..., None].to(tri.dtype) * corners).sum(2)[..., :2]
+    return pos.floor().clamp(0, image_size - 1).long()
+
+
+def transfer_pixels(image: Tensor, source: Tensor, target: Tensor, valid: Optional[Tensor] = None) -> Tensor:
+    """Copy the input's colour at each source pixel to its target pixel on a black canvas.
+
+    Args:
+        image: (B, 3, H, W); source, target: (B, N, 2) int64 (column, row) from
+            :func:`point_pixels`; valid: (B,) bool images that get points (all when None).
     Returns:
-        :class:`SampledPixels` with N = max(1, round(fraction·H·W)).
+        (B, 3, H, W): colours at the target pixels, 0 elsewhere.
+    """
+    b, n = source.shape[:2]
+    bidx = torch.arange(b, device=image.device)[:, None].expand(b, n)
+    keep = torch.ones(b, n, dtype=torch.bool, device=image.device) if valid is None else valid[:, None].expand(b, n)
+    src, dst = source[keep], target[keep]
+    canvas = torch.zeros_like(image.detach())
+    canvas[bidx[keep], :, dst[:, 1], dst[:, 0]] = image.detach()[bidx[keep], :, src[:, 1], src[:, 0]]
+    return canvas
+
+
+def mask_image(image: Tensor, hidden: Tensor, extra: Tensor, rendered: Tensor, colour_jitter: float,
+               dropout: float, patch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+    """SMIRK's ``masking``: hide the face, add the sampled points, drop some of them.
+
+    Args:
+        image: (B, 3, H, W); hidden: (B, 1, H, W) the dilated hull; rendered: (B, 1, H, W) the
+            rendered face; extra: (B, 3, H, W) sampled colours (:func:`transfer_pixels`).
+        colour_jitter: σ of N(1, σ) per channel; dropout: patch-centre probability; patch_size:
+            patch side in pixels at this image size (made odd).
+        generator: CPU ``torch.Generator``.
+    Returns:
+        masked (B, 3, H, W), keep (B, 1, H, W) the visible region (outside the hull and the
+        rendering), painted (B, 1, H, W) where sampled points remain. All detached.
     """
     b, _, h, w = image.shape
-    device = image.device
-    faces = faces.to(device)
-    n = max(1, int(round(fraction * h * w)))
-    screen = rendering.screen_vertices.detach()
-    tri = screen[:, faces]  # (B, F, 3, 3)
-    e1, e2 = tri[:, :, 1, :2] - tri[:, :, 0, :2], tri[:, :, 2, :2] - tri[:, :, 0, :2]
-    area = 0.5 * (e1[..., 0] * e2[..., 1] - e1[..., 1] * e2[..., 0]).abs()  # (B, F) pixels²
-    p2f = rendering.sparse.pix_to_face  # (B, H, W)
-    seen = torch.zeros(b, faces.shape[0] + 1, device=device)
-    seen.scatter_(1, (p2f.reshape(b, -1) + 1), 1.0)  # column 0 collects background
-    weights = (area * face_weights.to(device)[None] * seen[:, 1:]).float().cpu()
-    # A degenerate (e.g. non-finite) mesh gives no usable weights: sample nothing valid there.
-    weights = torch.nan_to_num(weights, nan=0.0, posinf=0.0, neginf=0.0).clamp(min=0)
-    empty = weights.sum(1) <= 0
-    weights[empty] = 1.0  # anything; these rows are marked invalid below
-    face = torch.multinomial(weights, n, replacement=True, generator=generator)  # (B, N)
-    u, v = torch.rand(b, n, generator=generator), torch.rand(b, n, generator=generator)
-    su = u.sqrt()  # uniform over the triangle's area
-    bary = torch.stack([1 - su, su * (1 - v), su * v], dim=-1)
-    jitter = 1 + colour_jitter * torch.randn(b, n, 3, generator=generator)
-    face, bary, jitter = face.to(device), bary.to(device, screen.dtype), jitter.to(device, image.dtype)
-
-    pos = (bary[..., None] * tri.gather(1, face[..., None, None].expand(b, n, 3, 3))).sum(2)  # (B, N, 3)
-    col = pos[..., 0].floor().long().clamp(0, w - 1)
-    row = pos[..., 1].floor().long().clamp(0, h - 1)
-    bidx = torch.arange(b, device=device)[:, None].expand(b, n)
-    shown = p2f[bidx, row, col]
-    zbuf = rendering.fragments.zbuf[bidx, row, col]
-    valid = (shown == face) | ((zbuf - pos[..., 2]).abs() < depth_tolerance)
-    valid &= ~empty.to(device)[:, None]
-    colour = (image.detach()[bidx, :, row, col] * jitter).clamp(0, 1)  # (B, N, 3)
-    return SampledPixels(face=face, bary=bary, colour=colour, valid=valid)
-
-
-def paint_samples(samples: SampledPixels, screen_vertices: Tensor, faces: Tensor,
-                  image_size: int) -> tuple[Tensor, Tensor]:
-    """Place sampled colours where their (face, barycentrics) land on a mesh.
-
-    Args:
-        samples: from :func:`sample_face_pixels`.
-        screen_vertices: (B, V, 3) pixel-space vertices of the mesh to paint on (the one sampled
-            from, or an augmented one: the points move with it).
-        faces: (F, 3) int64; image_size: H = W.
-    Returns:
-        colours (B, 3, H, W) (0 where nothing is painted) and mask (B, 1, H, W) float.
-    """
-    b, n = samples.face.shape
-    device = screen_vertices.device
-    tri = screen_vertices.detach()[:, faces.to(device)]
-    pos = (samples.bary[..., None].to(tri.dtype) * tri.gather(1, samples.face[..., None, None].expand(b, n, 3, 3))).sum(2)
-    col, row = pos[..., 0].floor().long(), pos[..., 1].floor().long()
-    ok = samples.valid & (col >= 0) & (col < image_size) & (row >= 0) & (row < image_size)
-    bidx = torch.arange(b, device=device)[:, None].expand(b, n)
-    canvas = torch.zeros(b, image_size, image_size, 3, device=device, dtype=samples.colour.dtype)
-    mask = torch.zeros(b, image_size, image_size, 1, device=device, dtype=samples.colour.dtype)
-    canvas[bidx[ok], row[ok], col[ok]] = samples.colour[ok]
-    mask[bidx[ok], row[ok], col[ok]] = 1.0
-    return canvas.permute(0, 3, 1, 2), mask.permute(0, 3, 1, 2)
-
-
-def patch_dropout(mask: Tensor, n_patches: int, patch_size: int, generator: torch.Generator) -> Tensor:
-    """Zero ``n_patches`` random ``patch_size``² squares per image: (B, 1, H, W) -> same."""
-    b, _, h, w = mask.shape
-    if n_patches <= 0 or patch_size <= 0:
-        return mask
-    cy = torch.randint(0, h, (b, n_patches), generator=generator).to(mask.device)
-    cx = torch.randint(0, w, (b, n_patches), generator=generator).to(mask.device)
-    ys = torch.arange(h, device=mask.device)
-    xs = torch.arange(w, device=mask.device)
-    lo = patch_size // 2
-    in_y = (ys[None, None, :] >= cy[..., None] - lo) & (ys[None, None, :] < cy[..., None] - lo + patch_size)
-    in_x = (xs[None, None, :] >= cx[..., None] - lo) & (xs[None, None, :] < cx[..., None] - lo + patch_size)
-    hole = (in_y[..., :, None] & in_x[..., None, :]).any(dim=1)  # (B, H, W)
-    return mask * (~hole)[:, None].to(mask.dtype)
+    keep = (1 - hidden) * (1 - rendered.detach().to(image.dtype))
+    masked = image.detach() * keep
+    extra = extra.detach() * (1 + colour_jitter * torch.randn(extra.shape, generator=generator)).to(extra)
+    if dropout > 0:
+        k = _odd(patch_size)
+        centres = (torch.rand(b, 1, h, w, generator=generator) < dropout).to(extra)
+        extra = extra * (1 - _square_max(centres, k))
+    shown = extra > 0
+    masked = torch.where(shown, extra, masked)
+    return masked, keep, shown.any(dim=1, keepdim=True).to(image.dtype)
 
 
 @dataclass(frozen=True)
 class MaskedInput:
     """The generator's view of the input image.
 
-    image: (B, 3, H, W) the input where ``keep`` is 1, sampled colours where ``painted`` is 1,
-        0 elsewhere.
-    keep: (B, 1, H, W) the dilated hull minus the rendered face, after patch dropout.
-    painted: (B, 1, H, W) where sampled face pixels were placed.
-    hull: (B, 1, H, W) the dilated landmark hull (reused by the cycle path).
-    samples: the :class:`SampledPixels`.
+    image: (B, 3, H, W) the input outside the hidden region and the rendering, sampled colours
+        where ``painted``, 0 elsewhere.
+    keep: (B, 1, H, W) the visible region: outside the dilated hull and the rendered face.
+    painted: (B, 1, H, W) where sampled points remain after dropout.
+    hidden: (B, 1, H, W) the dilated landmark hull (the cycle path hides it too).
+    points: the :class:`SampledPoints`.
     """
 
     image: Tensor
     keep: Tensor
     painted: Tensor
-    hull: Tensor
-    samples: SampledPixels
+    hidden: Tensor
+    points: SampledPoints
 
 
-def mask_face(image: Tensor, landmarks: Tensor, rendering: Rendering, faces: Tensor,
+def mask_face(image: Tensor, hull_points: Tensor, rendering: Rendering, faces: Tensor,
               face_weights: Tensor, cfg: MaskingConfig, generator: torch.Generator) -> MaskedInput:
     """SMIRK's masked input for the reconstruction path (module docstring).
 
     Args:
         image: (B, 3, H, W) in [0, 1].
-        landmarks: (B, L, 2) detected landmarks (normalised coordinates) whose hull bounds the face.
+        hull_points: (B, L, 2) normalised coordinates of points whose hull is the face: MediaPipe's
+            478, or :func:`face_hull_points` of the 68 + 105 landmarks.
         rendering: face rendering of the predicted mesh at the same size.
         faces: (F, 3); face_weights: (F,) from :func:`face_sampling_weights`.
         cfg: :class:`MaskingConfig`; generator: CPU ``torch.Generator``.
     """
     size = image.shape[-1]
-    hull = hull_mask(landmarks, size, scaled_pixels(cfg.hull_radius, size)).to(image.dtype)
-    keep = hull * (1 - rendering.mask.detach().to(image.dtype))
-    keep = patch_dropout(keep, cfg.n_patches, scaled_pixels(cfg.patch_size, size), generator)
-    samples = sample_face_pixels(image, rendering, faces, face_weights, cfg.sample_fraction,
-                                 cfg.colour_jitter, generator)
-    colours, painted = paint_samples(samples, rendering.screen_vertices, faces, size)
-    masked = image.detach() * keep * (1 - painted) + colours * painted
-    return MaskedInput(image=masked, keep=keep, painted=painted, hull=hull, samples=samples)
+    hidden = hull_mask(hull_points, size, scaled_pixels(cfg.hull_radius, size)).to(image.dtype)
+    n = max(1, int(cfg.sample_fraction * size * size))
+    points = sample_points(rendering.screen_vertices, faces, face_weights, n, size, generator)
+    px = point_pixels(points, rendering.screen_vertices, faces, size)
+    extra = transfer_pixels(image, px, px, points.valid)
+    masked, keep, painted = mask_image(image, hidden, extra, rendering.mask, cfg.colour_jitter, cfg.dropout,
+                                       scaled_pixels(cfg.patch_size, size), generator)
+    return MaskedInput(image=masked, keep=keep, painted=painted, hidden=hidden, points=points)

@@ -11,7 +11,7 @@ import pytest
 from tempsmirk.config import load_config
 from tempsmirk.data import build_dataset
 from tempsmirk.data.faces import FaceDataWarning
-from tempsmirk.data.mix import FaceMix
+from tempsmirk.data.mix import FaceMix, MixedBatches
 from tempsmirk.paths import repo_root
 from tempsmirk.training.trainer import Trainer, load_flame
 
@@ -45,13 +45,11 @@ def test_twenty_cpu_steps_on_the_mix(face_corpora, tmp_path):
         data = build_dataset(cfg.data, load_flame(cfg.model.flame_path, cfg.model.n_shape, cfg.model.n_exp))
     assert isinstance(data.dataset, FaceMix) and data.dataset.names == ("lrs3", "ffhq")
 
-    class MixTrainer(Trainer):
-        """Today's Trainer with its loader taken from build_dataset (the lines the trainer adopts)."""
-
-        def loader(self, start, end):
-            return data.loader(data.batch_sampler(self.cfg.train.batch_size, self.cfg.run.seed, start, end))
-
-    trainer = MixTrainer(cfg, dataset=data.dataset, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FaceDataWarning)
+        trainer = Trainer(cfg, progress=False)  # builds the same mix from data.source=mix
+    assert isinstance(trainer.dataset, FaceMix)
+    assert isinstance(trainer.loader(0, 1).batch_sampler, MixedBatches)
     trainer.train()
     assert trainer.step == 20 and (tmp_path / "run" / "smirk.pt").exists()
     with open(tmp_path / "run" / "log.csv") as fh:

@@ -70,12 +70,13 @@ def test_reconstruction_loss_is_mean_abs():
 
 
 def test_loss_weight_presets():
+    """The reference configs' numbers: config_train.yaml (core) and config_pretrain.yaml."""
     core, pre = LossWeights.core(), LossWeights.pretraining()
     assert core == LossWeights()
     assert (core.landmarks_fan, core.landmarks_mp, core.reconstruction, core.perceptual) == (100, 100, 10, 10)
-    assert (core.expression_reg, core.jaw_reg, core.shape_reg, core.cycle, core.emotion) == (1e-3, 1e-2, 100, 1, 1)
+    assert (core.expression_reg, core.jaw_reg, core.shape_reg, core.cycle, core.emotion) == (1e-3, 1e-2, 100, 1, 0)
     assert (pre.landmarks_fan, pre.landmarks_mp, pre.reconstruction, pre.perceptual) == (100, 100, 0, 0)
-    assert (pre.expression_reg, pre.jaw_reg, pre.cycle, pre.emotion) == (1e-2, 0, 0, 0)
+    assert (pre.expression_reg, pre.jaw_reg, pre.shape_reg, pre.cycle, pre.emotion) == (1e-2, 0, 0, 0, 0)
     with pytest.raises(dataclasses.FrozenInstanceError):
         core.cycle = 2.0
     assert dataclasses.replace(core, cycle=0.5).cycle == 0.5
