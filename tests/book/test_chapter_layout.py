@@ -14,8 +14,6 @@ import pytest
 BOOK = Path(__file__).resolve().parents[2] / "book"
 LIMIT = 88
 CHAPTERS = sorted(BOOK.glob("[0-9][0-9]_*.py"))
-#: Chapters still to be brought within the limit (remove an entry once its chapter passes).
-KNOWN_EXCEPTIONS = {"03_smirk.py": "code lines past 88 characters; being reflowed with its rewrite"}
 
 
 def wide_lines(source: str, limit: int = LIMIT) -> list[tuple[int, str]]:
@@ -65,10 +63,7 @@ def test_chapters_exist():
     assert len(CHAPTERS) >= 7, f"expected the book's chapters under {BOOK}"
 
 
-@pytest.mark.parametrize("chapter", [
-    pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=KNOWN_EXCEPTIONS[p.name]))
-    if p.name in KNOWN_EXCEPTIONS else p
-    for p in CHAPTERS], ids=lambda p: p.name)
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.name)
 def test_no_code_line_scrolls_sideways(chapter):
     wide = wide_lines(chapter.read_text(encoding="utf-8"))
     listing = "\n".join(f"  {chapter.name}:{n} ({len(t)} chars) {t.strip()[:60]}…" for n, t in wide)
