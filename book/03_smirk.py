@@ -42,6 +42,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython.display import display
 
 from tempsmirk import seed_everything
 from tempsmirk.config import load_config
@@ -54,7 +55,7 @@ from tempsmirk.smirk import (AUGMENTATIONS, MaskingConfig, SmirkEncoder, SmirkGe
                              sample_points, transfer_pixels)
 from tempsmirk.training import Trainer, first_path, load_flame
 from tempsmirk.training.step import frozen_eval
-from tempsmirk.viz import plot_landmarks_2d, show_images
+from tempsmirk.viz import plot_landmarks_2d, show_images, table
 
 gen = seed_everything(seed)
 torch.set_num_threads(2)
@@ -102,17 +103,20 @@ else:
     encoder, generator = load_smirk_checkpoint(checkpoint)
     generator = generator or SmirkGenerator()
 encoder, generator = encoder.to(device).eval(), generator.to(device).eval()
+branches = {}
 for name in ("pose", "shape", "expression"):
     branch = encoder.branch(name)
     n = sum(p.numel() for p in branch.parameters())
-    print(f"{name:>10} branch: {type(branch.encoder).__name__} features, "
-          f"{n / 1e6:.2f} M parameters")
+    branches[name] = [type(branch.encoder).__name__, n / 1e6]
 with torch.no_grad():
     pred = encoder(batch.image.to(device))
-for field in ("global_pose", "cam", "shape", "expression", "eyelids", "jaw_pose"):
-    print(f"{field:>12}: {tuple(getattr(pred, field).shape)}")
+fields = ("global_pose", "cam", "shape", "expression", "eyelids", "jaw_pose")
+shapes = {field: [str(tuple(getattr(pred, field).shape))] for field in fields}
 if checkpoint is None:
     assert torch.all(pred.cam[:, 0] == 7.0) and torch.all(pred.shape == 0)
+display(table(branches, ["features", "parameters"], units={"parameters": "M"},
+              index="branch"),
+        table(shapes, ["shape"], index="encoder output"))
 
 # %% [markdown]
 # ## The generator
@@ -231,12 +235,11 @@ res.losses.total.backward()
 print(f"pass 1: encoder grad norm {grad_norm(t.encoder):.3g}, "
       f"generator grad norm {grad_norm(t.generator):.3g} -> both optimisers step")
 terms = res.losses.as_floats()
-print(f"{'loss':<16}{'value':>10}{'weight':>9}{'weighted':>10}")
-for name, value in terms.items():
-    if name not in ("total", "cycle"):
-        weight = getattr(w, name)
-        print(f"{name:<16}{value:>10.4f}{weight:>9g}{value * weight:>10.4f}")
-print(f"{'total (pass 1)':<16}{terms['total']:>29.4f}")
+rows = {name: [value, getattr(w, name), value * getattr(w, name)]
+        for name, value in terms.items() if name not in ("total", "cycle")}
+rows["total (pass 1)"] = [None, None, terms["total"]]
+table(rows, ["value", "weight", "weighted"], index="loss term", digits=4,
+      formats={"weight": "g"})
 
 # %% [markdown]
 # **Pass 2**, the cycle, has its own backward and step. On even iterations the encoder is
