@@ -47,13 +47,14 @@ from IPython.display import display
 from tempsmirk import seed_everything
 from tempsmirk.config import load_config
 from tempsmirk.data import SyntheticConfig, SyntheticFaces, collate_faces
+from tempsmirk.flame import load_flame
 from tempsmirk.render import render_mesh
 from tempsmirk.smirk import (AUGMENTATIONS, MaskingConfig, SmirkEncoder, SmirkGenerator,
-                             augment_params, builtin_templates, cycle_path,
+                             augment_params, builtin_templates,
                              face_hull_points, face_sampling_weights,
                              load_smirk_checkpoint, mask_face, point_pixels,
                              sample_points, transfer_pixels)
-from tempsmirk.training import Trainer, first_path, load_flame
+from tempsmirk.training import Trainer, cycle_path, first_path
 from tempsmirk.training.step import frozen_eval
 from tempsmirk.viz import plot_landmarks_2d, show_images, table
 
@@ -110,8 +111,7 @@ for name in ("pose", "shape", "expression"):
     branches[name] = [type(branch.encoder).__name__, n / 1e6]
 with torch.no_grad():
     pred = encoder(batch.image.to(device))
-fields = ("global_pose", "cam", "shape", "expression", "eyelids", "jaw_pose")
-shapes = {field: [str(tuple(getattr(pred, field).shape))] for field in fields}
+shapes = {field: [str(tuple(value.shape))] for field, value in pred.as_dict().items()}
 if checkpoint is None:
     assert torch.all(pred.cam[:, 0] == 7.0) and torch.all(pred.shape == 0)
 display(table(branches, ["features", "parameters"], units={"parameters": "M"},
@@ -148,8 +148,7 @@ print(f"generator: {n / 1e6:.1f} M parameters, "
 
 # %%
 gt = batch.params.to(device)
-out = flame(shape=gt.shape, expression=gt.expression, global_pose=gt.global_pose,
-            jaw_pose=gt.jaw_pose, eyelids=gt.eyelids)
+out = flame.forward_params(gt)
 face = flame.region_faces("face")
 rendering = render_mesh(out.vertices, flame.faces, gt.cam, size, face_mask=face)
 hull_points = face_hull_points(batch.landmarks68, batch.landmarks_mp).to(device)
@@ -183,8 +182,7 @@ assert torch.equal(masked.image * masked.keep, batch.image.to(device) * masked.k
 # %%
 aug = augment_params(gt, builtin_templates(flame.n_exp).to(device), gen)
 a = aug.params
-out_aug = flame(shape=a.shape, expression=a.expression, global_pose=a.global_pose,
-                jaw_pose=a.jaw_pose, eyelids=a.eyelids)
+out_aug = flame.forward_params(a)
 rendering_aug = render_mesh(out_aug.vertices, flame.faces, a.cam, size, face_mask=face)
 points = sample_points(rendering.screen_vertices, flame.faces,
                        face_sampling_weights(flame), 200, size, gen)
@@ -212,7 +210,8 @@ cfg = load_config(None, [f"run.dir={run_dir}", f"train.steps={steps}",
                          "train.batch_size=8", f"data.synthetic.image_size={size}",
                          "data.synthetic.n_items=4096", f"data.synthetic.seed={seed}",
                          f"run.seed={seed}", f"train.device={device}",
-                         "loss.perceptual=0", "loss.shape_reg=0.01",
+                         "loss.weights.perceptual=0",
+                         "loss.weights.shape_reg=0.01",
                          "train.log_every=2",
                          f"train.image_every={steps}",
                          f"train.checkpoint_every={steps}"]
@@ -220,7 +219,9 @@ cfg = load_config(None, [f"run.dir={run_dir}", f"train.steps={steps}",
                   + ([f"model.init_checkpoint={checkpoint}"] if checkpoint else []))
 trainer = Trainer(cfg, progress=False)
 first = collate_faces([trainer.dataset[i] for i in range(8)]).to(device)
-t, w, rng = trainer, trainer.weights, torch.Generator().manual_seed(seed)
+# What every pass uses and no iteration changes: FLAME, the face mask and sampling
+# weights, the templates, the loss weights and masking settings, the loss modules.
+t, ctx, rng = trainer, trainer.context, torch.Generator().manual_seed(seed)
 
 
 def grad_norm(module):
@@ -229,14 +230,14 @@ def grad_norm(module):
 
 
 # %%
-res = first_path(t.encoder, t.generator, t.flame, first, w, cfg.loss.masking,
-                 t.face_mask, t.face_weights, rng, shape_trains=True)
+res = first_path(t.encoder, t.generator, first, ctx, rng, shape_trains=True)
 res.losses.total.backward()
 print(f"pass 1: encoder grad norm {grad_norm(t.encoder):.3g}, "
       f"generator grad norm {grad_norm(t.generator):.3g} -> both optimisers step")
 terms = res.losses.as_floats()
-rows = {name: [value, getattr(w, name), value * getattr(w, name)]
-        for name, value in terms.items() if name not in ("total", "cycle")}
+shown = [name for name in terms if name not in ("total", "cycle")]
+weight = {name: getattr(ctx.weights, name) for name in shown}
+rows = {name: [terms[name], w, terms[name] * w] for name, w in weight.items()}
 rows["total (pass 1)"] = [None, None, terms["total"]]
 table(rows, ["value", "weight", "weighted"], index="loss term", digits=4,
       formats={"weight": "g"})
@@ -255,9 +256,8 @@ for even in (True, False):
     t.generator.zero_grad(set_to_none=True)
     with frozen_eval(t.encoder if even else t.generator):
         cycles[even] = cyc = cycle_path(
-            t.encoder, t.generator, t.flame, first.image, res.params, res.masked.hidden,
-            res.screen_vertices, t.face_mask, t.face_weights, t.templates,
-            cfg.loss.masking, rng, generator_trains=even)
+            t.encoder, t.generator, first.image, res.params, res.masked.hidden,
+            res.screen_vertices, ctx, rng, generator_trains=even)
         cyc.loss.backward()
     print(f"pass 2, {'even' if even else 'odd'} iteration: "
           f"cycle loss {float(cyc.loss.detach()):.4f}, "

@@ -46,14 +46,13 @@ from IPython.display import display
 from tempsmirk import seed_everything
 from tempsmirk.data import SyntheticConfig, smooth_trajectory
 from tempsmirk.data.synthetic import sample_params
-from tempsmirk.smirk.encoder import EncoderOutput
+from tempsmirk.flame import FlameParams, load_flame
 from tempsmirk.reconstruct.compare import MetricsTable
 from tempsmirk.temporal import (TemporalWeights, acceleration, clip_params, clips,
                                 denoise_tracks, flatten_clips, identity_loss,
                                 identity_variance, jerk, jitter_report,
                                 pose_normalised_vertices, smoothness_loss,
                                 temporal_loss)
-from tempsmirk.training import load_flame
 from tempsmirk.viz import (plot_tracks, plot_tradeoff, smoothing_explorer, table,
                            to_numpy)
 
@@ -91,7 +90,7 @@ print(f"{flame.source}; {n_clips} clips of {T} frames")
 # different people), so a difference between them is not motion, and a mean over them is not
 # anybody's identity. The losses therefore take tensors shaped `(B, T, D)`. The encoder sees
 # single images, so the trainer flattens the clips to `(B·T, ...)` frames, runs the encoder,
-# and regroups its output with `clips` (`clip_params` for a whole `EncoderOutput`).
+# and regroups its output with `clips` (`clip_params` for a whole `FlameParams`).
 #
 # From scratch, one clip at a time, exactly as printed (`reduction="sum"`):
 
@@ -129,8 +128,8 @@ display(table({name: [smoothness_loss(x).item(), identity_loss(x).item()]
 # factors are computed below, once we have tracks). The reference weights (0.1, 0.05, 0.1,
 # 0.05, 0.05) were tuned for the means; at the same weights the printed sums would regularise
 # each group $D$ times harder than the runs behind Table 2. The library therefore defaults to
-# `reduction="mean"` — the config key `temporal.reduction: mean` — and keeps the printed form as
-# `reduction="sum"`. The fork's formula, written out, against the default:
+# `reduction="mean"` — the config key `temporal.weights.reduction: mean` — and keeps the
+# printed form as `reduction="sum"`. The fork's formula, written out, against the default:
 
 # %%
 def fork_smooth(c):  # one clip (T, D), as the fork's compute_temporal_losses
@@ -170,8 +169,8 @@ def clip_track(x):
     return smooth_trajectory(k.transpose(0, 1), T).transpose(0, 1)
 
 
-names = [f.name for f in fields(EncoderOutput)]
-clean = EncoderOutput(**{n: clip_track(getattr(keys, n)) for n in names})
+names = [f.name for f in fields(FlameParams)]
+clean = FlameParams(**{n: clip_track(getattr(keys, n)) for n in names})
 frame = torch.arange(T, dtype=torch.float32)
 start = torch.randint(4, T - 10, (n_clips, 1), generator=gen)
 jaw_open = 0.25 * torch.sin(math.pi * ((frame - start) / 6).clamp(0, 1)) ** 2
@@ -183,7 +182,7 @@ clean = replace(clean, shape=clean.shape[:, :1].expand(-1, T, -1).clone(),
 noise_std = dict(global_pose=0.02, cam=0.0, shape=0.05, expression=0.1, eyelids=0.03,
                  jaw_pose=0.015)
 noise = {n: torch.randn(getattr(clean, n).shape, generator=gen) for n in names}
-noisy = EncoderOutput(**{n: getattr(clean, n) + noise_std[n] * noise[n] for n in names})
+noisy = FlameParams(**{n: getattr(clean, n) + noise_std[n] * noise[n] for n in names})
 clean, noisy = clean.to(device), noisy.to(device)
 
 fig, axes = plt.subplots(1, 3, figsize=(12, 3))

@@ -56,14 +56,14 @@ from IPython.display import Markdown, display
 
 from tempsmirk import seed_everything
 from tempsmirk.data import FrameNuisance, MeadClips, SyntheticFaces, collate_faces
+from tempsmirk.flame import load_flame
 from tempsmirk.paths import repo_root
 from tempsmirk.temporal import clip_params
-from tempsmirk.training import (DEMO_IMAGE_SIZE, Trainer, demo_checkpoint, image_grid,
-                                load_flame)
-from tempsmirk.training.experiment import (AUGMENTATION_CONDITIONS, METRICS, Condition,
-                                           EvalSpec, ExperimentSpec, finetune_config,
-                                           run_experiment, summary_table, verdict,
-                                           with_augmentation)
+from tempsmirk.training import DEMO_IMAGE_SIZE, Trainer, demo_checkpoint, image_grid
+from tempsmirk.training.experiment import (AUGMENTATION_CONDITIONS, Condition, EvalSpec,
+                                           ExperimentSpec, finetune_config,
+                                           run_experiment, with_augmentation)
+from tempsmirk.training.report import METRICS, summary_table, verdict
 from tempsmirk.training.step import clip_step, smirk_step
 from tempsmirk.viz import plot_tracks, plot_tradeoff, table, to_numpy
 
@@ -167,14 +167,13 @@ trainer = Trainer(replace(cfg, run=replace(cfg.run, dir=str(run_dir)),
                           model=replace(cfg.model, init_checkpoint=str(start))),
                   progress=False)
 batch = next(iter(trainer.loader(0, 1))).to(device)  # the clip batch of step 0
-common = (trainer.weights, cfg.loss.masking, cfg.loss.cycle_path, trainer.face_mask,
-          trainer.face_weights, trainer.templates)
+ctx = trainer.context  # FLAME, masks, templates, loss and temporal weights
 enc, gen_ = trainer.encoder.train(), trainer.generator.train()
-w_t = trainer.temporal_weights
-out = clip_step(enc, gen_, trainer.flame, batch, *common,
-                torch.Generator().manual_seed(seed), shape_trains=True, temporal=w_t)
-frames = smirk_step(enc, gen_, trainer.flame, batch.frames(), *common,
-                    torch.Generator().manual_seed(seed), shape_trains=True)
+w_t = ctx.temporal
+out = clip_step(enc, gen_, batch, ctx, torch.Generator().manual_seed(seed),
+                shape_trains=True)
+frames = smirk_step(enc, gen_, batch.frames(), ctx, torch.Generator().manual_seed(seed),
+                    shape_trains=True)
 terms = out.temporal.as_floats()
 temporal_terms = ("expression", "jaw", "pose", "eyelids", "identity")
 weighted = sum(getattr(w_t, k) * terms[k] for k in temporal_terms)
@@ -186,7 +185,7 @@ print("encoder output", tuple(out.params.expression.shape), "-> clips",
 smirk_losses = frames.losses.as_floats()
 rows = {}
 for name, value in smirk_losses.items():
-    weight = 0 if name == "total" else getattr(trainer.weights, name)
+    weight = 0 if name == "total" else getattr(ctx.weights, name)
     if weight:  # terms switched off in this profile are left out
         rows[f"SMIRK: {name}"] = [value, weight, value * weight]
 for name in temporal_terms:
@@ -489,7 +488,7 @@ print((configs / "temporal_finetune_full.yaml").read_text())
 print((configs / "temporal_finetune_fork.yaml").read_text())
 t_fork, b_fork = fork.data.mead.clip_length, fork.train.batch_size
 print(f"{t_fork} frames per clip, {b_fork} clip per batch")
-fork_weights = asdict(fork.temporal.weights())
+fork_weights = asdict(fork.temporal.weights)
 reduction = fork_weights.pop("reduction")
 table({"temporal weight": fork_weights}, index="", note=f"on element {reduction}s")
 

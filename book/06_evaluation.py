@@ -58,10 +58,9 @@ import numpy as np
 import torch
 from IPython.display import Markdown, display
 
-from data_prep.affectnet import CROP_RULES, RULE_SCALES, crop_affines, parse_annotations
-from data_prep.crops import warp_crop
-from data_prep.video import read_image
 from tempsmirk import seed_everything
+from tempsmirk.data.affectnet import (CROP_RULES, RULE_SCALES, crop_affines,
+                                      parse_annotations)
 from tempsmirk.evaluation import (
     EMOTION_CLASSES, PROTOTYPES, SYNTHETIC_CROP_RULE, EmotionLossConfig, EmotionMLP,
     EmotionMLPConfig, EvaluationConfig, SyntheticAffectNetConfig, ccc,
@@ -73,6 +72,8 @@ from tempsmirk.evaluation.metrics import EmotionPrediction, EmotionTargets
 from tempsmirk.evaluation.synthetic_affectnet import GROUND_TRUTH_FILE, IMAGES_DIR
 from tempsmirk.training import (DEMO_IMAGE_SIZE, EvalSpec, ExperimentSpec,
                                 demo_checkpoint, finetune_config, run_experiment)
+from tempsmirk.video.crops import warp_crop
+from tempsmirk.video.io import read_image
 from tempsmirk.viz import table
 
 gen = seed_everything(seed)
@@ -140,7 +141,7 @@ plt.tight_layout()
 # AffectNet's annotations are two CSV files (`training.csv`, `validation.csv`) with an image path,
 # a face box, 68 landmarks, an expression code (0 Neutral … 7 Contempt; 8–10 mean None, Uncertain,
 # No-Face and are dropped) and valence/arousal (−2 where there is no face). The stand-in is
-# written in exactly that layout, so the same reader (`data_prep.affectnet`) crops it and the same
+# written in exactly that layout, so the same reader (`tempsmirk.data.affectnet`) crops it and the same
 # pipeline evaluates it.
 #
 # Its faces are rendered from the built-in head. Each class has an **expression prototype** made
@@ -216,7 +217,7 @@ if (data_root / "training.csv").is_file():
 # ## Crops
 #
 # An encoder reads best what looks like its training images, so each face is cropped the way
-# the evaluated encoder's training crops were made. `data_prep.affectnet` knows three rules:
+# the evaluated encoder's training crops were made. `tempsmirk.data.affectnet` knows three rules:
 #
 # - **smirk** — SMIRK's encoders were trained on MediaPipe crops: FaceMesh's 478 points on the
 #   image, their bounding box, side = mean(width, height) × 1.4 — the box `reconstruct` crops

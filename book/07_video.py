@@ -54,8 +54,6 @@ import numpy as np
 import torch
 from IPython.display import HTML, display
 
-from data_prep.crops import landmarks_to_crop, warp_crop
-from data_prep.video import iter_frames, write_video
 from tempsmirk import seed_everything
 from tempsmirk.data import SyntheticConfig, SyntheticFaces
 from tempsmirk.data.synthetic import sample_clip
@@ -72,6 +70,8 @@ from tempsmirk.reconstruct.overlay import frame_camera
 from tempsmirk.reconstruct.viewer import mesh_viewer, video_html
 from tempsmirk.temporal import jitter_report
 from tempsmirk.training import DEMO_IMAGE_SIZE, demo_checkpoint
+from tempsmirk.video.crops import landmarks_to_crop, warp_crop
+from tempsmirk.video.io import iter_frames, write_video
 from tempsmirk.viz import mesh_figure, plot_tracks, plot_tradeoff, show_images, table
 
 gen = seed_everything(seed)
@@ -284,8 +284,7 @@ display(HTML(video_html(rec.overlay, width=3 * 220)))
 # %%
 mid = rec.video.params[T // 2:T // 2 + 1]
 with torch.no_grad():
-    out = flame(shape=mid.shape, expression=mid.expression, global_pose=mid.global_pose,
-                jaw_pose=mid.jaw_pose, eyelids=mid.eyelids)
+    out = flame.forward_params(mid)
 mesh_figure(out.vertices[0], flame.faces, title=f"frame {T // 2}", height=380)
 
 # %%

@@ -1,13 +1,15 @@
-"""Data preparation for real footage: landmarks, crops and dataset manifests.
+"""Data preparation for real footage: the command lines that turn datasets into landmarks, crops
+and manifests.
 
 Real data enters the project here, and every frame is accounted for: a frame
 without a face keeps its index and is flagged, an unreadable file is reported
 (never silently dropped), and every output is written atomically so an
-interrupted run can resume.
+interrupted run can resume. The work itself is the library's: decoding, MediaPipe,
+crop geometry and gap filling in :mod:`tempsmirk.video`, the file formats the
+datasets read in :mod:`tempsmirk.data`.
 
 Modules
 -------
-- :mod:`data_prep.video` -- decoding and encoding with PyAV, image reading.
 - :mod:`data_prep.landmarks` -- MediaPipe FaceMesh (478 points) over videos and
   image folders; ``python -m data_prep.landmarks INPUT --out DIR``.
 - :mod:`data_prep.crops` -- square 224 px face crops from landmarks, with the

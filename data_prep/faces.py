@@ -6,7 +6,7 @@ Command line::
     python -m data_prep.faces manifest KIND ROOT --out DIR [--mediapipe MP_DIR] [--fan FAN_DIR]
                                       [--identities FILE] [--split-json FILE] [--val-fraction 0.2]
 
-**mediapipe** runs MediaPipe FaceMesh (478 points, :class:`data_prep.landmarks.FaceMesh`; images
+**mediapipe** runs MediaPipe FaceMesh (478 points, :class:`tempsmirk.video.landmarks.FaceMesh`; images
 in static mode, videos in tracking mode) over every image and video under INPUT and writes one
 file per image or video at ``DIR/<path relative to INPUT>.npy``, the layout SMIRK's
 ``apply_mediapipe_to_dataset.py`` writes (details in :mod:`tempsmirk.data.landmark_files`: (478, 3)
@@ -43,7 +43,7 @@ import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -54,12 +54,13 @@ from tempsmirk.data.landmark_files import (FAN_IMAGE_SUFFIX, FAN_VIDEO_SUFFIX, M
                                            LandmarkFileError, landmark_path, read_fan_image, read_fan_video,
                                            read_mediapipe_image, read_mediapipe_video, write_mediapipe_image,
                                            write_mediapipe_video)
+from tempsmirk.video.io import ImageReadError, VideoDecodeError, is_image, is_video, read_image
+from tempsmirk.video.landmarks import FaceMesh, extract_video
 
-from data_prep.landmarks import FaceMesh, extract_video
 from data_prep.mead import SMIRK_MEAD_SPLIT, SubjectSplit, build_manifest, count_frames
-from data_prep.video import ImageReadError, VideoDecodeError, is_image, is_video, read_image
+from data_prep.runs import Outcome, summary
 
-__all__ = ["MediaFile", "LandmarkOutcome", "media_files", "run_mediapipe", "scan_corpus", "check_landmarks",
+__all__ = ["MediaFile", "media_files", "run_mediapipe", "scan_corpus", "check_landmarks",
            "read_identities", "main", "MEAD_SIDE_VIEWS"]
 
 MEAD_SIDE_VIEWS = ("left_30", "left_60", "right_30", "right_60")
@@ -67,17 +68,6 @@ _FLAT_SIDE_FOLDERS = ("videos_left_30", "videos_left_60", "videos_right_30", "vi
 
 
 # ----------------------------------------------------------------------------- mediapipe
-
-
-@dataclass(frozen=True)
-class LandmarkOutcome:
-    """One file of a MediaPipe run: ``status`` done, skipped (output exists) or failed."""
-
-    path: str
-    status: Literal["done", "skipped", "failed"]
-    message: str = ""
-    frames: int = 0
-    found: int = 0
 
 
 def media_files(root: str | Path) -> tuple[Path, ...]:
@@ -91,22 +81,22 @@ def media_files(root: str | Path) -> tuple[Path, ...]:
 
 
 def run_mediapipe(input_root: str | Path, out_root: str | Path, overwrite: bool = False,
-                  show_progress: bool = True) -> tuple[LandmarkOutcome, ...]:
+                  show_progress: bool = True) -> tuple[Outcome[str], ...]:
     """MediaPipe's 478 points for every image and video under ``input_root`` (module docstring).
 
-    Never raises for a bad file: it becomes a failed :class:`LandmarkOutcome` and the rest go on.
+    Never raises for a bad file: it becomes a failed :class:`~data_prep.runs.Outcome` and the rest go on.
     """
     input_root, out_root = Path(input_root), Path(out_root)
     files = media_files(input_root)
     if not files:
         raise ValueError(f"{input_root} holds no images or videos; nothing to do")
-    outcomes: list[LandmarkOutcome] = []
+    outcomes: list[Outcome[str]] = []
     todo = []
     for f in files:
         rel = f.relative_to(input_root).as_posix()
         out = landmark_path(out_root, rel, MEDIAPIPE_SUFFIX)
         if out.exists() and not overwrite:
-            outcomes.append(LandmarkOutcome(rel, "skipped"))
+            outcomes.append(Outcome(rel, "skipped"))
         else:
             todo.append((f, rel, out))
     mesh: Optional[FaceMesh] = None
@@ -117,7 +107,7 @@ def run_mediapipe(input_root: str | Path, out_root: str | Path, overwrite: bool 
                 try:
                     image = read_image(f)
                 except ImageReadError as exc:
-                    outcomes.append(LandmarkOutcome(rel, "failed", str(exc)))
+                    outcomes.append(Outcome(rel, "failed", str(exc)))
                     continue
                 mesh = mesh or FaceMesh(tracking=False)
                 pts = mesh(image)
@@ -125,37 +115,29 @@ def run_mediapipe(input_root: str | Path, out_root: str | Path, overwrite: bool 
                     pts = pts.copy()
                     pts[:, 2] /= image.shape[1]  # SMIRK's files keep MediaPipe's z unscaled
                 write_mediapipe_image(out, pts)
-                outcomes.append(LandmarkOutcome(rel, "done", "" if pts is not None else "no face", 1,
+                outcomes.append(Outcome(rel, "done", "" if pts is not None else "no face", 1,
                                                 int(pts is not None)))
             else:
                 try:
                     lm = extract_video(f, show_progress=False)
                 except VideoDecodeError as exc:
-                    outcomes.append(LandmarkOutcome(rel, "failed", str(exc)))
+                    outcomes.append(Outcome(rel, "failed", str(exc)))
                     continue
                 pts = lm.landmarks.copy()
                 pts[:, :, 2] /= np.maximum(lm.sizes[:, :1], 1)
                 write_mediapipe_video(out, pts)
                 found = int(lm.found.sum())
-                outcomes.append(LandmarkOutcome(rel, "done", "" if found else "no face in any frame",
+                outcomes.append(Outcome(rel, "done", "" if found else "no face in any frame",
                                                 lm.num_frames, found))
     finally:
         bar.close()
         if mesh is not None:
             mesh.close()
-    return tuple(sorted(outcomes, key=lambda o: o.path))
+    return tuple(sorted(outcomes, key=lambda o: o.item))
 
 
-def _mediapipe_report(outcomes: Sequence[LandmarkOutcome]) -> str:
-    by = {s: [o for o in outcomes if o.status == s] for s in ("done", "skipped", "failed")}
-    lines = [f"MediaPipe: {len(by['done'])} done, {len(by['skipped'])} skipped (already done), "
-             f"{len(by['failed'])} failed"]
-    frames = sum(o.frames for o in by["done"])
-    if frames:
-        found = sum(o.found for o in by["done"])
-        lines.append(f"  {frames} images/frames processed, face found in {found} ({100 * found / frames:.1f}%)")
-    lines += [f"  FAILED {o.path}: {o.message}" for o in by["failed"]]
-    return "\n".join(lines)
+def _mediapipe_report(outcomes: Sequence[Outcome[str]]) -> str:
+    return "\n".join(summary("MediaPipe", outcomes, processed="images/frames"))
 
 
 # ----------------------------------------------------------------------------- manifest

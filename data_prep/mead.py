@@ -6,9 +6,9 @@ Command line::
 
 MEAD's video layout is ``<subject>/video/<view>/<emotion>/level_<n>/<clip>.mp4``,
 e.g. ``M003/video/front/angry/level_1/001.mp4``. :func:`build_manifest` walks it and
-lists each clip (:class:`MeadClip`) with its frame count; files that do not fit the
-layout are returned separately so they can be reported, never silently ignored.
-``DIR/manifest.csv`` has the columns :data:`MANIFEST_COLUMNS`.
+lists each clip (:class:`~tempsmirk.data.mead.MeadClip`) with its frame count; files that do
+not fit the layout are returned separately so they can be reported, never silently ignored.
+``DIR/manifest.csv`` and the per-clip folders are described in :mod:`tempsmirk.data.mead`.
 
 **Splits** are by subject, so no identity appears in two splits.
 :data:`SMIRK_MEAD_SPLIT` is the default: the subject lists SMIRK's released MEAD
@@ -19,51 +19,43 @@ this is the closest reference split. Subjects in none of its lists get the split
 ``--split-json`` with ``{"train": [...], "val": [...], "test": [...]}``) to change it.
 
 Per clip, :func:`prepare_mead` writes ``DIR/clips/<subject>/<view>/<emotion>/level_<n>/<clip>/``
-with ``landmarks.npz`` (:mod:`data_prep.landmarks`) and ``crops.mp4`` + ``crops.npz``
-(:mod:`data_prep.crops`). Finished outputs are skipped on a re-run; a clip that
+with ``landmarks.npz`` (:mod:`tempsmirk.video.landmarks`) and ``crops.mp4`` + ``crops.npz``
+(:mod:`tempsmirk.video.crops`). Finished outputs are skipped on a re-run; a clip that
 cannot be decoded, or shows no face at all, is reported and the rest continue.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import os
 import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Sequence
 
 import av
 from tqdm.auto import tqdm
 
-from tempsmirk.atomic import atomic_write_bytes
 from tempsmirk.cli_help import ExamplesHelpFormatter
+from tempsmirk.data.mead import MeadClip, clip_output_dir, write_manifest
+from tempsmirk.video.crops import CROPS_FILE, DEFAULT_SCALE, DEFAULT_SIGMA_SECONDS, DEFAULT_SIZE, crop_video
+from tempsmirk.video.io import VideoDecodeError, is_video
+from tempsmirk.video.landmarks import LANDMARKS_FILE, extract_video, load_landmarks, save_landmarks
 
-from data_prep.crops import CROPS_FILE, DEFAULT_SCALE, DEFAULT_SIGMA_SECONDS, DEFAULT_SIZE, crop_video
-from data_prep.landmarks import LANDMARKS_FILE, extract_video, load_landmarks, save_landmarks
-from data_prep.video import VideoDecodeError, is_video
+from data_prep.runs import Outcome, summary
 
 __all__ = [
-    "MANIFEST_COLUMNS",
     "SubjectSplit",
     "SMIRK_MEAD_SPLIT",
-    "MeadClip",
     "Manifest",
-    "ClipOutcome",
     "count_frames",
     "build_manifest",
-    "write_manifest",
-    "read_manifest",
-    "clip_output_dir",
     "prepare_mead",
     "main",
 ]
 
-MANIFEST_COLUMNS = ("subject", "view", "emotion", "level", "clip", "split", "path", "frames")
 _LEVEL = re.compile(r"level_(\d+)$")
 
 
@@ -117,31 +109,6 @@ SMIRK_MEAD_SPLIT = SubjectSplit(
 
 
 @dataclass(frozen=True)
-class MeadClip:
-    """One MEAD clip.
-
-    Attributes:
-        path: relative to the MEAD root, POSIX separators.
-        frames: frame count from demuxing (packets, no decode); -1 if the file could
-            not be read (it is still listed, so it gets reported later).
-    """
-
-    subject: str
-    view: str
-    emotion: str
-    level: int
-    clip: str
-    split: str
-    path: str
-    frames: int
-
-    @property
-    def key(self) -> str:
-        """``subject/view/emotion/level_n/clip``, unique per clip."""
-        return f"{self.subject}/{self.view}/{self.emotion}/level_{self.level}/{self.clip}"
-
-
-@dataclass(frozen=True)
 class Manifest:
     """Clips found plus the files under ``<subject>/video`` that do not fit the layout."""
 
@@ -168,7 +135,7 @@ def count_frames(path: str | os.PathLike) -> int:
 
 def build_manifest(root: str | os.PathLike, split: SubjectSplit = SMIRK_MEAD_SPLIT,
                    views: Sequence[str] | None = None, show_progress: bool = True) -> Manifest:
-    """Walk a MEAD root and list its clips (sorted by :attr:`MeadClip.key`).
+    """Walk a MEAD root and list its clips (sorted by their ``key``).
 
     Args:
         views: keep only these camera views (e.g. ``("front",)``); None keeps all.
@@ -204,58 +171,12 @@ def build_manifest(root: str | os.PathLike, split: SubjectSplit = SMIRK_MEAD_SPL
     return Manifest(tuple(clips), tuple(unexpected))
 
 
-def write_manifest(path: str | os.PathLike, clips: Sequence[MeadClip]) -> None:
-    """Write the manifest CSV (columns :data:`MANIFEST_COLUMNS`) atomically."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(MANIFEST_COLUMNS)
-    for c in clips:
-        writer.writerow([c.subject, c.view, c.emotion, c.level, c.clip, c.split, c.path, c.frames])
-    atomic_write_bytes(path, buf.getvalue().encode("utf-8"))
-
-
-def read_manifest(path: str | os.PathLike) -> tuple[MeadClip, ...]:
-    """Read a manifest CSV written by :func:`write_manifest`."""
-    path = Path(path)
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.reader(fh)
-        header = tuple(next(reader, ()))
-        if header != MANIFEST_COLUMNS:
-            raise ValueError(f"{path}: expected columns {','.join(MANIFEST_COLUMNS)}; found "
-                             f"{','.join(header)}. Re-create it with data_prep.mead")
-        clips = []
-        for fields in reader:
-            try:
-                s, v, e, lv, c, sp, p, n = fields
-                clips.append(MeadClip(s, v, e, int(lv), c, sp, p, int(n)))
-            except ValueError as exc:
-                raise ValueError(f"{path} line {reader.line_num}: {exc}; expected "
-                                 f"{len(MANIFEST_COLUMNS)} fields") from exc
-    return tuple(clips)
-
-
-def clip_output_dir(out_dir: str | os.PathLike, clip: MeadClip) -> Path:
-    """``out_dir/clips/<subject>/<view>/<emotion>/level_<n>/<clip>``."""
-    return Path(out_dir) / "clips" / clip.key
-
-
-@dataclass(frozen=True)
-class ClipOutcome:
-    """``status``: done, skipped (outputs already there) or failed (``message`` says why)."""
-
-    clip: MeadClip
-    status: Literal["done", "skipped", "failed"]
-    message: str = ""
-    frames: int = 0
-    found: int = 0
-
-
 def prepare_mead(root: str | os.PathLike, out_dir: str | os.PathLike,
                  clips: Sequence[MeadClip], crops: bool = True, scale: float = DEFAULT_SCALE,
                  out_size: int = DEFAULT_SIZE, sigma_seconds: float = DEFAULT_SIGMA_SECONDS,
-                 show_progress: bool = True) -> tuple[ClipOutcome, ...]:
+                 show_progress: bool = True) -> tuple[Outcome[MeadClip], ...]:
     """Landmarks (and crops) for each clip, resuming where outputs exist; never raises
-    for a bad clip (it becomes a failed :class:`ClipOutcome`)."""
+    for a bad clip (it becomes a failed :class:`~data_prep.runs.Outcome`)."""
     root = Path(root)
     outcomes = []
     for clip in tqdm(clips, desc="MEAD clips", unit="clip", disable=not show_progress):
@@ -264,7 +185,7 @@ def prepare_mead(root: str | os.PathLike, out_dir: str | os.PathLike,
         lm_path = folder / LANDMARKS_FILE
         done_lm = lm_path.exists()
         if done_lm and (not crops or (folder / CROPS_FILE).exists()):
-            outcomes.append(ClipOutcome(clip, "skipped"))
+            outcomes.append(Outcome(clip, "skipped"))
             continue
         try:
             lm = load_landmarks(lm_path) if done_lm else extract_video(video, show_progress=False)
@@ -273,13 +194,13 @@ def prepare_mead(root: str | os.PathLike, out_dir: str | os.PathLike,
             if crops:
                 crop_video(video, lm, folder, scale, out_size, sigma_seconds, show_progress=False)
         except (VideoDecodeError, ValueError) as exc:
-            outcomes.append(ClipOutcome(clip, "failed", str(exc)))
+            outcomes.append(Outcome(clip, "failed", str(exc)))
             continue
-        outcomes.append(ClipOutcome(clip, "done", "", lm.num_frames, int(lm.found.sum())))
+        outcomes.append(Outcome(clip, "done", "", lm.num_frames, int(lm.found.sum())))
     return tuple(outcomes)
 
 
-def _summary(manifest: Manifest, outcomes: Sequence[ClipOutcome]) -> str:
+def _summary(manifest: Manifest, outcomes: Sequence[Outcome[MeadClip]]) -> str:
     counts = {s: len(manifest.split(s)) for s in ("train", "val", "test", "unassigned")}
     lines = ["MEAD manifest: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + " clips"]
     unreadable = [c for c in manifest.clips if c.frames < 0]
@@ -289,10 +210,7 @@ def _summary(manifest: Manifest, outcomes: Sequence[ClipOutcome]) -> str:
         lines.append(f"  {len(manifest.unexpected)} file(s) outside the MEAD layout, ignored:")
         lines += [f"    {u}" for u in manifest.unexpected[:20]]
     if outcomes:
-        by = {s: [o for o in outcomes if o.status == s] for s in ("done", "skipped", "failed")}
-        lines.append(f"clips: {len(by['done'])} done, {len(by['skipped'])} skipped (already done), "
-                     f"{len(by['failed'])} failed")
-        lines += [f"  FAILED {o.clip.path}: {o.message}" for o in by["failed"]]
+        lines += summary("clips", outcomes, lambda clip: clip.path, processed=None)
     return "\n".join(lines)
 
 
@@ -335,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     write_manifest(args.out / "manifest.csv", manifest.clips)
-    outcomes: tuple[ClipOutcome, ...] = ()
+    outcomes: tuple[Outcome[MeadClip], ...] = ()
     if not args.manifest_only:
         todo = [c for c in manifest.clips if args.splits is None or c.split in args.splits]
         outcomes = prepare_mead(args.root, args.out, todo, crops=not args.no_crops,

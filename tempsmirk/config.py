@@ -15,21 +15,19 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from tempsmirk.data.clips import MeadConfig
-from tempsmirk.data.mix import FaceMixConfig
-from tempsmirk.data.synthetic import SyntheticConfig
+from tempsmirk.data.build import DataConfig
 from tempsmirk.losses import LossWeights
 from tempsmirk.meshio import atomic_write_bytes
 from tempsmirk.smirk.cycle import CycleConfig
 from tempsmirk.smirk.masking import MaskingConfig
-from tempsmirk.temporal import REDUCTIONS, TEMPORAL_TERMS, TemporalWeights
+from tempsmirk.temporal import TemporalWeights
 
 __all__ = ["Config", "DataConfig", "ModelConfig", "LossConfig", "OptimConfig", "TrainConfig",
-           "RunConfig", "TemporalConfig", "ConfigError", "load_config", "save_config", "config_to_yaml",
-           "config_from_yaml"]
+           "RunConfig", "TemporalConfig", "ConfigError", "load_config", "apply_overrides", "save_config",
+           "config_to_yaml", "config_from_yaml"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -39,57 +37,35 @@ class ConfigError(ValueError):
 
 
 @dataclass
-class DataConfig:
-    """source: ``"synthetic"`` (rendered faces, ``synthetic``; clips when its ``clip_length`` > 0),
-    ``"mead"`` (real clips prepared by data_prep, ``mead``; chapter 5) or ``"mix"`` (SMIRK's
-    training corpora — LRS3, MEAD, FFHQ, CelebA, MEAD side views, BUPT — by percentage per batch,
-    ``mix``; README "Training data"). ``tempsmirk.data.build_dataset`` builds any of them.
-    num_workers: DataLoader worker processes (0 = load in the training process; README "Training
-    data" measures how many the mix needs)."""
-
-    source: str = "synthetic"
-    num_workers: int = 0
-    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
-    mead: MeadConfig = field(default_factory=MeadConfig)
-    mix: FaceMixConfig = field(default_factory=FaceMixConfig)
-
-
-@dataclass
 class ModelConfig:
     """flame_path: FLAME model file or asset folder, e.g. SMIRK's ``assets/`` (None = built-in head;
     :func:`tempsmirk.flame.load_flame`). n_exp, n_shape: coefficients predicted. frozen: encoder branches that do not
     train (SMIRK freezes ``shape`` when starting from a pretrained encoder). init_checkpoint:
-    SMIRK-layout weights to start from. vgg_path: local VGG16 weights for the perceptual loss."""
+    SMIRK-layout weights to start from. init_required: the run fine-tunes a trained SMIRK, so
+    training refuses to start without ``init_checkpoint`` (set by the fine-tuning presets).
+    vgg_path: local VGG16 weights for the perceptual loss. emotion_path: EMOCA's ResNet-50 emotion
+    checkpoint for the emotion loss."""
 
     flame_path: Optional[str] = None
     n_exp: int = 50
     n_shape: int = 300
     frozen: list[str] = field(default_factory=list)
     init_checkpoint: Optional[str] = None
+    init_required: bool = False
     vgg_path: Optional[str] = None
     emotion_path: Optional[str] = None
 
 
 @dataclass
 class LossConfig:
-    """Loss weights (defaults: core training, :meth:`LossWeights.core`, documented there),
-    masking and the cycle. ``cycle`` weighs the second pass of each iteration."""
+    """weights: :class:`~tempsmirk.losses.LossWeights` (defaults: SMIRK's core training,
+    documented there; ``weights.cycle`` = 0 switches the cycle pass off). masking: what the
+    generator sees (:class:`~tempsmirk.smirk.masking.MaskingConfig`). cycle_path: the augmented
+    cycle's templates (:class:`~tempsmirk.smirk.cycle.CycleConfig`)."""
 
-    landmarks_fan: float = 100.0
-    landmarks_mp: float = 100.0
-    reconstruction: float = 10.0
-    perceptual: float = 10.0
-    emotion: float = 0.0
-    expression_reg: float = 1e-3
-    jaw_reg: float = 1e-2
-    shape_reg: float = 100.0
-    cycle: float = 1.0
+    weights: LossWeights = field(default_factory=LossWeights)
     masking: MaskingConfig = field(default_factory=MaskingConfig)
     cycle_path: CycleConfig = field(default_factory=CycleConfig)
-
-    def weights(self) -> LossWeights:
-        """The weights as the losses module's frozen :class:`LossWeights`."""
-        return LossWeights(**{f.name: getattr(self, f.name) for f in fields(LossWeights)})
 
 
 @dataclass
@@ -143,33 +119,22 @@ class TemporalConfig:
 
     enabled: add them (off by default: single-image SMIRK training is unchanged; on clip data the
         terms are still computed and logged, with weight 0 — the non-temporal baseline).
-    expression, jaw, pose, eyelids: weights of the smoothness loss (eq. 3) per group (pose = the
-        global head pose). identity: weight of the identity loss (eq. 4) on the shape.
-    reduction: ``mean`` — each term is an element mean over its parameter dimensions, as in the
-        code that produced the paper's Table 2, for which the reference weights were tuned; or
-        ``sum`` — eqs. (3)–(4) as printed (norms sum over the dimensions), D times stronger at
-        the same weights (50× expression, 300× identity). See :mod:`tempsmirk.temporal`.
+    weights: :class:`~tempsmirk.temporal.TemporalWeights` — the smoothness (eq. 3) weight per
+        parameter group (``pose`` = the global head pose), the identity (eq. 4) weight, and the
+        ``reduction`` they are meant for: ``mean`` — each term an element mean over its parameter
+        dimensions, as in the code that produced the paper's Table 2, for which the reference
+        weights were tuned; or ``sum`` — eqs. (3)–(4) as printed, D times stronger at the same
+        weights (50× expression, 300× identity). See :mod:`tempsmirk.temporal`.
     Defaults: the paper's reference weights with the reduction they were tuned for.
     """
 
     enabled: bool = False
-    expression: float = 0.1
-    jaw: float = 0.05
-    pose: float = 0.1
-    eyelids: float = 0.05
-    identity: float = 0.05
-    reduction: str = "mean"
+    weights: TemporalWeights = field(default_factory=TemporalWeights)
 
-    def __post_init__(self) -> None:
-        if self.reduction not in REDUCTIONS:
-            raise ConfigError(f"temporal.reduction must be one of {list(REDUCTIONS)} (mean: as the code "
-                              f"behind the paper's Table 2; sum: eqs. (3)-(4) as printed); got "
-                              f"{self.reduction!r}")
-
-    def weights(self) -> TemporalWeights:
-        """The weights added to the loss: the configured ones when enabled, all zero otherwise."""
-        return TemporalWeights(**{k: getattr(self, k) if self.enabled else 0.0 for k in TEMPORAL_TERMS},
-                               reduction=self.reduction)
+    def active_weights(self) -> TemporalWeights:
+        """The weights added to the loss: ``weights`` when enabled, all zero (same reduction)
+        otherwise."""
+        return self.weights if self.enabled else self.weights.scaled(0.0)
 
 
 @dataclass
@@ -183,17 +148,57 @@ class Config:
     temporal: TemporalConfig = field(default_factory=TemporalConfig)
 
 
-def _merge(sources: Sequence) -> Config:
+#: Keys of earlier versions of this schema -> where they live now (named in the error for them).
+_MOVED = {**{f"loss.{f.name}": f"loss.weights.{f.name}" for f in fields(LossWeights)},
+          **{f"temporal.{f.name}": f"temporal.weights.{f.name}" for f in fields(TemporalWeights)},
+          "loss.cycle_path.enabled": "loss.weights.cycle (0 switches the cycle off)"}
+
+
+def _sections(node: DictConfig, prefix: str = ""):
+    """(dotted key, node) of every section (DictConfig) below ``node``, depth first."""
+    for key in node:
+        child = OmegaConf.select(node, str(key), throw_on_missing=False)
+        if isinstance(child, DictConfig):
+            yield from _sections(child, f"{prefix}{key}.")
+            yield f"{prefix}{key}", child
+
+
+def _schema(base) -> DictConfig:
+    """``base`` (the :class:`Config` class or an instance) as a structured config whose every
+    section accepts a merge: a frozen dataclass section (the loss and temporal weights) is
+    read-only in OmegaConf, and OmegaConf before 2.4 refuses to merge a file into it."""
+    schema = OmegaConf.structured(base)
+    OmegaConf.set_readonly(schema, None)
+    for _, section in _sections(schema):
+        OmegaConf.set_readonly(section, None)
+    return schema
+
+
+def _merge(sources: Sequence, base=Config) -> Config:
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(Config), *sources)
+        merged = OmegaConf.merge(_schema(base), *sources)
         missing = sorted(OmegaConf.missing_keys(merged))
         if missing:
             raise ConfigError(f"config: no value for required key(s) {missing}; set them in the file "
                               f"or on the command line, e.g. run.dir=/path/to/run")
-        return OmegaConf.to_object(merged)
     except OmegaConfBaseException as exc:
-        raise ConfigError(f"config: {exc}. Keys and types are those of tempsmirk.config.Config "
+        key = getattr(exc, "full_key", None)
+        moved = f" ({key} is now {_MOVED[key]})" if key in _MOVED else ""
+        raise ConfigError(f"config: {exc}.{moved} Keys and types are those of tempsmirk.config.Config "
                           f"(see the example under tempsmirk/configs/).") from None
+    try:
+        return OmegaConf.to_object(merged)
+    except ValueError as exc:  # a section's own check (__post_init__) refused a value
+        where = next((key for key, section in _sections(merged) if _refuses(section)), "config")
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _refuses(section: DictConfig) -> bool:
+    try:
+        OmegaConf.to_object(section)
+    except ValueError:
+        return True
+    return False
 
 
 def load_config(path: Optional[PathLike] = None, overrides: Sequence[str] = ()) -> Config:
@@ -216,6 +221,18 @@ def load_config(path: Optional[PathLike] = None, overrides: Sequence[str] = ()) 
     except OmegaConfBaseException as exc:
         raise ConfigError(f"overrides {list(overrides)}: {exc}") from None
     return _merge(sources)
+
+
+def apply_overrides(cfg: Config, overrides: Sequence[str]) -> Config:
+    """``cfg`` with ``key=value`` overrides applied, validated as :func:`load_config` validates."""
+    bad = [o for o in overrides if "=" not in o]
+    if bad:
+        raise ConfigError(f"overrides must look like key=value (e.g. train.steps=100); got {bad}")
+    try:
+        source = OmegaConf.from_dotlist(list(overrides))
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"overrides {list(overrides)}: {exc}") from None
+    return _merge([source], base=cfg)
 
 
 def config_to_yaml(cfg: Config) -> str:

@@ -12,7 +12,7 @@ Losses (differentiable, used in training):
 
 - :func:`smoothness_loss` — eq. (3), L1 of consecutive differences;
 - :func:`identity_loss` — eq. (4), spread of the shape coefficients around the clip mean;
-- :func:`temporal_loss` — both applied to an :class:`~tempsmirk.smirk.encoder.EncoderOutput`
+- :func:`temporal_loss` — both applied to a :class:`~tempsmirk.flame.FlameParams`
   with :class:`TemporalWeights`, the temporal part of eq. (5).
 
 **Reduction over the parameter dimensions** (:data:`REDUCTIONS`). The paper prints eqs. (3)–(4)
@@ -42,7 +42,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from tempsmirk.smirk.encoder import EncoderOutput
+from tempsmirk.flame.params import FlameParams
+from tempsmirk.losses.weights import weighted_sum
 
 __all__ = [
     "REDUCTIONS",
@@ -86,14 +87,14 @@ def clips(x: Tensor, t: int) -> Tensor:
     return x.reshape(x.shape[0] // t, t, *x.shape[1:])
 
 
-def clip_params(params: EncoderOutput, t: int) -> EncoderOutput:
+def clip_params(params: FlameParams, t: int) -> FlameParams:
     """:func:`clips` on every field: (B·T, ...) fields -> (B, T, ...) fields."""
-    return EncoderOutput(**{f.name: clips(getattr(params, f.name), t) for f in fields(EncoderOutput)})
+    return params.map(lambda x: clips(x, t))
 
 
-def flatten_clips(params: EncoderOutput) -> EncoderOutput:
+def flatten_clips(params: FlameParams) -> FlameParams:
     """The inverse of :func:`clip_params`: (B, T, ...) fields -> (B·T, ...) fields."""
-    return EncoderOutput(**{f.name: getattr(params, f.name).flatten(0, 1) for f in fields(EncoderOutput)})
+    return params.map(lambda x: x.flatten(0, 1))
 
 
 def _check_clip(x: Tensor, name: str, min_t: int, dims: tuple[int, ...] = (3,)) -> None:
@@ -169,7 +170,8 @@ class TemporalWeights:
         under ``"sum"`` — so the two travel together.
 
     Defaults: the paper's reference values with the reduction of the code that produced its
-    Table 2 (element means).
+    Table 2 (element means). The config's ``temporal.weights`` section
+    (:class:`tempsmirk.config.TemporalConfig`).
     """
 
     expression: float = 0.1
@@ -213,7 +215,7 @@ class TemporalTerms:
         return {f.name: float(getattr(self, f.name).detach()) for f in fields(self)}
 
 
-def temporal_loss(params: EncoderOutput, weights: TemporalWeights = TemporalWeights()) -> TemporalTerms:
+def temporal_loss(params: FlameParams, weights: TemporalWeights = TemporalWeights()) -> TemporalTerms:
     """Eqs. (3)–(4) on a batch of clips, weighted as in eq. (5). Explained in chapter 4.
 
     params: (B, T, ...) fields (regroup encoder output with :func:`clip_params`); the camera is not
@@ -224,8 +226,7 @@ def temporal_loss(params: EncoderOutput, weights: TemporalWeights = TemporalWeig
     terms = dict(expression=smoothness_loss(params.expression, r), jaw=smoothness_loss(params.jaw_pose, r),
                  pose=smoothness_loss(params.global_pose, r), eyelids=smoothness_loss(params.eyelids, r),
                  identity=identity_loss(params.shape, r))
-    total = sum(getattr(weights, k) * v for k, v in terms.items())
-    return TemporalTerms(**terms, total=total)
+    return TemporalTerms(**terms, total=weighted_sum(weights, terms))
 
 
 # ---------------------------------------------------------------------------- jitter metrics
@@ -322,7 +323,7 @@ def rotation_angle_deg(a: Tensor, b: Tensor) -> Tensor:
     return (torch.atan2(sin, cos) * _DEG).reshape(shape)
 
 
-def pose_normalised_vertices(flame, params: EncoderOutput) -> Tensor:
+def pose_normalised_vertices(flame, params: FlameParams) -> Tensor:
     """FLAME vertices with the global rotation set to zero and no camera: (B, T, V, 3), metres.
 
     params: (B, T, ...) fields. Head motion then does not count as flicker; shape, expression, jaw
@@ -332,8 +333,7 @@ def pose_normalised_vertices(flame, params: EncoderOutput) -> Tensor:
     _check_clip(params.expression, "pose_normalised_vertices params.expression", 1)
     b, t = params.expression.shape[:2]
     p = flatten_clips(params)
-    out = flame(shape=p.shape, expression=p.expression, global_pose=torch.zeros_like(p.global_pose),
-                jaw_pose=p.jaw_pose, eyelids=p.eyelids)
+    out = flame.forward_params(replace(p, global_pose=torch.zeros_like(p.global_pose)))
     return out.vertices.reshape(b, t, *out.vertices.shape[1:])
 
 
@@ -383,7 +383,7 @@ class JitterReport:
 
 
 @torch.no_grad()
-def jitter_report(pred: EncoderOutput, flame=None, target: Optional[EncoderOutput] = None,
+def jitter_report(pred: FlameParams, flame=None, target: Optional[FlameParams] = None,
                   target_vertices: Optional[Tensor] = None) -> JitterReport:
     """Summarise jitter (and, with a target, per-frame error) of predicted clips.
 
@@ -394,10 +394,10 @@ def jitter_report(pred: EncoderOutput, flame=None, target: Optional[EncoderOutpu
     """
     _check_clip(pred.expression, "jitter_report pred.expression", 4)
     if target is not None:
-        for f in fields(EncoderOutput):
-            if getattr(pred, f.name).shape != getattr(target, f.name).shape:
-                raise ValueError(f"jitter_report: pred.{f.name} {tuple(getattr(pred, f.name).shape)} "
-                                 f"and target.{f.name} {tuple(getattr(target, f.name).shape)} differ")
+        for name, x in pred.as_dict().items():
+            if x.shape != getattr(target, name).shape:
+                raise ValueError(f"jitter_report: pred.{name} {tuple(x.shape)} "
+                                 f"and target.{name} {tuple(getattr(target, name).shape)} differ")
     mean = lambda x: float(x.mean())  # noqa: E731
     r = dict(
         expression_accel=mean(acceleration(pred.expression)), expression_jerk=mean(jerk(pred.expression)),

@@ -6,10 +6,13 @@ with a reason where ../shared is absent; in CI it is present, so they run).
 
 from __future__ import annotations
 
+from itertools import islice
+
+import numpy as np
 import pytest
 import torch
 
-from tempsmirk.paths import shared_root
+from tempsmirk.paths import shared_data, shared_root
 
 
 def pytest_collection_modifyitems(config, items):
@@ -44,3 +47,45 @@ def shared_dir():
 @pytest.fixture(scope="session")
 def ringnet_dir(shared_dir):
     return shared_dir / "data" / "ringnet"
+
+
+# ----------------------------------------------------------------------------- the shared real video
+# Used by the video front end's tests (tests/video) and the command lines' (tests/data_prep); processed
+# once per session. Tests that need a face reuse frames of this video (they are needs_shared_data).
+
+
+@pytest.fixture(scope="session")
+def real_video(shared_dir):
+    return shared_data("video", "pexels_woman_emotions.mp4")
+
+
+@pytest.fixture(scope="session")
+def real_landmarks(real_video):
+    """All 472 frames through FaceMesh once per session (a few seconds): FaceLandmarks."""
+    from tempsmirk.video.landmarks import extract_video
+
+    return extract_video(real_video, show_progress=False)
+
+
+@pytest.fixture(scope="session")
+def real_crops(real_video, real_landmarks, tmp_path_factory):
+    from tempsmirk.video.crops import crop_video
+
+    out = tmp_path_factory.mktemp("real_crops")
+    return out, crop_video(real_video, real_landmarks, out, show_progress=False)
+
+
+@pytest.fixture(scope="session")
+def face_frames(real_video):
+    """The first 24 frames of the shared video, (24, 360, 640, 3) uint8 RGB."""
+    from tempsmirk.video.io import iter_frames
+
+    return np.stack(list(islice(iter_frames(real_video), 24)))
+
+
+@pytest.fixture(scope="session")
+def real_crop_frames(real_crops):
+    from tempsmirk.video.io import read_frames
+
+    out, _ = real_crops
+    return read_frames(out / "crops.mp4")

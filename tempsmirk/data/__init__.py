@@ -7,13 +7,14 @@
 - :class:`MeadClips` / :class:`MeadConfig` — T-frame windows of MEAD clips prepared by data_prep.
 - :class:`FaceSource`, :class:`FaceMix`, :class:`MixedBatches` — SMIRK's real training corpora
   (FFHQ, CelebA, BUPT, LRS3, MEAD front and sides) prepared by ``data_prep.faces``, mixed by
-  percentage per batch (README "Training data"); :func:`build_dataset` builds what a config asks for.
+  percentage per batch (README "Training data"); :func:`build_dataset` builds what the ``data``
+  section (:class:`DataConfig`) asks for.
 - :class:`ClipAugmentation` — crop, rotation and colour augmentation of training clips, drawn once
   per clip (default) or per frame (:mod:`tempsmirk.data.augmentation`).
 """
 
 from tempsmirk.data.augmentation import ClipAugmentation
-from tempsmirk.data.build import TrainingData, build_dataset
+from tempsmirk.data.build import DataConfig, TrainingData, build_dataset
 from tempsmirk.data.clips import MeadClips, MeadConfig
 from tempsmirk.data.faces import FaceCropConfig, FaceSource
 from tempsmirk.data.mix import FaceMix, FaceMixConfig, MixedBatches, MixSource
@@ -24,4 +25,4 @@ from tempsmirk.data.types import FaceBatch, FaceSample, collate_faces
 __all__ = ["ClipAugmentation", "FaceBatch", "FaceSample", "FrameNuisance", "MeadClips", "MeadConfig",
            "SyntheticConfig", "SyntheticFaces", "apply_nuisance", "collate_faces", "item_seed",
            "smooth_trajectory", "FaceCropConfig", "FaceSource", "FaceMix", "FaceMixConfig", "MixSource",
-           "MixedBatches", "TrainingData", "build_dataset"]
+           "MixedBatches", "DataConfig", "TrainingData", "build_dataset"]

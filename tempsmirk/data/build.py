@@ -7,20 +7,35 @@ percentages. For the other sources the trainer keeps its own step-indexed order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from dataclasses import dataclass, field
+from typing import Optional
 
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from tempsmirk.data.mix import FaceMix, MixedBatches
+from tempsmirk.data.clips import MeadConfig
+from tempsmirk.data.mix import FaceMix, FaceMixConfig, MixedBatches
+from tempsmirk.data.synthetic import SyntheticConfig
 from tempsmirk.data.types import collate_faces
 
-if TYPE_CHECKING:  # config imports this package; only the type is needed here
-    from tempsmirk.config import DataConfig
-
-__all__ = ["TrainingData", "build_dataset", "SOURCES"]
+__all__ = ["DataConfig", "TrainingData", "build_dataset", "SOURCES"]
 
 SOURCES = ("synthetic", "mead", "mix")
+
+
+@dataclass
+class DataConfig:
+    """source: ``"synthetic"`` (rendered faces, ``synthetic``; clips when its ``clip_length`` > 0),
+    ``"mead"`` (real clips prepared by data_prep, ``mead``; chapter 5) or ``"mix"`` (SMIRK's
+    training corpora — LRS3, MEAD, FFHQ, CelebA, MEAD side views, BUPT — by percentage per batch,
+    ``mix``; README "Training data"). ``tempsmirk.data.build_dataset`` builds any of them.
+    num_workers: DataLoader worker processes (0 = load in the training process; README "Training
+    data" measures how many the mix needs)."""
+
+    source: str = "synthetic"
+    num_workers: int = 0
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    mead: MeadConfig = field(default_factory=MeadConfig)
+    mix: FaceMixConfig = field(default_factory=FaceMixConfig)
 
 
 @dataclass(frozen=True)
@@ -46,7 +61,7 @@ class TrainingData:
                           num_workers=self.num_workers, persistent_workers=False)
 
 
-def build_dataset(cfg: "DataConfig", flame) -> TrainingData:
+def build_dataset(cfg: DataConfig, flame) -> TrainingData:
     """The dataset of ``cfg.source``: ``synthetic`` (rendered with ``flame``, which must stay on the
     CPU for worker processes), ``mead`` (clips, :class:`~tempsmirk.data.MeadClips`) or ``mix``
     (SMIRK's corpora, :class:`~tempsmirk.data.mix.FaceMix`). ``flame`` gives the MediaPipe

@@ -7,8 +7,8 @@ Shapes: T frames, H W image size, L landmarks. Landmarks are normalised image co
 its split and frame count) and, per clip, ``DIR/clips/<subject>/<view>/<emotion>/level_<n>/<clip>/``
 holding ``crops.mp4`` (square face crops, 224 px, with a temporally smoothed box) and
 ``crops.npz`` (MediaPipe's 478 landmarks in normalised crop coordinates, NaN where no face was
-found, and ``found`` per frame). :class:`MeadClips` reads that folder as a dataset of
-:class:`~tempsmirk.data.FaceSample` clips:
+found, and ``found`` per frame; :mod:`tempsmirk.data.mead`, :mod:`tempsmirk.video.crops`).
+:class:`MeadClips` reads that folder as a dataset of :class:`~tempsmirk.data.FaceSample` clips:
 
 - an item is a window of T consecutive frames of one clip (windows start every ``stride``
   frames); ``params`` is None (real data has no ground truth);
@@ -22,13 +22,14 @@ found, and ``found`` per frame). :class:`MeadClips` reads that folder as a datas
   run) are read off the MediaPipe mesh with :data:`MP_TO_IBUG68`, a widely used index map
   (an approximation: MediaPipe's face oval sits slightly inside FAN's jaw contour at the temples);
 - frames without a face keep their index but are marked ``landmarks_valid=False``; their
-  landmarks are interpolated from the neighbouring found frames so the masking hull stays sane.
+  landmarks are interpolated from the neighbouring found frames
+  (:func:`~tempsmirk.video.gaps.fill_gaps`) so the masking hull stays sane; a clip without any
+  face gets zero landmarks (every frame invalid).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
 from typing import Optional
 
@@ -39,11 +40,15 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from tempsmirk.data.augmentation import ClipAugmentation, ClipTransform, augment_frames, draw_clip_transform
+from tempsmirk.data.mead import MANIFEST_FILE, clip_output_dir, read_manifest
 from tempsmirk.data.synthetic import item_seed
 from tempsmirk.data.types import FaceSample
+from tempsmirk.video.crops import CROPS_FILE, CROPS_VIDEO, load_video_crops
+from tempsmirk.video.gaps import fill_gaps
+from tempsmirk.video.io import VideoDecodeError, read_video_frames
 
 __all__ = ["MP_TO_IBUG68", "ClipAugmentation", "MeadConfig", "ClipWindow", "ClipTransform",
-           "draw_clip_transform", "fill_missing_frames", "MeadClips"]
+           "draw_clip_transform", "MeadClips"]
 
 #: MediaPipe face-mesh index for each of the 68 iBUG points (jaw 0–16, brows 17–26, nose 27–35,
 #: eyes 36–47, mouth 48–67), the map used by several open projects (e.g. LatentSync).
@@ -54,10 +59,6 @@ MP_TO_IBUG68 = (
     33, 160, 158, 133, 153, 144, 362, 385, 387, 263, 373, 380,
     61, 39, 37, 0, 267, 269, 291, 405, 314, 17, 84, 181, 78, 82, 13, 312, 308, 317, 14, 87,
 )
-
-_MANIFEST = "manifest.csv"
-_CROPS_VIDEO = "crops.mp4"
-_CROPS_FILE = "crops.npz"
 
 
 @dataclass
@@ -94,55 +95,13 @@ class ClipWindow:
     length: int
 
 
-def fill_missing_frames(points: np.ndarray, found: np.ndarray) -> np.ndarray:
-    """Landmarks of frames without a face, linearly interpolated in time from the found frames
-    (held at the ends): points (T, L, D) with NaN rows where ``found`` (T,) is False -> (T, L, D).
-    All zeros when no frame has a face (every frame is then invalid anyway)."""
-    found = np.asarray(found, dtype=bool)
-    k = np.flatnonzero(found)
-    if k.size == 0:
-        return np.zeros_like(points)
-    t = np.arange(found.shape[0])
-    j = np.searchsorted(k, t)
-    hi, lo = k[np.clip(j, 0, k.size - 1)], k[np.clip(j - 1, 0, k.size - 1)]
-    w = np.where(hi > lo, (t - lo) / np.maximum(hi - lo, 1), 0.0).clip(0, 1)[:, None, None]
-    return points[lo] * (1 - w) + points[hi] * w
-
-
-def _read_manifest(root: Path) -> list[tuple[str, str, int]]:
-    """(clip key, split, frames) per manifest row. Reads the CSV itself so that the library does
-    not import data_prep (and its MediaPipe/OpenCV stack) to train."""
-    import csv
-
-    path = root / _MANIFEST
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; expected a data_prep.mead output folder "
-                                f"(run: python -m data_prep.mead MEAD_ROOT --out {root})")
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    need = {"subject", "view", "emotion", "level", "clip", "split", "frames"}
-    if rows and not need <= set(rows[0]):
-        raise ValueError(f"{path}: expected the columns {sorted(need)}; found {sorted(rows[0])}. "
-                         f"Re-create it with data_prep.mead")
-    return [(f"{r['subject']}/{r['view']}/{r['emotion']}/level_{r['level']}/{r['clip']}", r["split"],
-             int(r["frames"])) for r in rows]
-
-
 def _decode(video: Path, start: int, length: int) -> np.ndarray:
-    """Frames start .. start+length-1 of a video: (length, H, W, 3) uint8 RGB."""
-    import av
-
+    """Frames start .. start+length-1 of a clip's crops: (length, H, W, 3) uint8 RGB."""
     try:
-        with av.open(str(video)) as container:
-            stream = container.streams.video[0]
-            frames = [f.to_ndarray(format="rgb24") for f in islice(container.decode(stream), start, start + length)]
-    except (av.error.FFmpegError, OSError, IndexError) as exc:
-        raise ValueError(f"could not decode {video} ({exc}); expected data_prep's crops.mp4 "
-                         f"(re-run data_prep.mead on this clip)") from exc
-    if len(frames) < length:
-        raise ValueError(f"{video} has fewer than {start + length} frames (the manifest promised "
-                         f"them); re-run data_prep.mead on this clip")
-    return np.stack(frames)
+        return read_video_frames(video, start, length)
+    except VideoDecodeError as exc:
+        raise ValueError(f"{exc}; expected data_prep's crops.mp4 (re-run data_prep.mead on this "
+                         f"clip)") from None
 
 
 class MeadClips(Dataset):
@@ -171,23 +130,23 @@ class MeadClips(Dataset):
         self.cfg = cfg
         self.root = Path(cfg.root)
         self.landmark_indices = torch.as_tensor(landmark_indices, dtype=torch.long).cpu()
-        rows = _read_manifest(self.root)
-        in_split = [(k, n) for k, s, n in rows if s == cfg.split]
+        rows = read_manifest(self.root / MANIFEST_FILE)
+        in_split = [c for c in rows if c.split == cfg.split]
         if not in_split:
-            splits = sorted({s for _, s, _ in rows})
-            raise ValueError(f"{self.root / _MANIFEST} lists no clip of split {cfg.split!r}; it has "
+            splits = sorted({c.split for c in rows})
+            raise ValueError(f"{self.root / MANIFEST_FILE} lists no clip of split {cfg.split!r}; it has "
                              f"{splits or 'no clips'}. Set data.mead.split to one of them")
         t, stride = cfg.clip_length, cfg.stride or cfg.clip_length
         windows, missing, short = [], 0, 0
-        for key, n in in_split:
-            folder = self.root / "clips" / key
-            if not ((folder / _CROPS_FILE).is_file() and (folder / _CROPS_VIDEO).is_file()):
+        for clip in in_split:
+            folder = clip_output_dir(self.root, clip)
+            if not ((folder / CROPS_FILE).is_file() and (folder / CROPS_VIDEO).is_file()):
                 missing += 1
                 continue
-            if n < t:
+            if clip.frames < t:
                 short += 1
                 continue
-            windows += [ClipWindow(key, folder, s, t) for s in range(0, n - t + 1, stride)]
+            windows += [ClipWindow(clip.key, folder, s, t) for s in range(0, clip.frames - t + 1, stride)]
         self.not_prepared, self.too_short = missing, short
         if not windows:
             raise ValueError(f"no usable {cfg.split!r} clip under {self.root / 'clips'}: {missing} not "
@@ -203,16 +162,18 @@ class MeadClips(Dataset):
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} items")
         w, cfg = self.windows[index], self.cfg
-        with np.load(w.folder / _CROPS_FILE, allow_pickle=False) as z:
-            lm_all, found_all = z["landmarks"], z["found"].astype(bool)
+        stored = load_video_crops(w.folder / CROPS_FILE)
+        lm_all, found_all = stored.landmarks, stored.found
         if lm_all.shape[0] < w.start + w.length or lm_all.shape[1:] != (478, 3):
-            raise ValueError(f"{w.folder / _CROPS_FILE}: landmarks {lm_all.shape} do not cover frames "
+            raise ValueError(f"{w.folder / CROPS_FILE}: landmarks {lm_all.shape} do not cover frames "
                              f"{w.start}..{w.start + w.length - 1} of 478 points; re-run data_prep.mead")
-        points = fill_missing_frames(lm_all[..., :2].astype(np.float32), found_all)
+        points = lm_all[..., :2].astype(np.float32)
+        # A clip without any face has nothing to fill from: zeros, and every frame is invalid.
+        points = fill_gaps(points, found_all) if found_all.any() else np.zeros_like(points)
         sl = slice(w.start, w.start + w.length)
         points = torch.from_numpy(np.ascontiguousarray(points[sl])).float()  # (T, 478, 2)
         valid = torch.from_numpy(found_all[sl].copy())
-        frames = torch.from_numpy(_decode(w.folder / _CROPS_VIDEO, w.start, w.length))
+        frames = torch.from_numpy(_decode(w.folder / CROPS_VIDEO, w.start, w.length))
         image = frames.permute(0, 3, 1, 2).float() / 255  # (T, 3, N, N)
         lmk68 = points[:, list(MP_TO_IBUG68)]
         lmk_mp = points.index_select(1, self.landmark_indices)

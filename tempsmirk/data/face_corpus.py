@@ -18,8 +18,6 @@ This module only reads and writes the description; the scan lives in :mod:`data_
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -27,6 +25,7 @@ from pathlib import Path
 from typing import Literal, Optional, Sequence
 
 from tempsmirk.atomic import atomic_write_bytes
+from tempsmirk.data.tables import read_table, write_table
 
 __all__ = ["CorpusKind", "CORPUS_KINDS", "CorpusInfo", "CorpusRow", "MANIFEST_COLUMNS", "CORPUS_FORMAT",
            "write_corpus", "read_corpus"]
@@ -96,12 +95,8 @@ class CorpusRow:
 def write_corpus(out_dir: str | os.PathLike, info: CorpusInfo, rows: Sequence[CorpusRow]) -> Path:
     """Write ``corpus.json`` and ``manifest.csv`` into ``out_dir``, each atomically."""
     out = Path(out_dir)
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(MANIFEST_COLUMNS)
-    for r in rows:
-        w.writerow([r.path, r.subject, r.split, r.frames, r.face_frames, r.fan_frames, r.status])
-    atomic_write_bytes(out / MANIFEST_FILE, buf.getvalue().encode("utf-8"))
+    write_table(out / MANIFEST_FILE, MANIFEST_COLUMNS,
+                ([r.path, r.subject, r.split, r.frames, r.face_frames, r.fan_frames, r.status] for r in rows))
     atomic_write_bytes(out / CORPUS_FILE, (json.dumps(asdict(info), indent=2) + "\n").encode("utf-8"))
     return out
 
@@ -122,18 +117,9 @@ def read_corpus(corpus_dir: str | os.PathLike) -> tuple[CorpusInfo, tuple[Corpus
     if info.format != CORPUS_FORMAT or info.kind not in CORPUS_KINDS:
         raise ValueError(f"{info_path}: format {info.format!r}, kind {info.kind!r}; expected format "
                          f"{CORPUS_FORMAT!r} and a kind in {sorted(CORPUS_KINDS)}. Re-create it")
-    rows = []
-    with open(manifest, newline="", encoding="utf-8") as fh:
-        reader = csv.reader(fh)
-        header = tuple(next(reader, ()))
-        if header != MANIFEST_COLUMNS:
-            raise ValueError(f"{manifest}: expected columns {','.join(MANIFEST_COLUMNS)}; found "
-                             f"{','.join(header)}. Re-create it with data_prep.faces manifest")
-        for fields in reader:
-            try:
-                p, s, sp, n, nf, nfan, st = fields
-                rows.append(CorpusRow(p, s, sp, int(n), int(nf), int(nfan), st))
-            except ValueError as exc:
-                raise ValueError(f"{manifest} line {reader.line_num}: {exc}; expected "
-                                 f"{len(MANIFEST_COLUMNS)} fields") from None
-    return info, tuple(rows)
+    return info, read_table(manifest, MANIFEST_COLUMNS, _corpus_row, "data_prep.faces manifest")
+
+
+def _corpus_row(fields: list[str]) -> CorpusRow:
+    p, s, sp, n, nf, nfan, st = fields
+    return CorpusRow(p, s, sp, int(n), int(nf), int(nfan), st)

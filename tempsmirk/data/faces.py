@@ -15,7 +15,7 @@ with pixel ``i`` covering ``[i, i + 1)`` (:mod:`tempsmirk.data.landmark_files`).
   their box, with ``s`` uniform in [1.2, 1.8] for training and 1.6 for testing, resampled to
   224 px (bilinear, black outside the image); a crop much larger than the output is first
   area-reduced by an integer factor (SMIRK's ``skimage.warp`` aliases there);
-- then the **augmentation** of :mod:`tempsmirk.data.augment` (training only);
+- then SMIRK's **augmentation** (:mod:`tempsmirk.data.augmentation`; training only);
 - the 105 FLAME-matched MediaPipe points are chosen with the embedding's ``landmark_indices``;
   the 68 iBUG points are **FAN's** where its file has them (videos: frames without a FAN face
   are interpolated in time, as SMIRK does), otherwise they are read off the MediaPipe mesh
@@ -47,17 +47,19 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from tempsmirk.data.augment import FaceAugmentationConfig, augment_faces, draw_augmentation
-from tempsmirk.data.clips import MP_TO_IBUG68, fill_missing_frames
+from tempsmirk.data.augmentation import FaceAugmentationConfig, augment_faces, draw_augmentation
+from tempsmirk.data.clips import MP_TO_IBUG68
 from tempsmirk.data.face_corpus import CorpusInfo, CorpusRow, read_corpus
 from tempsmirk.data.landmark_files import (FAN_IMAGE_SUFFIX, FAN_VIDEO_SUFFIX, MEDIAPIPE_SUFFIX,
                                            LandmarkFileError, landmark_path, read_fan_image, read_fan_video,
                                            read_mediapipe_image, read_mediapipe_video)
 from tempsmirk.data.synthetic import item_seed
 from tempsmirk.data.types import FaceSample
+from tempsmirk.video.gaps import fill_gaps
+from tempsmirk.video.io import ImageReadError, VideoDecodeError, read_image, read_video_frames
 
 __all__ = ["FaceCropConfig", "FaceSource", "FaceDataWarning", "FaceItemError", "crop_boxes", "smooth_boxes",
-           "crop_faces", "points_to_crop", "read_image", "read_video_frames"]
+           "crop_faces", "points_to_crop"]
 
 #: Frames averaged (each side) for a clip's crop box.
 BOX_SMOOTHING = 2
@@ -71,6 +73,16 @@ class FaceDataWarning(UserWarning):
 
 class FaceItemError(RuntimeError):
     """One item's files could not be read (the message names the file and the problem)."""
+
+
+def _media(read, path: Path, *args):
+    """``read(path, *args)`` (an image or video frames), its errors as :class:`FaceItemError`."""
+    try:
+        return read(path, *args)
+    except ImageReadError:
+        raise FaceItemError(f"{path}: not a readable image") from None
+    except VideoDecodeError as exc:
+        raise FaceItemError(str(exc)) from None
 
 
 @dataclass
@@ -106,69 +118,6 @@ class FaceCropConfig:
         if self.clip_length == 1 or self.clip_length < 0:
             raise ValueError(f"clip_length (data.mix.clip_length) is 0 (single images) or T >= 2; "
                              f"got {self.clip_length}")
-
-
-# ----------------------------------------------------------------------------- media
-
-
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """An image file as (H, W, 3) uint8 RGB. Raises :class:`FaceItemError`."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return np.array(im.convert("RGB"))
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise FaceItemError(f"{path}: not a readable image ({exc})") from None
-
-
-def read_video_frames(path: str | os.PathLike, start: int, count: int) -> np.ndarray:
-    """Frames ``start .. start + count - 1`` of a video: (count, H, W, 3) uint8 RGB.
-
-    Seeks to the key frame before ``start`` (frame indices from presentation time stamps at the
-    stream's frame rate), and falls back to decoding from the beginning when time stamps do not
-    give consecutive indices. Raises :class:`FaceItemError`.
-    """
-    import av
-
-    def decode(container, stream, seek: bool) -> list[np.ndarray]:
-        rate, tb = stream.average_rate or stream.guessed_rate, stream.time_base
-        t0 = stream.start_time or 0
-        if seek and start > 0:
-            container.seek(t0 + int(start / (rate * tb)), stream=stream, backward=True, any_frame=False)
-        out: list[np.ndarray] = []
-        expected = start
-        for i, frame in enumerate(container.decode(stream)):
-            if seek:
-                if frame.pts is None:
-                    return []
-                idx = int(round(float((frame.pts - t0) * tb * rate)))
-            else:
-                idx = i
-            if idx < expected:
-                continue
-            if idx > expected:
-                return []  # a gap: the time stamps do not count frames
-            out.append(frame.to_ndarray(format="rgb24"))
-            expected += 1
-            if expected == start + count:
-                break
-        return out
-
-    try:
-        for seek in (True, False):
-            with av.open(str(path)) as container:
-                stream = container.streams.video[0]
-                stream.thread_count = 1  # a DataLoader worker decodes on its own core
-                frames = decode(container, stream, seek=seek and bool(stream.average_rate or stream.guessed_rate))
-            if len(frames) == count:
-                break
-    except (av.error.FFmpegError, OSError, IndexError) as exc:
-        raise FaceItemError(f"{path}: could not decode the video ({exc})") from None
-    if len(frames) != count:
-        raise FaceItemError(f"{path}: frames {start}..{start + count - 1} could not be decoded (the "
-                            f"manifest promised them; the file may be truncated)")
-    return np.stack(frames)
 
 
 # ----------------------------------------------------------------------------- crops
@@ -343,7 +292,7 @@ class FaceSource(Dataset):
             mp = mp[None, :, :2]
             found = np.ones(1, bool)
             fan = self._fan_image(row)
-            frames = read_image(media)[None]
+            frames = _media(read_image, media)[None]
         else:
             mp_all = read_mediapipe_video(landmark_path(info.mediapipe_root, row.path, MEDIAPIPE_SUFFIX),
                                           frames=row.frames, mmap=True)
@@ -352,9 +301,9 @@ class FaceSource(Dataset):
             found = np.isfinite(mp).all(axis=(1, 2))
             if not found.any():
                 raise FaceItemError(f"{media}: no face in frames {start}..{start + n - 1}")
-            mp = fill_missing_frames(mp, found).astype(np.float32)
+            mp = fill_gaps(mp, found)
             fan = self._fan_video(row, start, n)
-            frames = read_video_frames(media, start, n)
+            frames = _media(read_video_frames, media, start, n)
         if frames.shape[0] != mp.shape[0]:
             raise FaceItemError(f"{media}: {frames.shape[0]} frames read for {mp.shape[0]} landmark rows")
         mp_t = torch.from_numpy(mp)
@@ -415,4 +364,4 @@ class FaceSource(Dataset):
         found = np.isfinite(pts).all(axis=(1, 2))
         if not found.any():
             return None
-        return fill_missing_frames(pts, found)[start:start + n].astype(np.float32)
+        return fill_gaps(pts, found)[start:start + n].astype(np.float32)

@@ -50,8 +50,8 @@ from torch.utils.data import Dataset
 from tempsmirk.data.augmentation import ClipAugmentation, augment_frames, augment_params, draw_clip_transform
 from tempsmirk.data.transforms import zoom_shift_images, zoom_shift_points
 from tempsmirk.data.types import FaceSample
+from tempsmirk.flame.params import FlameParams
 from tempsmirk.render import project_points, render_mesh
-from tempsmirk.smirk.encoder import EncoderOutput
 
 __all__ = ["SyntheticConfig", "FrameNuisance", "SyntheticFaces", "Appearance", "item_seed", "sample_params",
            "sample_clip",
@@ -135,7 +135,7 @@ def _uniform(g: Tensor | torch.Generator, shape, lo: float, hi: float) -> Tensor
 
 
 def sample_params(cfg: SyntheticConfig, n: int, n_shape: int, n_exp: int,
-                  generator: torch.Generator) -> tuple[EncoderOutput, Tensor]:
+                  generator: torch.Generator) -> tuple[FlameParams, Tensor]:
     """Draw n parameter sets. Returns (params with (n, ...) fields, eye_pose (n, 6))."""
     g = generator
     shape = torch.zeros(n, n_shape)
@@ -155,13 +155,13 @@ def sample_params(cfg: SyntheticConfig, n: int, n_shape: int, n_exp: int,
     cam = torch.stack([_uniform(g, n, cfg.scale_min, cfg.scale_max),
                        _uniform(g, n, -cfg.shift, cfg.shift),
                        _uniform(g, n, -cfg.shift, cfg.shift)], dim=1)
-    params = EncoderOutput(global_pose=global_pose, cam=cam, shape=shape, expression=expression,
-                           eyelids=eyelids, jaw_pose=jaw)
+    params = FlameParams(global_pose=global_pose, cam=cam, shape=shape, expression=expression,
+                         eyelids=eyelids, jaw_pose=jaw)
     return params, torch.cat([eye, eye], dim=1)
 
 
 def sample_clip(cfg: SyntheticConfig, n_shape: int, n_exp: int,
-                generator: torch.Generator) -> tuple[EncoderOutput, Tensor]:
+                generator: torch.Generator) -> tuple[FlameParams, Tensor]:
     """One clip's parameters, ``cfg.clip_length`` = T frames: one identity, and pose, camera,
     expression, jaw, eyelids and gaze moving smoothly through random keyframes every
     ``cfg.keyframe_every`` frames that stay near the first (``cfg.clip_motion``).
@@ -172,13 +172,12 @@ def sample_clip(cfg: SyntheticConfig, n_shape: int, n_exp: int,
     n_keys = max(2, math.ceil((t - 1) / max(cfg.keyframe_every, 1)) + 1)
     keys, eye_keys = sample_params(cfg, n_keys, n_shape, n_exp, generator)
     m = cfg.clip_motion
-    keys = keys._map(lambda x: (1 - m) * x[:1] + m * x)  # stay near the first keyframe
+    keys = keys.map(lambda x: (1 - m) * x[:1] + m * x)  # stay near the first keyframe
     eye_keys = (1 - m) * eye_keys[:1] + m * eye_keys
-    params = EncoderOutput(**{name: smooth_trajectory(getattr(keys, name), t)
-                              for name in ("global_pose", "cam", "shape", "expression", "eyelids", "jaw_pose")})
-    params = EncoderOutput(global_pose=params.global_pose, cam=params.cam,
-                           shape=keys.shape[:1].expand(t, -1).clone(),  # one identity per clip
-                           expression=params.expression, eyelids=params.eyelids, jaw_pose=params.jaw_pose)
+    params = keys.map(lambda x: smooth_trajectory(x, t))
+    params = FlameParams(global_pose=params.global_pose, cam=params.cam,
+                         shape=keys.shape[:1].expand(t, -1).clone(),  # one identity per clip
+                         expression=params.expression, eyelids=params.eyelids, jaw_pose=params.jaw_pose)
     return params, smooth_trajectory(eye_keys, t)
 
 
@@ -273,7 +272,7 @@ def sample_appearance(flame, image_size: int, generator: torch.Generator) -> App
                       background=bg.clamp(0, 1))
 
 
-def render_faces(flame, params: EncoderOutput, eye_pose: Tensor, appearance: Appearance,
+def render_faces(flame, params: FlameParams, eye_pose: Tensor, appearance: Appearance,
                  image_size: int) -> tuple[Tensor, Tensor, Tensor]:
     """Render n heads with one appearance, composited over its background.
 
@@ -288,8 +287,7 @@ def render_faces(flame, params: EncoderOutput, eye_pose: Tensor, appearance: App
     """
     device = flame.v_template.device
     p = params.to(device)
-    out = flame(shape=p.shape, expression=p.expression, global_pose=p.global_pose,
-                jaw_pose=p.jaw_pose, eye_pose=eye_pose.to(device), eyelids=p.eyelids)
+    out = flame.forward_params(p, eye_pose=eye_pose.to(device))
     n = p.batch_size
     with torch.no_grad():
         r = render_mesh(out.vertices, flame.faces, p.cam, image_size,
@@ -361,8 +359,8 @@ class SyntheticFaces(Dataset):
     def __len__(self) -> int:
         return self.cfg.n_items
 
-    def _augment(self, image: Tensor, lmk68: Tensor, lmk_mp: Tensor, params: EncoderOutput, index: int
-                 ) -> tuple[Tensor, Tensor, Tensor, EncoderOutput]:
+    def _augment(self, image: Tensor, lmk68: Tensor, lmk_mp: Tensor, params: FlameParams, index: int
+                 ) -> tuple[Tensor, Tensor, Tensor, FlameParams]:
         """The training augmentation of n frames (module docstring), ground truth moved along."""
         g = torch.Generator().manual_seed(item_seed(item_seed(self.cfg.seed, index), 1))  # its own stream
         tf = draw_clip_transform(self.cfg.augmentation, image.shape[0], g)

@@ -1,9 +1,12 @@
-"""Image-space transforms shared by synthetic nuisances and real-clip augmentation (chapter 5).
+"""Image-space transforms shared by the augmentation pipelines and the synthetic nuisances (chapter 5).
 
 Shapes: n images, H W image size, L landmarks. Coordinates are normalised image coordinates
 (x right, y down, (-1, -1) the top-left corner of the top-left pixel), as defined in
-:mod:`tempsmirk.render.camera`; a zoom ``k``, shift ``d`` and optional rotation ``θ`` move a point x
-to ``k·R(θ)·x + d`` with ``R(θ) = [[cos θ, −sin θ], [sin θ, cos θ]]`` — in these y-down
+:mod:`tempsmirk.render.camera`. A move of the image content is one (n, 2, 3) matrix M per image:
+the point x goes to ``M @ [x, 1]``. :func:`warp_images` resamples images by it and
+:func:`transform_points` moves landmarks by it, so image and landmarks always move alike.
+:func:`similarity` builds the moves both pipelines draw: a zoom ``k``, shift ``d`` and rotation
+``θ`` take x to ``k·R(θ)·x + d`` with ``R(θ) = [[cos θ, −sin θ], [sin θ, cos θ]]`` — in these y-down
 coordinates a positive θ turns the content clockwise on screen, about the image centre.
 """
 
@@ -15,46 +18,61 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["zoom_shift_images", "zoom_shift_points", "colour_jitter"]
+__all__ = ["similarity", "warp_images", "transform_points", "zoom_shift_images", "zoom_shift_points",
+           "colour_jitter"]
 
 
-def _rotation(angle: Tensor) -> Tensor:
-    """R(θ) for (n,) angles: (n, 2, 2)."""
-    c, s = angle.cos(), angle.sin()
-    return torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
+def similarity(zoom: Tensor, shift: Tensor, angle: Optional[Tensor] = None) -> Tensor:
+    """(n, 2, 3) matrices of x -> ``k·R(θ)·x + d``: zoom (n,) k, shift (n, 2) d, angle (n,) θ in
+    radians (None = no rotation)."""
+    zoom = zoom.to(shift.dtype)
+    lin = torch.eye(2, dtype=shift.dtype, device=shift.device).expand(zoom.shape[0], 2, 2)
+    if angle is not None:
+        c, s = angle.to(shift).cos(), angle.to(shift).sin()
+        lin = torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
+    return torch.cat([lin * zoom[:, None, None], shift[:, :, None]], dim=2)
+
+
+def warp_images(image: Tensor, matrix: Tensor, padding_mode: str = "zeros") -> Tensor:
+    """Resample (n, C, H, W) images so that the content at normalised point x moves to
+    ``matrix @ [x, 1]`` (matrix (n, 2, 3)); bilinear at pixel centres.
+
+    padding_mode: what fills pixels that come from outside the input (``"zeros"``, black as SMIRK's
+    border; ``"reflection"``; ``"border"``). H = W: on square images normalised units are the same
+    along x and y, so a rotation stays a rotation. Returns (n, C, H, W).
+    """
+    n, c, h, w = image.shape
+    if h != w:
+        raise ValueError(f"warp_images needs square images (a rotation in normalised units is one only "
+                         f"there); got H={h}, W={w}")
+    m = matrix.to(image)
+    # Output point u shows input point A⁻¹(u − b).
+    inv = torch.linalg.inv(m[:, :, :2])
+    theta = torch.cat([inv, -(inv @ m[:, :, 2:])], dim=2)
+    grid = F.affine_grid(theta, [n, c, h, w], align_corners=False)
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode=padding_mode, align_corners=False)
+
+
+def transform_points(points: Tensor, matrix: Tensor) -> Tensor:
+    """(n, L, 2) normalised points moved by (n, 2, 3) matrices: ``matrix @ [x, 1]``."""
+    m = matrix.to(points)
+    return points @ m[:, :, :2].transpose(1, 2) + m[:, None, :, 2]
 
 
 def zoom_shift_images(image: Tensor, zoom: Tensor, shift: Tensor, padding_mode: str = "reflection",
                       angle: Optional[Tensor] = None) -> Tensor:
-    """Move image content so that the point x lands on ``k·R(θ)·x + d``, resampling bilinearly.
+    """:func:`warp_images` by :func:`similarity`: the content at x moves to ``k·R(θ)·x + d``.
 
-    image: (n, C, H, W); zoom: (n,) k > 0; shift: (n, 2) d (normalised units); angle: (n,) θ in
-    radians (None = no rotation; a rotation needs square images, where normalised units are the
-    same along x and y). padding_mode: what fills pixels that come from outside the input
-    (``"reflection"``, ``"border"`` or ``"zeros"``). Returns (n, C, H, W).
+    image: (n, C, H, W), H = W; zoom: (n,) k > 0; shift: (n, 2) d (normalised units); angle: (n,) θ
+    in radians or None. Returns (n, C, H, W).
     """
-    n, c, h, w = image.shape
-    # Output point u shows input point R(θ)ᵀ(u − d) / k.
-    theta = torch.zeros(n, 2, 3, dtype=image.dtype, device=image.device)
-    inv = 1 / zoom.to(image)
-    if angle is None:
-        lin = torch.eye(2, dtype=image.dtype, device=image.device).expand(n, 2, 2) * inv[:, None, None]
-    else:
-        if h != w:
-            raise ValueError(f"zoom_shift_images: a rotation needs square images; got H={h}, W={w}")
-        lin = _rotation(angle.to(image)).transpose(1, 2) * inv[:, None, None]
-    theta[:, :, :2] = lin
-    theta[:, :, 2] = -(lin @ shift.to(image)[:, :, None])[..., 0]
-    grid = F.affine_grid(theta, [n, c, h, w], align_corners=False)
-    return F.grid_sample(image, grid, mode="bilinear", padding_mode=padding_mode, align_corners=False)
+    return warp_images(image, similarity(zoom.to(image), shift.to(image), angle), padding_mode)
 
 
 def zoom_shift_points(points: Tensor, zoom: Tensor, shift: Tensor, angle: Optional[Tensor] = None) -> Tensor:
     """The same move for points: (n, L, 2) -> ``k·R(θ)·x + d``, with zoom (n,), shift (n, 2) and
     angle (n,) radians or None."""
-    if angle is not None:
-        points = points @ _rotation(angle.to(points)).transpose(1, 2)
-    return points * zoom.to(points)[:, None, None] + shift.to(points)[:, None, :]
+    return transform_points(points, similarity(zoom.to(points), shift.to(points), angle))
 
 
 def colour_jitter(image: Tensor, brightness: Tensor, contrast: Tensor, saturation: Tensor) -> Tensor:

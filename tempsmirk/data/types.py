@@ -12,13 +12,13 @@ Real data (``data_prep`` crops and MediaPipe/FAN landmarks) fills the same field
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Optional, Sequence
 
 import torch
 from torch import Tensor
 
-from tempsmirk.smirk.encoder import EncoderOutput
+from tempsmirk.flame.params import FlameParams
 
 __all__ = ["FaceSample", "FaceBatch", "collate_faces"]
 
@@ -31,7 +31,7 @@ class FaceSample:
     landmarks68: (68, 2) iBUG landmarks, normalised image coordinates; (T, 68, 2) for a clip.
     landmarks_mp: (105, 2) MediaPipe points matched to FLAME (the embedding's order); (T, 105, 2).
     landmarks_valid: () bool, whether the landmarks may supervise; (T,) for a clip.
-    params: ground-truth FLAME parameters (an :class:`EncoderOutput` without the batch axis,
+    params: ground-truth FLAME parameters (a :class:`~tempsmirk.flame.FlameParams` without the batch axis,
         e.g. ``expression`` (E,) or (T, E)) for synthetic data; None for real data.
     index: the dataset index this sample came from.
     landmarks68_valid: () bool ((T,) for a clip), whether ``landmarks68`` may supervise the 68-point
@@ -46,7 +46,7 @@ class FaceSample:
     landmarks68: Tensor
     landmarks_mp: Tensor
     landmarks_valid: Tensor
-    params: Optional[EncoderOutput]
+    params: Optional[FlameParams]
     index: int
     landmarks68_valid: Optional[Tensor] = None
     hull_points: Optional[Tensor] = None
@@ -60,7 +60,7 @@ class FaceBatch:
     landmarks68: (B, 68, 2) or (B, T, 68, 2).
     landmarks_mp: (B, 105, 2) or (B, T, 105, 2).
     landmarks_valid: (B,) or (B, T) bool.
-    params: :class:`EncoderOutput` with (B, ...) or (B, T, ...) fields, or None.
+    params: :class:`~tempsmirk.flame.FlameParams` with (B, ...) or (B, T, ...) fields, or None.
     index: (B,) int64 dataset indices.
     landmarks68_valid: (B,) or (B, T) bool, or None (= ``landmarks_valid``); see :class:`FaceSample`.
     hull_points: (B, L', 2) or (B, T, L', 2), or None (see :class:`FaceSample`).
@@ -70,7 +70,7 @@ class FaceBatch:
     landmarks68: Tensor
     landmarks_mp: Tensor
     landmarks_valid: Tensor
-    params: Optional[EncoderOutput]
+    params: Optional[FlameParams]
     index: Tensor
     landmarks68_valid: Optional[Tensor] = None
     hull_points: Optional[Tensor] = None
@@ -105,7 +105,7 @@ class FaceBatch:
         flat = lambda x: x.reshape(b * t, *x.shape[2:])  # noqa: E731
         params = None
         if self.params is not None:
-            params = EncoderOutput(**{f.name: flat(getattr(self.params, f.name)) for f in fields(EncoderOutput)})
+            params = self.params.map(flat)
         return replace(self, image=flat(self.image), landmarks68=flat(self.landmarks68),
                        landmarks_mp=flat(self.landmarks_mp), landmarks_valid=flat(self.landmarks_valid),
                        params=params, index=self.index.repeat_interleave(t),
@@ -126,8 +126,7 @@ def collate_faces(samples: Sequence[FaceSample]) -> FaceBatch:
                          "do not mix synthetic and real data in one batch")
     params = None
     if all(has_params):
-        params = EncoderOutput(**{f.name: torch.stack([getattr(s.params, f.name) for s in samples])
-                                  for f in fields(EncoderOutput)})
+        params = FlameParams.stack(s.params for s in samples)
     valid = [torch.as_tensor(s.landmarks_valid, dtype=torch.bool) for s in samples]
     fan_valid = None
     if any(s.landmarks68_valid is not None for s in samples):

@@ -6,8 +6,10 @@
   and shake, the class-balanced sampler and :func:`train_emotion_mlp` with EMOCA's model selection.
 - :mod:`~tempsmirk.evaluation.synthetic_affectnet` — :func:`write_synthetic_affectnet`: rendered
   faces with classes, valence and arousal, in AffectNet's file layout.
-- :mod:`~tempsmirk.evaluation.pipeline` — index -> crops -> encoder -> cached parameters -> MLP ->
-  :func:`results_table` and :func:`protocol_table` (:func:`evaluate_encoders`).
+- :mod:`~tempsmirk.evaluation.pipeline` — index -> crops -> encoder -> cached parameters -> MLP
+  (:func:`evaluate_encoders`), one :class:`EncoderResult` per encoder.
+- :mod:`~tempsmirk.evaluation.report` — :func:`results_table`, :func:`protocol_table` and
+  :func:`write_report`: the results as the paper's Table 2, the protocol, the files of a run.
 - :mod:`~tempsmirk.evaluation.plots` — confusion matrices and valence/arousal scatter plots.
 - :mod:`~tempsmirk.evaluation.cli` — ``python -m tempsmirk evaluate``.
 """
@@ -51,13 +53,11 @@ from tempsmirk.evaluation.pipeline import (
     evaluate_parameters,
     index_targets,
     prepare_index,
-    protocol_table,
-    results_table,
     untrained_checkpoint,
-    write_report,
 )
 from tempsmirk.evaluation.plots import (comparison_figure, plot_confusion, plot_history, plot_va_scatter,
                                         result_figure)
+from tempsmirk.evaluation.report import protocol_table, results_table, write_report
 from tempsmirk.evaluation.synthetic_affectnet import (
     PROTOTYPES,
     SYNTHETIC_CROP_RULE,

@@ -93,7 +93,7 @@ def parse_inputs(text: str) -> list[str]:
 
 def register(subparsers) -> argparse.ArgumentParser:
     """Add the ``evaluate`` command to an ``add_subparsers()`` object."""
-    from data_prep.affectnet import CROP_RULES
+    from tempsmirk.data.affectnet import CROP_RULES
     from tempsmirk.evaluation.emotion import SAMPLERS, VA_SCHEMES
 
     p = subparsers.add_parser(
@@ -183,8 +183,8 @@ def run(args: argparse.Namespace) -> int:
     """Run the evaluation for parsed arguments; returns the exit code."""
     import torch
 
-    from tempsmirk.evaluation.pipeline import (EvaluationConfig, evaluate_encoders, prepare_index,
-                                               protocol_table, results_table, write_report)
+    from tempsmirk.evaluation.pipeline import EvaluationConfig, evaluate_encoders, prepare_index
+    from tempsmirk.evaluation.report import protocol_table, results_table, write_report
     from tempsmirk.evaluation.synthetic_affectnet import (GROUND_TRUTH_FILE, SYNTHETIC_CROP_RULE,
                                                           SyntheticAffectNetConfig, ground_truth_params,
                                                           load_ground_truth, write_synthetic_affectnet)

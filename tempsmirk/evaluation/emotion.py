@@ -7,7 +7,7 @@ EMOCA) trains a small network on them and judges an encoder by how well that net
 more emotion the parameters carry, the better the scores. Network, loss and training follow
 EMOCA's ``EmoDECA`` (repository ``radekd91/emoca``, the released ``emoca_coarse`` training config):
 
-- **input**: the chosen :class:`~tempsmirk.smirk.encoder.EncoderOutput` fields concatenated:
+- **input**: the chosen :class:`~tempsmirk.flame.FlameParams` fields concatenated:
   expression (E) + jaw pose (3) by default (EMOCA's base config and the paper's description);
   ``["shape", "expression", "jaw_pose"]`` is what EMOCA's released models read. Standardised with
   the training set's mean and std (``standardize``; our addition, see the README);
@@ -47,7 +47,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from tempsmirk.evaluation.metrics import EMOTION_CLASSES, EmotionPrediction, EmotionTargets, ccc, pcc
-from tempsmirk.smirk.encoder import EncoderOutput
+from tempsmirk.flame.params import FlameParams
 
 __all__ = [
     "INPUT_FIELDS",
@@ -68,7 +68,7 @@ __all__ = [
     "predict_emotion",
 ]
 
-# EncoderOutput fields the MLP may read (``cam`` says where the face is, not how it looks).
+# FlameParams fields the MLP may read (``cam`` says where the face is, not how it looks).
 INPUT_FIELDS = ("expression", "jaw_pose", "eyelids", "global_pose", "shape")
 #: Batch samplers: EMOCA's ``balanced_expr`` and its ``uniform`` (the data's own class mix).
 SAMPLERS = ("balanced", "natural")
@@ -150,7 +150,7 @@ class EmotionMLPConfig:
                              f"{self.patience}, {self.max_epochs}, {self.batch_size}")
 
 
-def emotion_inputs(params: EncoderOutput, inputs: Sequence[str]) -> Tensor:
+def emotion_inputs(params: FlameParams, inputs: Sequence[str]) -> Tensor:
     """The MLP's input: the named fields of ``params`` concatenated. -> (N, D) float."""
     unknown = [name for name in inputs if name not in INPUT_FIELDS]
     if unknown or not inputs:

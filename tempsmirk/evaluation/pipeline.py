@@ -5,7 +5,7 @@ Explained in chapter 6. Shapes: N images, E expression coefficients, K classes.
 Real AffectNet and the synthetic stand-in take the identical path:
 
 1. **index** -- :func:`prepare_index`: an AffectNet root (``training.csv`` / ``validation.csv``
-   and images) is cropped by :func:`data_prep.affectnet.prepare_affectnet` into a crops folder
+   and images) is cropped by :func:`tempsmirk.data.affectnet.prepare_affectnet` into a crops folder
    with ``index.csv`` (or a folder that already holds ``index.csv`` is read as is). The crop rule
    should be the one the evaluated encoders were trained with: SMIRK's (MediaPipe box x 1.4,
    the default) for SMIRK encoders, EMOCA's 68-landmark rule for EMOCA/DECA-style encoders;
@@ -17,9 +17,10 @@ Real AffectNet and the synthetic stand-in take the identical path:
    shake, model selection on a held-out part every 0.2 epoch; the same seed for every encoder)
    and predicts the ``validation`` split (AffectNet's official validation set, the paper's test
    set);
-4. **table** -- :func:`results_table` / :func:`write_report`: V-CCC, V-RMSE, A-CCC, A-RMSE, E-ACC
-   (and EMOCA's SAGR), one row per encoder, all over the whole test set, plus confusion matrices,
-   valence/arousal scatter plots and the protocol (:func:`protocol_table`).
+4. **table** -- :mod:`tempsmirk.evaluation.report` (``results_table``, ``write_report``): V-CCC,
+   V-RMSE, A-CCC, A-RMSE, E-ACC (and EMOCA's SAGR), one row per encoder, all over the whole test
+   set, plus confusion matrices, valence/arousal scatter plots and the protocol
+   (``protocol_table``). This module runs; that one presents.
 
 On the synthetic set an **oracle** row feeds the ground-truth parameters to step 3: the best any
 encoder could do with this MLP (the annotation noise keeps it below a perfect score).
@@ -27,13 +28,9 @@ encoder could do with this MLP (the annotation noise keeps it below a perfect sc
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import io
-import json
 import os
-import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Optional, Sequence, Union
 
@@ -44,17 +41,18 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from data_prep.affectnet import (CROP_RULES, DEFAULT_RULE, RULE_SCALES, AffectNetIndex, CropSettings,
-                                 prepare_affectnet, read_index)
 from tempsmirk.atomic import atomic_write_bytes
+from tempsmirk.cachekey import file_digest, file_stamps, fingerprint
+from tempsmirk.data.affectnet import (CROP_RULES, DEFAULT_RULE, RULE_SCALES, AffectNetIndex,
+                                      prepare_affectnet, read_index)
 from tempsmirk.evaluation.emotion import (EmotionMLP, EmotionMLPConfig, TrainingHistory, emotion_inputs,
                                           predict_emotion, train_emotion_mlp)
-from tempsmirk.evaluation.metrics import (EMOTION_CLASSES, TABLE_COLUMNS, EmotionMetrics,
+from tempsmirk.evaluation.metrics import (EmotionMetrics,
                                           EmotionPrediction, EmotionTargets, confusion_matrix,
                                           emotion_metrics)
+from tempsmirk.flame.params import FlameParams
 from tempsmirk.paths import cache_dir
-from tempsmirk.smirk.encoder import EncoderOutput, SmirkEncoder
-from tempsmirk.viz import Table, table
+from tempsmirk.smirk.encoder import SmirkEncoder
 
 __all__ = [
     "TRAIN_SPLIT",
@@ -63,23 +61,18 @@ __all__ = [
     "EncoderResult",
     "prepare_index",
     "subset_index",
-    "protocol_table",
     "index_fingerprint",
-    "file_digest",
     "index_targets",
     "encode_images",
     "encoder_parameters",
     "evaluate_parameters",
     "evaluate_encoders",
     "untrained_checkpoint",
-    "results_table",
-    "write_report",
 ]
 
 PathLike = Union[str, os.PathLike]
-TRAIN_SPLIT = "train"          # data_prep.affectnet: rows from training.csv
+TRAIN_SPLIT = "train"          # tempsmirk.data.affectnet: rows from training.csv
 TEST_SPLIT = "validation"      # rows from validation.csv (the paper's test set)
-_PARAM_FIELDS = ("global_pose", "cam", "shape", "expression", "eyelids", "jaw_pose")
 
 
 @dataclass
@@ -89,8 +82,8 @@ class EvaluationConfig:
     image_size: the encoders' input side (official SMIRK 224; the demo checkpoint
         ``tempsmirk.training.DEMO_IMAGE_SIZE``); crops are resized to it.
     crop_rule, crop_scale: how :func:`prepare_index` frames the faces
-        (:data:`data_prep.affectnet.CROP_RULES`; scale None = the rule's own).
-    crop_size: side of the crops :func:`prepare_index` writes (data_prep's default 224).
+        (:data:`tempsmirk.data.affectnet.CROP_RULES`; scale None = the rule's own).
+    crop_size: side of the crops :func:`prepare_index` writes (default 224).
     batch_size, num_workers: encoder batches and image-reading worker processes.
     n_exp, n_shape: coefficients the checkpoints predict.
     max_train_images: encode at most this many training images (a seeded random subset;
@@ -132,26 +125,17 @@ class EncoderResult:
     model: Optional[EmotionMLP] = None
 
 
-def _fingerprint_files(paths: Sequence[Path]) -> str:
-    """Hash of file names, sizes and modification times (not contents: cheap for 300k files)."""
-    h = hashlib.sha256()
-    for p in paths:
-        st = os.stat(p) if os.path.exists(p) else None
-        h.update(f"{Path(p).resolve()}|{st.st_size if st else -1}|{st.st_mtime_ns if st else -1}\n".encode())
-    return h.hexdigest()
-
-
 def prepare_index(root: PathLike, crops_dir: Optional[PathLike] = None, crop_size: int = 224,
                   rule: Optional[str] = None, scale: Optional[float] = None,
                   progress: bool = True) -> AffectNetIndex:
     """The crops index for an AffectNet root (or a folder already holding ``index.csv``).
 
     A root with ``training.csv`` / ``validation.csv`` is cropped with
-    :func:`data_prep.affectnet.prepare_affectnet` under ``rule`` (None: SMIRK's) into
+    :func:`tempsmirk.data.affectnet.prepare_affectnet` under ``rule`` (None: SMIRK's) into
     ``crops_dir`` (default: a cache folder keyed by the root's CSVs, the rule, its scale and
     ``crop_size``); an existing complete folder there is reused. A prepared folder is read as
     is; a ``rule`` (or ``scale``) given with it must be the one its crops were made with, and it
-    must record its rule (``crop_settings.json``, written by ``data_prep.affectnet``).
+    must record its rule (``crop_settings.json``, written by :func:`~tempsmirk.data.affectnet.prepare_affectnet`).
 
     Raises:
         FileNotFoundError: ``root`` holds neither ``index.csv`` nor the AffectNet CSVs.
@@ -180,7 +164,7 @@ def prepare_index(root: PathLike, crops_dir: Optional[PathLike] = None, crop_siz
     rule = rule or DEFAULT_RULE
     scale = float(scale if scale is not None else RULE_SCALES[rule])
     if crops_dir is None:
-        key = _fingerprint_files([c for c in csvs if c.is_file()])[:12]
+        key = file_stamps([c for c in csvs if c.is_file()])[:12]
         crops_dir = cache_dir("evaluation", "crops", f"{key}_{rule}{scale:g}_{crop_size}px")
     crops_dir = Path(crops_dir)
     if (crops_dir / "index.csv").is_file():  # written last by prepare_affectnet: complete
@@ -200,19 +184,7 @@ def subset_index(index: AffectNetIndex, rows: Sequence[int] | Tensor | np.ndarra
 
 def index_fingerprint(index: AffectNetIndex) -> str:
     """Identifies an index's images and labels: crop paths, sizes, modification times, labels."""
-    h = hashlib.sha256(_fingerprint_files(index.crop_paths).encode())
-    for arr in (index.expression, index.valence, index.arousal):
-        h.update(np.ascontiguousarray(arr).tobytes())
-    return h.hexdigest()
-
-
-def file_digest(path: PathLike, chunk: int = 1 << 22) -> str:
-    """SHA-256 of a file's contents (hex)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
+    return fingerprint(file_stamps(index.crop_paths), index.expression, index.valence, index.arousal)
 
 
 def index_targets(index: AffectNetIndex) -> EmotionTargets:
@@ -233,7 +205,7 @@ class _Crops(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> Tensor:
-        from data_prep.video import read_image
+        from tempsmirk.video.io import read_image
 
         img = torch.from_numpy(read_image(self.paths[i])).permute(2, 0, 1).float() / 255.0
         if img.shape[1:] != (self.size, self.size):
@@ -244,31 +216,31 @@ class _Crops(Dataset):
 
 @torch.no_grad()
 def encode_images(encoder: SmirkEncoder, paths: Sequence[Path], image_size: int, batch_size: int = 32,
-                  num_workers: int = 0, progress: bool = True) -> EncoderOutput:
+                  num_workers: int = 0, progress: bool = True) -> FlameParams:
     """Run ``encoder`` (in eval mode, on its device) over image files. -> (N, ...) on the CPU."""
     device = next(encoder.parameters()).device
     encoder.eval()
     loader = DataLoader(_Crops(paths, image_size), batch_size=batch_size, num_workers=num_workers)
     outs = [encoder(batch.to(device)).to("cpu")
             for batch in tqdm(loader, desc="encoding", unit="batch", disable=not progress, leave=False)]
-    return EncoderOutput.cat(outs)
+    return FlameParams.cat(outs)
 
 
-def _save_params(path: Path, params: EncoderOutput) -> None:
+def _save_params(path: Path, params: FlameParams) -> None:
     buf = io.BytesIO()
-    np.savez(buf, **{name: getattr(params, name).numpy() for name in _PARAM_FIELDS})
+    np.savez(buf, **{name: t.numpy() for name, t in params.as_dict().items()})
     atomic_write_bytes(path, buf.getvalue())
 
 
-def _load_params(path: Path) -> EncoderOutput:
+def _load_params(path: Path) -> FlameParams:
     with np.load(path, allow_pickle=False) as z:
-        return EncoderOutput(**{name: torch.from_numpy(z[name]) for name in _PARAM_FIELDS})
+        return FlameParams.from_dict(z)
 
 
 def encoder_parameters(checkpoint: PathLike, index: AffectNetIndex, image_size: int,
                        cache: Optional[PathLike] = None, device: str | torch.device = "cpu",
                        batch_size: int = 32, num_workers: int = 0, n_exp: int = 50, n_shape: int = 300,
-                       progress: bool = True) -> EncoderOutput:
+                       progress: bool = True) -> FlameParams:
     """FLAME parameters of every crop of ``index`` under a checkpoint, cached. -> (N, ...) on the CPU.
 
     The cache file (in ``cache``, default ``cache_dir("evaluation")``) is named by the checkpoint's
@@ -299,8 +271,8 @@ def encoder_parameters(checkpoint: PathLike, index: AffectNetIndex, image_size: 
     return params
 
 
-def evaluate_parameters(name: str, train_params: EncoderOutput, train_targets: EmotionTargets,
-                        test_params: EncoderOutput, test_targets: EmotionTargets,
+def evaluate_parameters(name: str, train_params: FlameParams, train_targets: EmotionTargets,
+                        test_params: FlameParams, test_targets: EmotionTargets,
                         cfg: Optional[EmotionMLPConfig] = None, seed: int = 0,
                         device: str | torch.device = "cpu", progress: bool = False) -> EncoderResult:
     """Train the emotion MLP on one encoder's training parameters and score it on the test split.
@@ -341,7 +313,7 @@ def _splits(index: AffectNetIndex, max_train: Optional[int],
 
 def evaluate_encoders(index: AffectNetIndex, checkpoints: Mapping[str, PathLike],
                       cfg: Optional[EvaluationConfig] = None,
-                      ground_truth: Optional[Callable[[Sequence[str]], EncoderOutput]] = None,
+                      ground_truth: Optional[Callable[[Sequence[str]], FlameParams]] = None,
                       oracle_name: str = "oracle (ground truth)", cache: Optional[PathLike] = None,
                       device: str | torch.device = "cpu", seed: int = 0,
                       progress: bool = True) -> tuple[EncoderResult, ...]:
@@ -361,7 +333,7 @@ def evaluate_encoders(index: AffectNetIndex, checkpoints: Mapping[str, PathLike]
     cfg = cfg or EvaluationConfig()
     train, test = _splits(index, cfg.max_train_images, seed)
     t_train, t_test = index_targets(train), index_targets(test)
-    sources: list[tuple[str, Callable[[AffectNetIndex], EncoderOutput]]] = []
+    sources: list[tuple[str, Callable[[AffectNetIndex], FlameParams]]] = []
     if ground_truth is not None:
         sources.append((oracle_name, lambda idx: ground_truth(idx.source_paths)))
     for name, path in checkpoints.items():
@@ -388,119 +360,3 @@ def untrained_checkpoint(seed: int = 0, n_exp: int = 50, n_shape: int = 300,
             encoder = SmirkEncoder(n_exp=n_exp, n_shape=n_shape)
         save_smirk_checkpoint(path, encoder)
     return path
-
-
-_EXTRA_COLUMNS = ("V-SAGR", "A-SAGR")
-
-
-def results_table(results: Sequence[EncoderResult], style: str = "markdown",
-                  digits: int = 4) -> Union[str, Table]:
-    """The paper's Table 2 layout plus EMOCA's SAGR: one row per encoder; ``style`` ``"markdown"``,
-    ``"csv"`` (which adds the PCCs, N and the epoch of the kept MLP weights) or ``"table"`` (a
-    :class:`tempsmirk.viz.Table`: an HTML table in a notebook)."""
-    if style == "csv":
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(("encoder",) + TABLE_COLUMNS + _EXTRA_COLUMNS + ("V-PCC", "A-PCC", "N", "MLP epoch"))
-        for r in results:
-            m = r.metrics
-            writer.writerow((r.name, *(f"{v:.6f}" for v in m.row()), f"{m.v_sagr:.6f}", f"{m.a_sagr:.6f}",
-                             f"{m.v_pcc:.6f}", f"{m.a_pcc:.6f}", m.n, f"{r.history.best_epoch:.2f}"))
-        return buf.getvalue()
-    if style not in ("markdown", "table"):
-        raise ValueError(f"style is 'markdown', 'csv' or 'table', got {style!r}")
-    columns = [c + a for c, a in zip(TABLE_COLUMNS + _EXTRA_COLUMNS, ("↑", "↓", "↑", "↓", "↑", "↑", "↑"))]
-    rows = {r.name: (*r.metrics.row(), r.metrics.v_sagr, r.metrics.a_sagr) for r in results}
-    view = table(rows, columns, formats={c: f".{digits}f" for c in columns}, index="encoder")
-    return view if style == "table" else view.to_markdown()
-
-
-def protocol_table(cfg: EvaluationConfig, crop: Optional[CropSettings] = None,
-                   style: str = "markdown") -> Union[str, Table]:
-    """How the table was measured, beside EMOCA's protocol: markdown, or with ``style="table"`` a
-    :class:`tempsmirk.viz.Table` (an HTML table in a notebook). Explained in chapter 6.
-
-    ``crop``: the crops' settings (``index.crop``); None takes ``cfg``'s rule.
-    """
-    if style not in ("markdown", "table"):
-        raise ValueError(f"style is 'markdown' or 'table', got {style!r}")
-    m, loss = cfg.mlp, cfg.mlp.loss
-    if crop is None:
-        crop = CropSettings(cfg.crop_rule, cfg.crop_scale or RULE_SCALES[cfg.crop_rule], cfg.crop_size)
-    dims = {"expression": cfg.n_exp, "jaw_pose": 3, "shape": cfg.n_shape, "eyelids": 2, "global_pose": 3}
-    inputs = " + ".join(f"{name} ({dims.get(name, '?')})" for name in m.inputs)
-    sampler = {"balanced": "class-balanced: 1 / class count, with replacement",
-               "natural": "natural class mix (shuffled)"}[m.sampler]
-    weights = f"{loss.expression_nll:g}·NLL + {loss.v_mse:g}·MSE_v + {loss.a_mse:g}·MSE_a + " \
-              f"{loss.va_pcc:g}·(1 − PCC̄) + {loss.va_ccc:g}·(1 − CCC̄)"
-    scheme = {"shake": "shake (V/A weights ~ U(0, 1), sum 1, per step)", "norm": "V/A weights / their sum",
-              "none": "fixed weights"}[loss.va_scheme]
-    rows = [
-        ("crops", f"{crop.describe()}, resized to {cfg.image_size} px",
-         "FAN 68-landmark box × 1.1 × 1.25, 224 px"),
-        ("MLP input", inputs + (", standardised" if m.standardize else ""),
-         "expression (50) + jaw (3); released models add shape (100)"),
-        ("MLP", f"{m.n_hidden} × {m.hidden}, BatchNorm, LeakyReLU({m.negative_slope:g})",
-         "4 × 2048, BatchNorm, LeakyReLU(0.2)"),
-        ("batches", f"{sampler}, {m.batch_size} per batch", "balanced_expr, 64 per batch"),
-        ("loss", f"{weights}; {scheme}",
-         "1·NLL + 1·MSE_v + 1·MSE_a + 1·(1 − PCC̄) + 1·(1 − CCC̄); shake"),
-        ("optimiser", f"Adam {m.lr:g}", "Adam 1e-4"),
-        ("model selection", f"{m.holdout_fraction:.0%} of training held out, checked every "
-                            f"{m.val_check_interval:g} epoch, patience {m.patience} checks, ≤ {m.max_epochs} "
-                            f"epochs, best weights reloaded",
-         "EmoNet's held-out part of training, every 0.2 epoch, patience 10, ≤ 50 epochs, best reloaded"),
-        ("test scores", "whole validation set at once", "per batch of 64 (Lightning test step)"),
-    ]
-    view = table({a: (b, c) for a, b, c in rows}, ["this table", "EMOCA"], index="setting")
-    return view if style == "table" else view.to_markdown()
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "encoder"
-
-
-def write_report(results: Sequence[EncoderResult], out_dir: PathLike, cfg: Optional[EvaluationConfig] = None,
-                 crop: Optional[CropSettings] = None) -> tuple[Path, ...]:
-    """Write ``table.csv``, ``table.md``, ``metrics.json``, ``config.json`` (with ``cfg``) and per
-    encoder ``<name>.png`` (confusion matrix + valence/arousal scatter) into ``out_dir``,
-    atomically. With ``cfg``, ``table.md`` also states the protocol (:func:`protocol_table`;
-    ``crop`` = the index's crop settings). Returns the paths."""
-    import matplotlib.pyplot as plt
-
-    from tempsmirk.evaluation.plots import result_figure
-
-    out = Path(out_dir)
-    written = []
-    markdown = results_table(results, "markdown")
-    if cfg is not None:
-        markdown += "\nProtocol:\n\n" + protocol_table(cfg, crop)
-        settings = {"evaluation": asdict(cfg), "crop": asdict(crop) if crop is not None else None}
-        atomic_write_bytes(out / "config.json", json.dumps(settings, indent=1).encode("utf-8"))
-        written.append(out / "config.json")
-    for name, text in (("table.csv", results_table(results, "csv")), ("table.md", markdown)):
-        atomic_write_bytes(out / name, text.encode("utf-8"))
-        written.append(out / name)
-    payload = [{"encoder": r.name, **{k: getattr(r.metrics, k) for k in
-                                      ("v_ccc", "v_rmse", "a_ccc", "a_rmse", "e_acc", "v_pcc", "a_pcc",
-                                       "v_sagr", "a_sagr", "n")},
-                "confusion": r.confusion.tolist(), "classes": list(EMOTION_CLASSES),
-                "best_epoch": r.history.best_epoch, "stop_reason": r.history.stop_reason,
-                "check_epoch": list(r.history.epoch), "train_loss": list(r.history.train_loss),
-                "holdout_loss": list(r.history.holdout_loss)}
-               for r in results]
-    atomic_write_bytes(out / "metrics.json", json.dumps(payload, indent=1).encode("utf-8"))
-    written.append(out / "metrics.json")
-    used: set[str] = set()
-    for r in results:
-        slug = _slug(r.name)
-        while slug in used:  # two names with one file name: number them
-            slug += "_"
-        used.add(slug)
-        fig = result_figure(r)
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=100)
-        plt.close(fig)
-        atomic_write_bytes(out / f"{slug}.png", buf.getvalue())
-        written.append(out / f"{slug}.png")
-    return tuple(written)

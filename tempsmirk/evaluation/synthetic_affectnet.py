@@ -3,7 +3,7 @@
 Explained in chapter 6. Shapes: N images, E expression coefficients, K = 8 classes.
 
 AffectNet cannot ship, so the evaluation chapter runs on this stand-in, written in AffectNet's own
-layout so that the identical pipeline (:func:`data_prep.affectnet.prepare_affectnet`, then
+layout so that the identical pipeline (:func:`tempsmirk.data.affectnet.prepare_affectnet`, then
 :mod:`tempsmirk.evaluation.pipeline`) runs on either::
 
     ROOT/training.csv, ROOT/validation.csv     AffectNet's columns (guide section 2)
@@ -48,7 +48,7 @@ class-balanced sampler exists for.
 box in whole pixels, 68 landmarks (x;y pairs, pixel centres at integers). A ``dropped_fraction``
 of extra training rows carries codes 8 (None), 9 (Uncertain) and 10 (No-Face, valence and arousal
 -2), which the AffectNet reader must drop and report. The face box is the square that the
-``csv_box`` crop rule (side x 1.25, :func:`data_prep.affectnet.box_crop_affine`) maps back onto
+``csv_box`` crop rule (side x 1.25, :func:`tempsmirk.data.affectnet.box_crop_affine`) maps back onto
 the whole rendered image: that rule (:data:`SYNTHETIC_CROP_RULE`) gives the demo encoders the
 framing of the renders they were trained on. The other rules find the face in the image
 (MediaPipe, or the 68 landmarks) and frame it tighter, as SMIRK's and EMOCA's encoders expect.
@@ -57,7 +57,6 @@ framing of the renders they were trained on. The other rules find the face in th
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import math
@@ -71,10 +70,11 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from tempsmirk.atomic import atomic_write_bytes
+from tempsmirk.cachekey import cache_key
 from tempsmirk.data.synthetic import SyntheticConfig, render_faces, sample_appearance, sample_params
 from tempsmirk.evaluation.metrics import EMOTION_CLASSES
+from tempsmirk.flame.params import FlameParams
 from tempsmirk.paths import cache_dir
-from tempsmirk.smirk.encoder import EncoderOutput
 
 __all__ = [
     "ExpressionPrototype",
@@ -100,7 +100,7 @@ GROUND_TRUTH_FILE = "ground_truth.npz"
 META_FILE = "meta.json"
 CSV_HEADER = ("subDirectory_filePath", "face_x", "face_y", "face_width", "face_height",
               "facial_landmarks", "expression", "valence", "arousal")
-CROP_SCALE = 1.25  # AffectNet box -> crop (data_prep.affectnet.RULE_SCALES["csv_box"])
+CROP_SCALE = 1.25  # AffectNet box -> crop (tempsmirk.data.affectnet.RULE_SCALES["csv_box"])
 #: The crop rule that reproduces the renders' framing (the demo encoders' training framing).
 SYNTHETIC_CROP_RULE = "csv_box"
 #: Images per class in AffectNet's manually annotated training split (Mollahosseini et al., 2017).
@@ -276,12 +276,12 @@ class SyntheticGroundTruth:
     """The parameters behind every image of a synthetic AffectNet (``ground_truth.npz``).
 
     paths: N subDirectory_filePath values (the CSVs' first column).
-    params: :class:`EncoderOutput` with (N, ...) fields.
+    params: :class:`~tempsmirk.flame.FlameParams` with (N, ...) fields.
     label: (N,) int64 code; intensity, valence, arousal: (N,) float.
     """
 
     paths: tuple[str, ...]
-    params: EncoderOutput
+    params: FlameParams
     label: Tensor
     intensity: Tensor
     valence: Tensor
@@ -306,7 +306,7 @@ def _config_dict(cfg: SyntheticAffectNetConfig) -> dict:
 
 def default_root(cfg: SyntheticAffectNetConfig) -> Path:
     """The cache folder for a config: one folder per distinct config."""
-    key = hashlib.sha256(json.dumps(_config_dict(cfg), sort_keys=True).encode()).hexdigest()[:12]
+    key = cache_key(json.dumps(_config_dict(cfg), sort_keys=True), length=12)
     return cache_dir("evaluation", "synthetic_affectnet", key)
 
 
@@ -348,8 +348,8 @@ def write_synthetic_affectnet(root: Optional[str | Path] = None,
     Returns:
         the folder (pass it to :func:`tempsmirk.evaluation.pipeline.prepare_index`).
     """
-    from data_prep.video import write_image
     from tempsmirk.flame import FLAME
+    from tempsmirk.video.io import write_image
 
     cfg = cfg or SyntheticAffectNetConfig()
     root = Path(root) if root is not None else default_root(cfg)
@@ -372,7 +372,7 @@ def write_synthetic_affectnet(root: Optional[str | Path] = None,
     size = cfg.image_size
     box = _face_box(size)
     paths: list[str] = []
-    params: list[EncoderOutput] = []
+    params: list[FlameParams] = []
     emotions: list[EmotionSample] = []
     total = sum(len(c) for _, c in splits)
     bar = tqdm(total=total, desc="synthetic AffectNet", unit="image", disable=not progress)
@@ -383,11 +383,11 @@ def write_synthetic_affectnet(root: Optional[str | Path] = None,
             n = len(labels)
             base, eye = sample_params(cfg.faces, n, flame.n_shape, flame.n_exp, g)
             emo = sample_emotions(labels, cfg, flame.n_exp, g)
-            p = EncoderOutput(global_pose=base.global_pose, cam=base.cam, shape=base.shape,
-                              expression=emo.expression, eyelids=emo.eyelids, jaw_pose=emo.jaw_pose)
+            p = FlameParams(global_pose=base.global_pose, cam=base.cam, shape=base.shape,
+                            expression=emo.expression, eyelids=emo.eyelids, jaw_pose=emo.jaw_pose)
             appearance = sample_appearance(flame, size, g)
             images, lmk68, _ = render_faces(flame, p, eye, appearance, size)
-            # Normalised -> AffectNet pixels (pixel centres at integers, data_prep's convention).
+            # Normalised -> AffectNet pixels (pixel centres at integers, tempsmirk.video.crops' convention).
             lmk_px = ((lmk68 + 1) * size / 2 - 0.5).numpy()
             pixels = (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
             for j in range(n):
@@ -403,13 +403,12 @@ def write_synthetic_affectnet(root: Optional[str | Path] = None,
             bar.update(n)
         atomic_write_bytes(root / f"{split}.csv", _csv_bytes(rows))
     bar.close()
-    allp = EncoderOutput.cat(params)
+    allp = FlameParams.cat(params)
     cat = lambda name: torch.cat([getattr(e, name) for e in emotions]).numpy()  # noqa: E731
     buf = io.BytesIO()
     np.savez(buf, path=np.array(paths), label=cat("label"), intensity=cat("intensity"),
              valence=cat("valence"), arousal=cat("arousal"),
-             **{name: getattr(allp, name).numpy() for name in
-                ("global_pose", "cam", "shape", "expression", "eyelids", "jaw_pose")})
+             **{name: t.numpy() for name, t in allp.as_dict().items()})
     atomic_write_bytes(root / GROUND_TRUTH_FILE, buf.getvalue())
     meta = {"config": _config_dict(cfg), "classes": list(EMOTION_CLASSES), "images": total,
             "flame": getattr(flame, "source", "FLAME")}
@@ -432,13 +431,12 @@ def load_ground_truth(path: str | Path) -> SyntheticGroundTruth:
     with np.load(path, allow_pickle=False) as z:
         t = {k: torch.from_numpy(z[k]) for k in z.files if k != "path"}
         paths = tuple(str(p) for p in z["path"])
-    params = EncoderOutput(**{name: t[name].float() for name in
-                              ("global_pose", "cam", "shape", "expression", "eyelids", "jaw_pose")})
+    params = FlameParams.from_dict(t).map(lambda x: x.float())
     return SyntheticGroundTruth(paths, params, t["label"].long(), t["intensity"].float(),
                                 t["valence"].float(), t["arousal"].float())
 
 
-def ground_truth_params(gt: SyntheticGroundTruth, source_paths: Sequence[str]) -> EncoderOutput:
+def ground_truth_params(gt: SyntheticGroundTruth, source_paths: Sequence[str]) -> FlameParams:
     """The ground-truth parameters in the order of ``source_paths`` (an index's ``source_paths``).
 
     Raises:

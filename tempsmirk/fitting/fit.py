@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 import torch
@@ -44,10 +44,12 @@ from torch import Tensor
 from tempsmirk.fitting.config import FitConfig
 from tempsmirk.fitting.init import rigid_from_landmarks
 from tempsmirk.fitting.sparse import LandmarkFlame
+from tempsmirk.flame.params import FlameParams
 from tempsmirk.losses.regularizers import expression_reg, jaw_reg, shape_reg
 from tempsmirk.render.camera import project_points
-from tempsmirk.smirk.encoder import JAW_SIDE_LIMIT, EncoderOutput
+from tempsmirk.smirk.encoder import JAW_SIDE_LIMIT
 from tempsmirk.temporal import identity_loss, smoothness_loss
+from tempsmirk.video.gaps import fill_gaps
 
 __all__ = ["PX", "FitConfig", "FitTargets", "FitResult", "initial_params", "fit_clip", "track",
            "project_targets", "reprojection_error"]
@@ -108,14 +110,14 @@ class FitTargets:
 class FitResult:
     """A fitted clip.
 
-    params: :class:`EncoderOutput` with (T, ...) fields (frames without a face interpolated).
+    params: :class:`~tempsmirk.flame.FlameParams` with (T, ...) fields (frames without a face interpolated).
     found: (T,) bool, as given.
     error_px: (T,) mean distance between the fitted and detected MediaPipe points, pixels at 224 px
         (NaN where no face was found).
     seconds: wall time per stage (``identity``, ``tracking``).
     """
 
-    params: EncoderOutput
+    params: FlameParams
     found: Tensor
     error_px: Tensor
     seconds: dict[str, float]
@@ -127,14 +129,13 @@ def _project(points: Tensor, cam: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def project_targets(flame, params: EncoderOutput, noise_px: float = 0.0,
+def project_targets(flame, params: FlameParams, noise_px: float = 0.0,
                     generator: Optional[torch.Generator] = None) -> FitTargets:
     """The landmarks a perfect detector would give for known parameters: FLAME's MediaPipe points
     and jaw contour (from the full mesh) projected with ``params.cam``, plus i.i.d. Gaussian
     noise of ``noise_px`` pixels (224-px crop) per coordinate. params: (T, ...); every frame found.
     For tests and for measuring the fit apart from a detector's bias (chapter 7)."""
-    out = flame(shape=params.shape, expression=params.expression, global_pose=params.global_pose,
-                jaw_pose=params.jaw_pose, eyelids=params.eyelids)
+    out = flame.forward_params(params)
     mp = project_points(out.landmarks_mp, params.cam).normalised
     contour = project_points(out.landmarks68[:, :17], params.cam).normalised if out.landmarks68 is not None else None
     if noise_px > 0:
@@ -144,7 +145,7 @@ def project_targets(flame, params: EncoderOutput, noise_px: float = 0.0,
     return FitTargets(mp, torch.ones(params.batch_size, dtype=torch.bool), contour)
 
 
-def reprojection_error(model: LandmarkFlame, params: EncoderOutput, targets: FitTargets) -> Tensor:
+def reprojection_error(model: LandmarkFlame, params: FlameParams, targets: FitTargets) -> Tensor:
     """Mean distance between projected and detected MediaPipe points per frame, pixels at 224 px:
     (T,), NaN where no face was found."""
     with torch.no_grad():
@@ -155,13 +156,7 @@ def reprojection_error(model: LandmarkFlame, params: EncoderOutput, targets: Fit
     return torch.where(targets.found.to(err.device), err, torch.full_like(err, float("nan")))
 
 
-def _fill_missing(params: EncoderOutput, found: Tensor) -> EncoderOutput:
-    from tempsmirk.reconstruct.pipeline import fill_missing  # the pipeline's rule, one definition
-
-    return fill_missing(params, found.cpu()).to(params.cam.device)
-
-
-def initial_params(model: LandmarkFlame, targets: FitTargets, shape: Optional[Tensor] = None) -> EncoderOutput:
+def initial_params(model: LandmarkFlame, targets: FitTargets, shape: Optional[Tensor] = None) -> FlameParams:
     """A start without an encoder: closed-form rotation and camera per frame
     (:func:`~tempsmirk.fitting.init.rigid_from_landmarks` on the rest-pose MediaPipe points of
     ``shape`` (1, S), default the mean face), neutral expression, closed jaw and eyelids.
@@ -175,11 +170,11 @@ def initial_params(model: LandmarkFlame, targets: FitTargets, shape: Optional[Te
     found = targets.found.to(device)
     valid = found[:, None].expand(-1, rest.mediapipe.shape[1])
     pose, cam = rigid_from_landmarks(rest.mediapipe[0], root, targets.mediapipe.to(device, dtype), valid)
-    params = EncoderOutput(global_pose=pose, cam=cam, shape=shape.expand(t, -1).clone(),
-                           expression=torch.zeros(t, model.n_exp, dtype=dtype, device=device),
-                           eyelids=torch.zeros(t, 2, dtype=dtype, device=device),
-                           jaw_pose=torch.zeros(t, 3, dtype=dtype, device=device))
-    return _fill_missing(params, found) if bool(found.any()) else params
+    params = FlameParams(global_pose=pose, cam=cam, shape=shape.expand(t, -1).clone(),
+                         expression=torch.zeros(t, model.n_exp, dtype=dtype, device=device),
+                         eyelids=torch.zeros(t, 2, dtype=dtype, device=device),
+                         jaw_pose=torch.zeros(t, 3, dtype=dtype, device=device))
+    return fill_gaps(params, found) if bool(found.any()) else params
 
 
 def _per_dimension(term: Callable[..., Tensor], track: Tensor) -> Tensor:
@@ -189,8 +184,8 @@ def _per_dimension(term: Callable[..., Tensor], track: Tensor) -> Tensor:
     return term(track.T[:, :, None], per_clip=True)
 
 
-def _better_start(model: LandmarkFlame, init: EncoderOutput, closed_form: EncoderOutput,
-                  targets: FitTargets) -> EncoderOutput:
+def _better_start(model: LandmarkFlame, init: FlameParams, closed_form: FlameParams,
+                  targets: FitTargets) -> FlameParams:
     """Per frame, the start that reprojects the landmarks best among ``init`` (an encoder's
     prediction), ``init`` with the closed-form head rotation and camera, and the closed-form start
     itself (neutral expression, closed jaw); the shape, one per clip, is ``init``'s or the mean
@@ -209,18 +204,17 @@ def _better_start(model: LandmarkFlame, init: EncoderOutput, closed_form: Encode
         if best_err is None or total < best_err:
             frames = torch.arange(which.numel(), device=which.device)
             best_err = total
-            best = EncoderOutput(**{f.name: torch.stack([getattr(o, f.name) for o in options])[which, frames]
-                                    for f in fields(EncoderOutput)})
+            best = FlameParams.stack(options)[which, frames]
     return best
 
 
-def _blend(a: EncoderOutput, b: EncoderOutput, weight: Tensor) -> EncoderOutput:
+def _blend(a: FlameParams, b: FlameParams, weight: Tensor) -> FlameParams:
     """Per-frame ``(1 − w)·a + w·b`` of every field: a, b (T, ...), weight (T,)."""
     def mix(x: Tensor, y: Tensor) -> Tensor:
         w = weight.view(-1, *[1] * (x.dim() - 1)).to(x)
         return x * (1 - w) + y * w
 
-    return EncoderOutput(**{f.name: mix(getattr(a, f.name), getattr(b, f.name)) for f in fields(EncoderOutput)})
+    return FlameParams(**{name: mix(x, getattr(b, name)) for name, x in a.as_dict().items()})
 
 
 class _Adam:
@@ -255,8 +249,8 @@ def _schedule(i: int, n: int) -> float:
 
 # ----------------------------------------------------------------------------- one window
 def fit_clip(model: LandmarkFlame, targets: FitTargets, config: FitConfig = FitConfig(),
-             init: Optional[EncoderOutput] = None, *, temporal: bool = True, fit_shape: bool = True,
-             iterations: Optional[int] = None, on_step: Optional[Callable[[int], None]] = None) -> EncoderOutput:
+             init: Optional[FlameParams] = None, *, temporal: bool = True, fit_shape: bool = True,
+             iterations: Optional[int] = None, on_step: Optional[Callable[[int], None]] = None) -> FlameParams:
     """Fit one window of consecutive frames (module docstring) in one batch.
 
     Args:
@@ -318,12 +312,12 @@ def fit_clip(model: LandmarkFlame, targets: FitTargets, config: FitConfig = FitC
     smooth_w = torch.cat([torch.full((n,), smooth * w, dtype=dtype, device=device) for w, n in columns])
     identity = config.identity if (temporal and per_frame_shape and t > 1) else 0.0
 
-    def assemble() -> EncoderOutput:
+    def assemble() -> FlameParams:
         v = variables
         cam = torch.cat([v["log_scale"].exp(), v["shift"]], dim=1)
         shape = v["shape"] if per_frame_shape else v["shape"].expand(t, -1)
-        return EncoderOutput(global_pose=v["global_pose"], cam=cam, shape=shape, expression=v["expression"],
-                             eyelids=v["eyelids"], jaw_pose=v["jaw_pose"])
+        return FlameParams(global_pose=v["global_pose"], cam=cam, shape=shape, expression=v["expression"],
+                           eyelids=v["eyelids"], jaw_pose=v["jaw_pose"])
 
     with torch.enable_grad():
         for i in range(n_steps):
@@ -354,7 +348,7 @@ def fit_clip(model: LandmarkFlame, targets: FitTargets, config: FitConfig = FitC
                 on_step(i)
     with torch.no_grad():
         fitted = assemble().detach().clone()
-    return _fill_missing(fitted, found) if not bool(found.all()) else fitted
+    return fill_gaps(fitted, found) if not bool(found.all()) else fitted
 
 
 # ----------------------------------------------------------------------------- a whole video
@@ -369,7 +363,7 @@ def _window_starts(t: int, window: int, overlap: int) -> list[int]:
 
 
 def track(model: LandmarkFlame, targets: FitTargets, config: FitConfig = FitConfig(),
-          init: Optional[EncoderOutput] = None, *, temporal: bool = True,
+          init: Optional[FlameParams] = None, *, temporal: bool = True,
           progress: bool = False, desc: str = "fit") -> FitResult:
     """Fit a whole video of T frames in stages, with memory bounded by ``config.window``.
 
@@ -423,7 +417,7 @@ def track(model: LandmarkFlame, targets: FitTargets, config: FitConfig = FitConf
     start = time.perf_counter()
     starts = _window_starts(t, config.window, config.overlap)
     size = min(t, config.window)
-    out: Optional[EncoderOutput] = None  # the fitted frames [0, done)
+    out: Optional[FlameParams] = None  # the fitted frames [0, done)
     done = 0
     with tqdm(total=len(starts) * config.iterations, desc=f"{desc}: tracking ({len(starts)} window"
               f"{'s' if len(starts) > 1 else ''})", unit="step", disable=not progress, leave=False) as bar:
@@ -432,7 +426,7 @@ def track(model: LandmarkFlame, targets: FitTargets, config: FitConfig = FitConf
             shared = max(0, done - w0)  # frames the previous window fitted too
             win_init = init[w0:w1]
             if shared:
-                win_init = EncoderOutput.cat([out[w0:done], win_init[shared:]])
+                win_init = FlameParams.cat([out[w0:done], win_init[shared:]])
             if bool(found[w0:w1].any()):
                 fitted = fit_clip(model, targets[w0:w1], config, win_init, temporal=temporal,
                                   fit_shape=config.per_frame_shape, on_step=lambda i: bar.update(1))
@@ -444,9 +438,9 @@ def track(model: LandmarkFlame, targets: FitTargets, config: FitConfig = FitConf
             else:  # cross-fade the shared frames, the new window's weight rising from ~0 to ~1
                 ramp = torch.arange(1, shared + 1, device=device, dtype=dtype) / (shared + 1)
                 blended = _blend(out[w0:done], fitted[:shared], ramp)
-                out = EncoderOutput.cat([out[:w0], blended, fitted[shared:]])
+                out = FlameParams.cat([out[:w0], blended, fitted[shared:]])
             done = w1
     seconds["tracking"] = time.perf_counter() - start
-    params = _fill_missing(out, found) if not bool(found.all()) else out
+    params = fill_gaps(out, found) if not bool(found.all()) else out
     return FitResult(params=params, found=targets.found.clone(), error_px=reprojection_error(model, params, targets),
                      seconds=seconds)

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from tempsmirk.flame import io as fio
 from tempsmirk.flame.landmarks import contour_row, rotation_yaw, vertices2landmarks
 from tempsmirk.flame.lbs import lbs
+from tempsmirk.flame.params import FlameParams
 
 GLOBAL, NECK, JAW, LEFT_EYE, RIGHT_EYE = range(5)
 __all__ = ["FLAME", "FlameOutput", "GLOBAL", "NECK", "JAW", "LEFT_EYE", "RIGHT_EYE"]
@@ -58,7 +59,8 @@ class FLAME(nn.Module):
                     jaw_pose=(B,3), eye_pose=(B,6), eyelids=(B,2))
 
     Any omitted argument is zeros. Eyelid fields are added after skinning, as
-    SMIRK does (so they are not rotated with the head).
+    SMIRK does (so they are not rotated with the head). :meth:`forward_params` takes a
+    :class:`~tempsmirk.flame.FlameParams` (neck and eyes at rest).
     """
 
     faces: Tensor
@@ -244,6 +246,13 @@ class FLAME(nn.Module):
         if self.has_mediapipe:
             lmk_mp = vertices2landmarks(vertices, self.faces, self.mp_face_idx, self.mp_bary)
         return FlameOutput(vertices=vertices, landmarks68=lmk68, landmarks_mp=lmk_mp, joints=joints)
+
+    def forward_params(self, params: FlameParams, eye_pose: Optional[Tensor] = None) -> FlameOutput:
+        """FLAME on a :class:`~tempsmirk.flame.FlameParams` (B, ...): shape, expression, global and
+        jaw pose, eyelids; the neck at rest and the eyes too unless ``eye_pose`` (B, 6) is given
+        (SMIRK drives FLAME without them). The camera is not used."""
+        return self(shape=params.shape, expression=params.expression, global_pose=params.global_pose,
+                    jaw_pose=params.jaw_pose, eye_pose=eye_pose, eyelids=params.eyelids)
 
     def region_faces(self, region: str = "face") -> Tensor:
         """(F,) bool: faces whose three vertices all lie in the named mask region."""

@@ -13,26 +13,25 @@ no normalisation), as SMIRK feeds them; images of another size than 224 are resi
 (the 7 × 7 pool needs it; nothing changes at 224).
 
 The weights come from a user path (nothing is downloaded) and are read without running code
-from the file: :func:`read_emotion_state` tries ``torch.load(weights_only=True)``; a Lightning
-checkpoint that also pickles its callbacks and hyper-parameters (classes of
-``pytorch_lightning``, ``omegaconf``, ...) is then read with :class:`CheckpointUnpickler`, which
-turns such objects into inert stubs (nothing of theirs is imported or called) and refuses any other
-global. The network is frozen and stays in eval mode.
+from the file: :func:`read_emotion_state` reads it with
+:func:`~tempsmirk.weightsio.read_weights_file`, which tries ``torch.load(weights_only=True)`` and,
+for a Lightning checkpoint that also pickles its callbacks and hyper-parameters (classes of
+``pytorch_lightning``, ``omegaconf``, ...), turns such objects into inert stubs (nothing of theirs is
+imported or called) and refuses any other global. The network is frozen and stays in eval mode.
 """
 
 from __future__ import annotations
 
-import io
 import os
-import pickle
-import types
-from typing import Any, Mapping, Union
+from typing import Mapping, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["EmotionFeatures", "EmotionLoss", "CheckpointUnpickler", "read_emotion_state", "EMOTION_SIZE"]
+from tempsmirk.weightsio import CheckpointError, load_weights_into, read_weights_file
+
+__all__ = ["EmotionFeatures", "EmotionLoss", "read_emotion_state", "EMOTION_SIZE", "STUB_PACKAGES"]
 
 PathLike = Union[str, os.PathLike]
 EMOTION_SIZE = 224
@@ -40,77 +39,6 @@ EMOTION_SIZE = 224
 #: callbacks and hyper-parameters, EMOCA's own classes); they become inert stubs.
 STUB_PACKAGES = ("pytorch_lightning", "lightning", "lightning_fabric", "omegaconf", "gdl", "gdl_apps",
                  "pathlib", "numpy", "argparse", "typing", "enum", "datetime")
-_TORCH_ALLOWED = {
-    ("torch._utils", "_rebuild_tensor"), ("torch._utils", "_rebuild_tensor_v2"),
-    ("torch._utils", "_rebuild_tensor_v3"), ("torch._utils", "_rebuild_parameter"),
-    ("torch._utils", "_rebuild_parameter_with_state"), ("torch", "Size"), ("torch", "device"),
-    ("collections", "OrderedDict"), ("collections", "defaultdict"), ("copyreg", "_reconstructor"),
-    ("_codecs", "encode"),
-} | {("builtins", t) for t in ("dict", "list", "tuple", "set", "frozenset", "int", "float", "complex", "str",
-                               "bytes", "bytearray", "bool", "slice", "object")}
-
-
-class _Stub:
-    """An inert stand-in for a pickled object of a foreign class: keeps its state, runs nothing."""
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> "_Stub":
-        obj = object.__new__(cls)
-        obj.__dict__["_args"] = args
-        return obj
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def __setstate__(self, state: Any) -> None:
-        self.__dict__["_state"] = state
-
-    # Pickled dict and list subclasses (e.g. Lightning's AttributeDict) add their items this way.
-    def __setitem__(self, key: Any, value: Any) -> None:
-        self.__dict__.setdefault("_items", {})[key] = value
-
-    def append(self, value: Any) -> None:
-        self.__dict__.setdefault("_list", []).append(value)
-
-    def extend(self, values: Any) -> None:
-        self.__dict__.setdefault("_list", []).extend(values)
-
-
-class CheckpointUnpickler(pickle.Unpickler):
-    """Unpickler for torch checkpoints that resolves tensor-rebuilding globals, maps classes of
-    :data:`STUB_PACKAGES` to inert stubs and refuses every other global (before importing it)."""
-
-    _stubs: dict[tuple[str, str], type] = {}
-
-    def find_class(self, module: str, name: str) -> Any:
-        import _compat_pickle
-
-        # Protocol-2 pickles spell builtins the Python 2 way (__builtin__, copy_reg).
-        if (module, name) in _compat_pickle.NAME_MAPPING:
-            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
-        elif module in _compat_pickle.IMPORT_MAPPING:
-            module = _compat_pickle.IMPORT_MAPPING[module]
-        if (module, name) in _TORCH_ALLOWED:
-            return getattr(__import__(module, fromlist=[name]), name)
-        if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
-            return getattr(torch, name)
-        if module.split(".")[0] in STUB_PACKAGES:
-            key = (module, name)
-            if key not in self._stubs:
-                self._stubs[key] = type(name, (_Stub,), {"__module__": f"stub.{module}"})
-            return self._stubs[key]
-        raise pickle.UnpicklingError(
-            f"refusing to load a checkpoint that references '{module}.{name}': only tensors and "
-            f"inert objects of {list(STUB_PACKAGES)} are allowed. Nothing was executed; if the file "
-            f"is genuine, re-save its state dict from a trusted environment: "
-            f"torch.save(ckpt['state_dict'], path)")
-
-
-_PICKLE_MODULE = types.SimpleNamespace(
-    Unpickler=CheckpointUnpickler,
-    load=lambda f, **kw: CheckpointUnpickler(f, **kw).load(),
-    loads=lambda b, **kw: CheckpointUnpickler(io.BytesIO(b), **kw).load(),
-    __name__="tempsmirk.losses.emotion.restricted_pickle",
-)
 
 
 def read_emotion_state(path: PathLike) -> dict[str, Tensor]:
@@ -120,25 +48,12 @@ def read_emotion_state(path: PathLike) -> dict[str, Tensor]:
     layout), such a ``state_dict`` saved on its own, or a bare backbone state dict. The classifier
     (``backbone.fc``) and the emotion head (``linear``) are dropped, as SMIRK drops them.
     """
-    from tempsmirk.smirk.checkpoint import CheckpointError
-
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"emotion network weights {path} do not exist; give the path of EMOCA's "
-                                f"ResNet-50 emotion checkpoint (SMIRK: assets/ResNet50/checkpoints/*.ckpt)")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=False, pickle_module=_PICKLE_MODULE)
-        except pickle.UnpicklingError as err:
-            raise CheckpointError(f"{path}: {err}") from None
-    except (RuntimeError, EOFError, OSError) as err:
-        raise CheckpointError(f"{path}: not a readable torch checkpoint ({err})") from None
-    state = obj.get("state_dict", obj) if isinstance(obj, Mapping) else None
+    obj = read_weights_file(path, "emotion network weights (EMOCA's ResNet-50 emotion checkpoint; SMIRK: "
+                            "assets/ResNet50/checkpoints/*.ckpt)", stub_packages=STUB_PACKAGES)
+    state = obj.get("state_dict", obj)
     if not isinstance(state, Mapping):
         raise CheckpointError(f"{path}: expected a checkpoint dict with a 'state_dict' (EMOCA's layout) or a "
-                              f"state dict; found {type(obj).__name__}")
+                              f"state dict; found {type(state).__name__} under 'state_dict'")
     tensors = {k: v for k, v in state.items() if isinstance(k, str) and isinstance(v, Tensor)}
     if any(k.startswith("backbone.") for k in tensors):
         tensors = {k[len("backbone."):]: v for k, v in tensors.items() if k.startswith("backbone.")}
@@ -209,20 +124,10 @@ class EmotionLoss(nn.Module):
     def from_file(cls, path: PathLike) -> "EmotionLoss":
         """Load EMOCA's ResNet-50 emotion weights (module docstring) strictly: every convolution and
         BatchNorm tensor must be there with its shape (``num_batches_tracked`` may be absent)."""
-        from tempsmirk.smirk.checkpoint import CheckpointError
-
-        state = read_emotion_state(path)
         net = EmotionFeatures()
-        own = net.state_dict()
-        need = [k for k in own if not k.endswith("num_batches_tracked")]
-        missing = [k for k in need if k not in state]
-        wrong = [f"{k}: expected {tuple(own[k].shape)}, file has {tuple(state[k].shape)}"
-                 for k in need if k in state and state[k].shape != own[k].shape]
-        if missing or wrong:
-            raise CheckpointError(f"{path}: not EMOCA's ResNet-50 emotion network; {len(missing)} tensors "
-                                  f"missing (e.g. {missing[:3]}), {len(wrong)} of another shape "
-                                  f"({wrong[:3]}). Expected the checkpoint SMIRK's ExpressionLoss loads")
-        net.load_state_dict({k: state.get(k, own[k]) for k in own})
+        load_weights_into(net, read_emotion_state(path), str(path),
+                          "EMOCA's ResNet-50 emotion network (the checkpoint SMIRK's ExpressionLoss loads)",
+                          optional=("num_batches_tracked",))
         return cls(net)
 
     def train(self, mode: bool = True) -> "EmotionLoss":

@@ -101,9 +101,9 @@ def build_vgg16_features(weights_path: PathLike) -> nn.Module:
     frozen and in eval mode. The file's ``features.N.*`` tensors (timm or torchvision naming) are
     loaded strictly; its classifier entries are ignored."""
     from tempsmirk.compat import ensure_torchvision
-    from tempsmirk.smirk.checkpoint import load_weights_into, read_weights_file
+    from tempsmirk.weightsio import load_weights_into, read_weights_file
 
-    state = read_weights_file(weights_path)  # first: a bad path fails before VGG is built
+    state = read_weights_file(weights_path, "VGG16 weights file")  # first: a bad path fails before VGG is built
     ensure_torchvision()  # timm imports torchvision; see tempsmirk.compat
     import timm
 

@@ -10,12 +10,14 @@ coefficients, as in SMIRK, so its weight does not depend on B, S or E.
 
 from __future__ import annotations
 
-from typing import Optional, Protocol
+from typing import Optional
 
 import torch
 from torch import Tensor
 
-__all__ = ["expression_reg", "jaw_reg", "shape_reg", "cycle_loss", "FlameParams"]
+from tempsmirk.flame.params import FlameParams
+
+__all__ = ["expression_reg", "jaw_reg", "shape_reg", "cycle_loss"]
 
 
 def _mean_sq(x: Tensor, reference: Optional[Tensor]) -> Tensor:
@@ -43,16 +45,6 @@ def shape_reg(shape: Tensor, reference: Optional[Tensor] = None) -> Tensor:
     Only meaningful while the shape branch trains (SMIRK keeps it frozen by default).
     """
     return _mean_sq(shape, reference)
-
-
-class FlameParams(Protocol):
-    """Anything with the expression-branch fields of
-    :class:`~tempsmirk.smirk.encoder.EncoderOutput` (which satisfies it)."""
-
-    expression: Tensor  # (B, E)
-    jaw_pose: Tensor    # (B, 3)
-    eyelids: Tensor     # (B, 2)
-    shape: Tensor       # (B, S)
 
 
 def cycle_loss(pred: FlameParams, target: FlameParams, expression_weight: float = 1.0,

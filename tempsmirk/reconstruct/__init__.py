@@ -27,7 +27,7 @@ _EXPORTS = {
     "overlay": ("blend_windows", "compose_panels", "frame_camera", "paste_windows", "render_windows",
                 "window_camera"),
     "pipeline": ("STAGES", "FlameModelError", "NoFaceError", "Reconstruction", "StageTimes", "crop_frames",
-                 "crop_transforms", "encode_crops", "fill_missing", "fit_targets", "load_models", "prepare_encoder",
+                 "crop_transforms", "encode_crops", "fit_targets", "load_models", "prepare_encoder",
                  "reconstruct_video"),
     "smoothing": ("METHODS", "OneEuro", "SavitzkyGolay", "Smoothing", "make_smoothing", "one_euro", "savgol",
                   "smooth_params"),

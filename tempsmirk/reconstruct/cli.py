@@ -105,10 +105,10 @@ def run(args: argparse.Namespace) -> int:
     """Run the command; returns the exit code (messages, not tracebacks, for bad input)."""
     import torch
 
-    from data_prep.crops import DEFAULT_SCALE
-    from data_prep.video import VideoDecodeError, probe_video
     from tempsmirk.reconstruct.pipeline import FlameModelError, NoFaceError, load_models, reconstruct_video
     from tempsmirk.smirk.checkpoint import CheckpointError
+    from tempsmirk.video.crops import DEFAULT_SCALE
+    from tempsmirk.video.io import VideoDecodeError, probe_video
 
     try:
         smoothing = make_smoothing(args.smooth, args.min_cutoff, args.beta, args.d_cutoff, args.window, args.order)

@@ -34,9 +34,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from data_prep.crops import DEFAULT_SCALE, boxes_from_landmarks, crop_affine, invert_affine, transform_points
+from tempsmirk.flame.params import FlameParams
 from tempsmirk.render.camera import project_points
-from tempsmirk.smirk.encoder import EncoderOutput
+from tempsmirk.video.crops import DEFAULT_SCALE, boxes_from_landmarks, crop_affine, invert_affine, transform_points
 from tempsmirk.viz import Table, table
 
 __all__ = ["Track", "COLUMNS", "MetricsTable", "frame_track", "encoder_track", "fit_track", "landmarks_in_frame",
@@ -51,17 +51,17 @@ class Track:
     """One method's reconstruction of a T-frame video.
 
     params: (T, ...) fields; ``cam`` is the camera of each frame's N × N crop.
-    affine: (T, 2, 3) frame -> crop pixels (:mod:`data_prep.crops` conventions); crop_size: N.
+    affine: (T, 2, 3) frame -> crop pixels (:mod:`tempsmirk.video.crops` conventions); crop_size: N.
     seconds: time the method took (NaN when not measured).
     """
 
-    params: EncoderOutput
+    params: FlameParams
     affine: np.ndarray
     crop_size: int
     seconds: float = math.nan
 
 
-def frame_track(params: EncoderOutput, frame_size: tuple[int, int]) -> Track:
+def frame_track(params: FlameParams, frame_size: tuple[int, int]) -> Track:
     """A track whose cameras are for the whole (square) frame, e.g. the ground truth of a synthetic
     clip rendered at W = H: the identity crop."""
     w, h = frame_size
@@ -88,7 +88,7 @@ def landmarks_in_frame(model, track: Track) -> np.ndarray:
     with torch.no_grad():
         out = model(p.shape, p.expression, p.global_pose, p.jaw_pose, p.eyelids, inner=False)
         uv = project_points(out.mediapipe, p.cam).normalised.double().cpu().numpy()  # (T, L, 2) in [-1, 1]
-    crop_px = (uv + 1.0) * (track.crop_size / 2.0) - 0.5  # data_prep.crops.to_normalized inverted
+    crop_px = (uv + 1.0) * (track.crop_size / 2.0) - 0.5  # tempsmirk.video.crops.to_normalized inverted
     return transform_points(crop_px, invert_affine(track.affine))
 
 
@@ -143,7 +143,7 @@ def encoder_track(rec, smoothing=None) -> Track:
 
 
 @torch.no_grad()
-def identity_errors(flame, params: EncoderOutput, truth: EncoderOutput) -> dict[str, float]:
+def identity_errors(flame, params: FlameParams, truth: FlameParams) -> dict[str, float]:
     """The vertex error split in two (millimetres, mean over vertices): ``identity_error_mm``, the
     neutral faces of the clip-mean shapes (landmarks barely constrain identity), and
     ``motion_error_mm``, the pose-normalised meshes with the truth's identity put in, i.e. the
@@ -157,7 +157,7 @@ def identity_errors(flame, params: EncoderOutput, truth: EncoderOutput) -> dict[
     return {"identity_error_mm": float(identity) * 1e3, "motion_error_mm": float(motion) * 1e3}
 
 
-def truth_metrics(model, flame, params: EncoderOutput, truth: EncoderOutput, clean) -> dict[str, float]:
+def truth_metrics(model, flame, params: FlameParams, truth: FlameParams, clean) -> dict[str, float]:
     """A row against known parameters without a video: :func:`~tempsmirk.temporal.jitter_report`
     with the truth, :func:`identity_errors`, and ``truth_error_px``, the landmark error against
     the truth's own projected points ``clean`` (:func:`tempsmirk.fitting.project_targets`),
@@ -174,7 +174,7 @@ def truth_metrics(model, flame, params: EncoderOutput, truth: EncoderOutput, cle
 def average_track(truth: Track) -> Track:
     """The trivial answer: the clip's average parameters (the average face at the average pose and
     camera) for every frame."""
-    return replace(truth, params=truth.params._map(lambda x: x.mean(0, keepdim=True).expand_as(x).clone()),
+    return replace(truth, params=truth.params.map(lambda x: x.mean(0, keepdim=True).expand_as(x).clone()),
                    seconds=math.nan)
 
 
@@ -262,8 +262,7 @@ def mesh_overlay(frames: np.ndarray, track: Track, flame, index: Sequence[int]) 
 
     dev = flame.v_template.device
     p = track.params[torch.as_tensor(list(index))].to(dev)
-    out = flame(shape=p.shape, expression=p.expression, global_pose=p.global_pose, jaw_pose=p.jaw_pose,
-                eyelids=p.eyelids)
+    out = flame.forward_params(p)
     face = flame.region_faces("face") if "face" in flame.masks else None
     affine = torch.from_numpy(np.asarray(track.affine)[list(index)]).to(dev)
     win = render_windows(out.vertices, flame.faces, p.cam, affine, track.crop_size, frames.shape[1:3], face)

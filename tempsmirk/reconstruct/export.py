@@ -9,7 +9,7 @@ Explained in chapter 7. Shapes: T frames, S shape and E expression coefficients,
     cam          (T, 3) float32      eyelids      (T, 2) float32
     found        (T,)   bool         a face was detected in the frame (False: interpolated)
     fps          ()     float64      the video's frame rate
-    crop_affine  (T, 2, 3) float64   frame pixels -> crop pixels (data_prep.crops conventions)
+    crop_affine  (T, 2, 3) float64   frame pixels -> crop pixels (tempsmirk.video.crops conventions)
     crop_size    ()     int64        N: ``cam`` is the camera of the N × N crop
     frame_size   (2,)   int64        (W, H) of the video
     smoothing    ()     str          the inference-time filter applied, e.g. "none"
@@ -26,24 +26,22 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import torch
 
 from tempsmirk.atomic import atomic_path
+from tempsmirk.flame.params import PARAM_FIELDS, FlameParams
 from tempsmirk.meshio import write_obj, write_ply
-from tempsmirk.smirk.encoder import EncoderOutput
 
-__all__ = ["PARAMS_FILE", "OVERLAY_FILE", "MESH_DIR", "PARAM_FIELDS", "SOURCES", "VideoParams", "save_params",
+__all__ = ["PARAMS_FILE", "OVERLAY_FILE", "MESH_DIR", "SOURCES", "VideoParams", "save_params",
            "load_params", "MeshFolder"]
 
 PARAMS_FILE = "params.npz"
 OVERLAY_FILE = "overlay.mp4"
 MESH_DIR = "meshes"
-PARAM_FIELDS = tuple(f.name for f in fields(EncoderOutput))
 SOURCES = ("encoder", "fit", "encoder+fit")
 
 
@@ -51,13 +49,13 @@ SOURCES = ("encoder", "fit", "encoder+fit")
 class VideoParams:
     """Per-frame FLAME parameters of one video (the content of ``params.npz``).
 
-    params: :class:`EncoderOutput` with (T, ...) fields (float32, CPU).
+    params: :class:`~tempsmirk.flame.FlameParams` with (T, ...) fields (float32, CPU).
     found: (T,) bool. fps: frame rate. crop_affine: (T, 2, 3). crop_size: N.
     frame_size: (W, H). smoothing: label of the filter applied (``"none"`` for raw output).
     source: ``"encoder"``, ``"fit"`` or ``"encoder+fit"`` (:data:`SOURCES`).
     """
 
-    params: EncoderOutput
+    params: FlameParams
     found: np.ndarray
     fps: float
     crop_affine: np.ndarray
@@ -98,7 +96,7 @@ def load_params(path: str | os.PathLike) -> VideoParams:
     file = Path(path) / PARAMS_FILE if Path(path).is_dir() else Path(path)
     try:
         with np.load(file, allow_pickle=False) as z:
-            params = EncoderOutput(**{n: torch.from_numpy(z[n].astype(np.float32)) for n in PARAM_FIELDS})
+            params = FlameParams.from_dict({n: z[n].astype(np.float32) for n in PARAM_FIELDS})
             return VideoParams(params, z["found"].astype(bool), float(z["fps"]), z["crop_affine"],
                                int(z["crop_size"]), tuple(int(v) for v in z["frame_size"]),
                                str(z["smoothing"]), str(z["source"]) if "source" in z else "encoder")

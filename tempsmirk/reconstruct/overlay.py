@@ -2,7 +2,7 @@
 
 Explained in chapter 7. Shapes: B frames, H W frame size, N crop side, S render-window side, V
 vertices, F faces. Pixel conventions: :mod:`tempsmirk.render.camera` (renderer: pixel centres at
-``j + 0.5``) and :mod:`data_prep.crops` (crop affines: pixel centres at integers).
+``j + 0.5``) and :mod:`tempsmirk.video.crops` (crop affines: pixel centres at integers).
 
 **The crop camera in the frame.** The encoder predicts ``cam = (s, tx, ty)`` for the N × N crop. A
 crop box is an axis-aligned similarity (scale ``k = N / box side``, shift ``d``) from frame to crop
@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from tempsmirk.flame.params import FlameParams
 from tempsmirk.render import Rendering, project_points, render_mesh
-from tempsmirk.smirk.encoder import EncoderOutput
 from tempsmirk.smirk.masking import MaskingConfig, mask_face
 
 __all__ = [
@@ -55,13 +55,13 @@ def crop_geometry(affine: Tensor) -> tuple[Tensor, Tensor]:
     """Scale and shift of crop affines: affine (B, 2, 3) frame -> crop pixels -> (k (B,), d (B, 2)).
 
     Raises ValueError for an affine that is not an axis-aligned similarity (what
-    :func:`data_prep.crops.crop_affine` makes).
+    :func:`tempsmirk.video.crops.crop_affine` makes).
     """
     k = affine[:, 0, 0]
     if not (torch.allclose(affine[:, 1, 1], k) and affine[:, 0, 1].abs().max() == 0
             and affine[:, 1, 0].abs().max() == 0 and bool((k > 0).all())):
         raise ValueError("crop affines must be axis-aligned similarities u = k x + d with k > 0 "
-                         "(as data_prep.crops.crop_affine makes them)")
+                         "(as tempsmirk.video.crops.crop_affine makes them)")
     return k, affine[:, :, 2]
 
 
@@ -70,7 +70,7 @@ def window_camera(cam: Tensor, affine: Tensor, crop_size: int, origin: Tensor, w
 
     Args:
         cam: (B, 3) ``(s, tx, ty)`` predicted for the N × N crop.
-        affine: (B, 2, 3) frame -> crop pixels (pixel centres at integers), see :mod:`data_prep.crops`.
+        affine: (B, 2, 3) frame -> crop pixels (pixel centres at integers), see :mod:`tempsmirk.video.crops`.
         crop_size: N.
         origin: (B, 2) frame pixel (x, y) of the window's top-left corner (renderer convention,
             pixel edges at integers); (0, 0) with ``window_size = max(H, W)`` is the whole frame.
@@ -224,7 +224,7 @@ def compose_panels(frames: Tensor, overlaid: Tensor, found: Tensor, generated: O
 
 
 @torch.no_grad()
-def generator_panel(generator, flame, vertices: Tensor, params: EncoderOutput, crops: Tensor,
+def generator_panel(generator, flame, vertices: Tensor, params: FlameParams, crops: Tensor,
                     hull_points: Tensor, face_mask: Optional[Tensor], face_weights: Tensor,
                     seed: int = 0) -> Tensor:
     """The generator's redrawing of each crop from the mesh and a masked copy of the crop.

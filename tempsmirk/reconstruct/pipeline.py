@@ -4,15 +4,15 @@ Shapes: T frames, B a batch of frames, H W frame size, N crop side, V vertices.
 
 The stages, each a function over a batch of frames:
 
-1. **decode** — :func:`data_prep.video.iter_frames` (PyAV);
-2. **landmarks** — MediaPipe FaceMesh in tracking mode (:func:`data_prep.landmarks.detect_frames`),
+1. **decode** — :func:`tempsmirk.video.io.iter_frames` (PyAV);
+2. **landmarks** — MediaPipe FaceMesh in tracking mode (:func:`tempsmirk.video.landmarks.detect_frames`),
    NaN and ``found=False`` for frames without a face;
 3. **crop** — SMIRK's square box around the landmarks (scale 1.4), filled across frames without a
-   face and smoothed over time (:func:`data_prep.crops.video_boxes`), each frame warped to N × N
+   face and smoothed over time (:func:`tempsmirk.video.crops.video_boxes`), each frame warped to N × N
    (:func:`crop_frames`; N = 224 for official checkpoints, ``DEMO_IMAGE_SIZE`` for the demo one);
 4. **encode** — :class:`~tempsmirk.smirk.SmirkEncoder` in eval mode without gradients
    (:func:`encode_crops`), then frames without a face get parameters interpolated from their
-   neighbours (:func:`fill_missing`);
+   neighbours (:func:`tempsmirk.video.gaps.fill_gaps`);
 5. **fit** (with ``fit``) — FLAME fitted to the MediaPipe landmarks in the crops with the temporal
    terms (:func:`tempsmirk.fitting.track`), starting from the encoder's prediction when there is an
    encoder and from a closed-form pose and camera otherwise (then the crop pass is skipped);
@@ -38,7 +38,7 @@ import pickle
 import time
 from collections import defaultdict
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator, Literal, Optional, Sequence
@@ -48,15 +48,17 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from data_prep.crops import DEFAULT_SCALE, DEFAULT_SIGMA_SECONDS, crop_affine, landmarks_to_crop, video_boxes, warp_crop
-from data_prep.landmarks import detect_frames
-from data_prep.video import VideoDecodeError, iter_frames, probe_video, write_video
+from tempsmirk.flame.params import FlameParams
 from tempsmirk.reconstruct.export import OVERLAY_FILE, PARAMS_FILE, MeshFolder, VideoParams, save_params
 from tempsmirk.reconstruct.overlay import (blend_windows, compose_panels, generator_panel, projected_landmarks,
                                            render_windows)
 from tempsmirk.reconstruct.smoothing import Smoothing, describe, smooth_params
-from tempsmirk.smirk.encoder import EncoderOutput
 from tempsmirk.smirk.masking import face_hull_points
+from tempsmirk.video.crops import (DEFAULT_SCALE, DEFAULT_SIGMA_SECONDS, crop_affine, landmarks_to_crop, video_boxes,
+                                   warp_crop)
+from tempsmirk.video.gaps import NoFaceError, fill_gaps
+from tempsmirk.video.io import VideoDecodeError, iter_frames, probe_video, write_video
+from tempsmirk.video.landmarks import detect_frames
 from tempsmirk.viz import Table, table
 
 if TYPE_CHECKING:
@@ -71,9 +73,7 @@ __all__ = [
     "crop_transforms",
     "crop_frames",
     "encode_crops",
-    "fill_missing",
     "prepare_encoder",
-    "checkpoint_sizes",
     "load_models",
     "fit_targets",
     "reconstruct_video",
@@ -83,10 +83,6 @@ __all__ = [
 OVERLAY_PRESET = "veryfast"
 
 STAGES = ("decode", "landmarks", "crop", "encode", "fit", "flame", "render", "generator", "compose", "write")
-
-
-class NoFaceError(ValueError):
-    """No frame of the video shows a face that MediaPipe detects."""
 
 
 class FlameModelError(ValueError):
@@ -202,7 +198,7 @@ def crop_transforms(landmarks: np.ndarray, found: np.ndarray, fps: float, crop_s
     """Per-frame crop affines from landmarks: (T, 478, 3), (T,) -> (T, 2, 3) frame -> crop pixels.
 
     Boxes of frames without a face are interpolated (held at the ends) and all boxes smoothed over
-    time (:func:`data_prep.crops.video_boxes`). Raises :class:`NoFaceError` when no frame has a face.
+    time (:func:`tempsmirk.video.crops.video_boxes`). Raises :class:`NoFaceError` when no frame has a face.
     """
     if not np.asarray(found).any():
         raise NoFaceError(f"no face was found in any of the {len(found)} frames; expected a video "
@@ -222,40 +218,12 @@ def crop_frames(frames: Sequence[np.ndarray], affine: np.ndarray, crop_size: int
 
 
 @torch.inference_mode()
-def encode_crops(encoder, crops: Tensor) -> EncoderOutput:
+def encode_crops(encoder, crops: Tensor) -> FlameParams:
     """The encoder on a batch of crops (B, 3, N, N) on its device; eval mode, no gradients."""
     if encoder.training:
         raise ValueError("encode_crops needs the encoder in eval mode (BatchNorm statistics of a "
                          "single video are not the training ones); call encoder.eval()")
     return encoder(crops.contiguous(memory_format=torch.channels_last))
-
-
-def fill_missing(params: EncoderOutput, found: Tensor | np.ndarray) -> EncoderOutput:
-    """Replace the parameters of frames without a face by linear interpolation between the nearest
-    frames with one, holding the first/last found values at the ends. (T, ...) fields -> same.
-
-    Axis-angle poses are interpolated per component, which is close to the geodesic path for the
-    small rotations between frames a few apart. Raises :class:`NoFaceError` if no frame was found.
-    """
-    found = torch.as_tensor(np.asarray(found), dtype=torch.bool)
-    t = found.shape[0]
-    known = found.nonzero().squeeze(1)
-    if known.numel() == 0:
-        raise NoFaceError(f"no face was found in any of the {t} frames; nothing to interpolate from")
-    idx = torch.arange(t)
-    pos = torch.searchsorted(known, idx)  # first found frame >= t
-    # Neighbours; before the first (after the last) found frame both are that frame: held.
-    hi = known[pos.clamp(max=known.numel() - 1)]
-    lo = known[(pos - 1).clamp(min=0)]
-    w = torch.where(hi > lo, (idx - lo).double() / (hi - lo).clamp(min=1).double(), torch.zeros(t, dtype=torch.float64))
-    w = torch.where(found, torch.ones_like(w), w)  # found frames keep their own values (hi == t)
-    hi = torch.where(found, idx, hi)
-
-    def fill(x: Tensor) -> Tensor:
-        ww = w.to(x.dtype).to(x.device).view(t, *([1] * (x.dim() - 1)))
-        return x[lo.to(x.device)] * (1 - ww) + x[hi.to(x.device)] * ww
-
-    return EncoderOutput(**{f.name: fill(getattr(params, f.name)) for f in fields(EncoderOutput)})
 
 
 # ----------------------------------------------------------------------------- loading
@@ -265,32 +233,12 @@ def prepare_encoder(encoder, device: str | torch.device = "cpu"):
     return encoder.to(device).eval().to(memory_format=torch.channels_last)
 
 
-def checkpoint_sizes(path: str | Path) -> tuple[int, int]:
-    """(E, S): expression and shape coefficients a SMIRK checkpoint predicts, read from its heads'
-    shapes (memory-mapped, without loading the weights); (50, 300) when they cannot be read (the
-    strict loader then says what is wrong)."""
-    from tempsmirk.smirk.checkpoint import ENCODER_PREFIX, MODEL_KEY
-    from tempsmirk.smirk.encoder import N_EXTRA_EXP
-
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # noqa: BLE001 - any unreadable file is reported by the strict loader
-        return 50, 300
-    for s in (state, state.get(MODEL_KEY) if isinstance(state, dict) else None):
-        if not isinstance(s, dict):
-            continue
-        exp = s.get(ENCODER_PREFIX + "expression_encoder.expression_layers.0.weight")
-        shape = s.get(ENCODER_PREFIX + "shape_encoder.shape_layers.0.weight")
-        if exp is not None and shape is not None:
-            return int(exp.shape[0]) - N_EXTRA_EXP, int(shape.shape[0])
-    return 50, 300
-
-
 def load_models(checkpoint: Optional[str | Path], flame_path: Optional[str | Path] = None,
                 with_generator: bool = True, device: str | torch.device = "cpu", require: Sequence[str] = ()):
     """Encoder (prepared, :func:`prepare_encoder`), generator (or None) and FLAME for reconstruction.
 
-    The coefficient counts come from the checkpoint (:func:`checkpoint_sizes`); without a
+    The coefficient counts come from the checkpoint
+    (:func:`~tempsmirk.smirk.checkpoint.checkpoint_sizes`); without a
     checkpoint (fitting alone) there is no encoder or generator, and FLAME keeps 300 shape and 50
     expression coefficients. ``flame_path`` None is the built-in head, otherwise a FLAME model
     file or asset folder (:func:`tempsmirk.flame.load_flame`; ``require`` names the asset features
@@ -305,7 +253,7 @@ def load_models(checkpoint: Optional[str | Path], flame_path: Optional[str | Pat
     encoder = generator = None
     n_exp, n_shape = 50, 300
     if checkpoint is not None:
-        from tempsmirk.smirk.checkpoint import load_smirk_checkpoint
+        from tempsmirk.smirk.checkpoint import checkpoint_sizes, load_smirk_checkpoint
 
         n_exp, n_shape = checkpoint_sizes(checkpoint)
         encoder, generator = load_smirk_checkpoint(checkpoint, n_exp=n_exp, n_shape=n_shape,
@@ -350,13 +298,13 @@ class Reconstruction:
     """
 
     video: VideoParams
-    raw: EncoderOutput
+    raw: FlameParams
     landmarks: np.ndarray
     folder: Path
     overlay: Optional[Path]
     meshes: Optional[Path]
     times: StageTimes
-    encoded: Optional[EncoderOutput] = None
+    encoded: Optional[FlameParams] = None
     fit: Optional["FitResult"] = None
 
     @property
@@ -391,7 +339,7 @@ def reconstruct_video(
             encoder's device, which is used for everything after cropping (FLAME's without an encoder).
         out_dir: DIR; outputs go to ``DIR/<video stem>/``.
         generator: a :class:`~tempsmirk.smirk.SmirkGenerator` for the overlay's third panel, or None.
-        crop_size: N, the encoder's input size. scale, sigma_seconds: crop box (data_prep.crops).
+        crop_size: N, the encoder's input size. scale, sigma_seconds: crop box (tempsmirk.video.crops).
         batch_size: frames per encoder / FLAME / render call.
         smoothing: inference-time filter (:class:`~tempsmirk.reconstruct.smoothing.OneEuro` or
             :class:`~tempsmirk.reconstruct.smoothing.SavitzkyGolay`) applied after filling frames
@@ -448,7 +396,7 @@ def reconstruct_video(
     if encoder is not None:
         encoded = _encode_pass(video, frames_again(), encoder, affine, crop_size, batch_size, t, watch,
                                bar("encode", t))
-        encoded = fill_missing(encoded, found)
+        encoded = fill_gaps(encoded, found)
     fitted = None
     if fit is not None:
         from tempsmirk.fitting import LandmarkFlame, track
@@ -488,7 +436,7 @@ def reconstruct_video(
 
 
 def _encode_pass(video: Path, frames_it: Iterator[np.ndarray], encoder, affine: np.ndarray, crop_size: int,
-                 batch_size: int, t: int, watch: _Stopwatch, pb) -> EncoderOutput:
+                 batch_size: int, t: int, watch: _Stopwatch, pb) -> FlameParams:
     """Crops and the encoder over the video's frames, batch by batch: (T, ...) fields on the CPU."""
     device = next(encoder.parameters()).device
     outputs, i0 = [], 0
@@ -506,11 +454,11 @@ def _encode_pass(video: Path, frames_it: Iterator[np.ndarray], encoder, affine: 
     if i0 != t:
         raise VideoDecodeError(f"{video} decoded to {i0} frames on its second pass but {t} on its first; "
                                "the file may be damaged or have changed while being read")
-    return EncoderOutput.cat(outputs)
+    return FlameParams.cat(outputs)
 
 
 @torch.inference_mode()
-def _render_pass(video: Path, frames_it: Optional[Iterator[np.ndarray]], params: EncoderOutput, found: np.ndarray,
+def _render_pass(video: Path, frames_it: Optional[Iterator[np.ndarray]], params: FlameParams, found: np.ndarray,
                  affine: np.ndarray, crop_size: int, landmarks: np.ndarray, flame, generator,
                  mesh_folder: Optional[MeshFolder], batch_size: int, watch: _Stopwatch,
                  pb) -> Iterator[np.ndarray]:
@@ -533,8 +481,7 @@ def _render_pass(video: Path, frames_it: Optional[Iterator[np.ndarray]], params:
             i1 = min(t, i0 + batch_size)
             p = params[i0:i1].to(device)
             with watch("flame"):
-                out = flame(shape=p.shape, expression=p.expression, global_pose=p.global_pose,
-                            jaw_pose=p.jaw_pose, eyelids=p.eyelids)
+                out = flame.forward_params(p)
             if mesh_folder is not None:
                 with watch("write"):
                     mesh_folder.write(i0, out.vertices.cpu().numpy(), faces.cpu().numpy())

@@ -21,14 +21,15 @@ per-frame error against ground truth for both, so that over-smoothing cannot pas
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Optional, TypeVar, Union
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from tempsmirk.smirk.encoder import JAW_SIDE_LIMIT, EncoderOutput
+from tempsmirk.flame.params import PARAM_FIELDS, FlameParams
+from tempsmirk.smirk.encoder import JAW_SIDE_LIMIT
 
 __all__ = ["METHODS", "OneEuro", "SavitzkyGolay", "Smoothing", "make_smoothing", "describe", "one_euro",
            "savgol", "smooth_params"]
@@ -103,7 +104,9 @@ def savgol(x: Track, window: int = 9, order: int = 2) -> Track:
     """
     if window < 1 or window % 2 == 0 or order < 0 or order >= window:
         raise ValueError(f"savgol needs an odd window > order >= 0; got window={window}, order={order}")
-    from scipy.signal import savgol_filter  # SciPy's signal module takes seconds to import
+    from scipy.signal import (
+        savgol_filter,  # SciPy's signal module takes seconds to import
+    )
 
     a = _to_numpy(x)
     t = a.shape[0]
@@ -169,7 +172,7 @@ def describe(smoothing: Optional[Smoothing]) -> str:
     return "none" if smoothing is None else smoothing.describe()
 
 
-def smooth_params(params: EncoderOutput, smoothing: Optional[Smoothing], fps: float) -> EncoderOutput:
+def smooth_params(params: FlameParams, smoothing: Optional[Smoothing], fps: float) -> FlameParams:
     """Filter every parameter track of one video: (T, ...) fields -> (T, ...) fields.
 
     All fields are concatenated into one (T, D) track and filtered together (each column on its
@@ -184,7 +187,7 @@ def smooth_params(params: EncoderOutput, smoothing: Optional[Smoothing], fps: fl
     """
     if smoothing is None:
         return params
-    names = [f.name for f in fields(EncoderOutput)]
+    names = list(PARAM_FIELDS)
     tracks = [getattr(params, n) for n in names]
     flat = smoothing(torch.cat(tracks, dim=1), fps if math.isfinite(fps) and fps > 0 else 25.0)
     parts = dict(zip(names, torch.split(flat, [t.shape[1] for t in tracks], dim=1)))
@@ -192,4 +195,4 @@ def smooth_params(params: EncoderOutput, smoothing: Optional[Smoothing], fps: fl
     parts["jaw_pose"] = torch.cat([jaw[:, :1].clamp(min=0.0),
                                    jaw[:, 1:].clamp(-JAW_SIDE_LIMIT, JAW_SIDE_LIMIT)], dim=1)
     parts["eyelids"] = parts["eyelids"].clamp(0.0, 1.0)
-    return EncoderOutput(**parts)
+    return FlameParams(**parts)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from tempsmirk.smirk.encoder import EncoderOutput
+from tempsmirk.flame.params import FlameParams
 
 __all__ = ["video_html", "mesh_viewer"]
 
@@ -28,7 +28,7 @@ def video_html(path: str | os.PathLike, width: int | None = None, max_bytes: int
             "</video>")
 
 
-def mesh_viewer(flame, params: EncoderOutput, height: int = 420):
+def mesh_viewer(flame, params: FlameParams, height: int = 420):
     """An ipywidgets slider over frames that draws the mesh of the chosen frame (plotly).
 
     params: (T, ...) fields, e.g. ``load_params(folder).params``. FLAME runs for one frame per
@@ -49,8 +49,7 @@ def mesh_viewer(flame, params: EncoderOutput, height: int = 420):
     def update(_=None):
         p = params[slider.value:slider.value + 1].to(device=device, dtype=dtype)
         with torch.no_grad():
-            out = flame(shape=p.shape, expression=p.expression, global_pose=p.global_pose,
-                        jaw_pose=p.jaw_pose, eyelids=p.eyelids)
+            out = flame.forward_params(p)
         view.clear_output(wait=True)
         with view:
             mesh_figure(out.vertices[0], flame.faces, title=f"frame {slider.value}",

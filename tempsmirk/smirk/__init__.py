@@ -1,11 +1,12 @@
 """SMIRK: the single-image encoder, its generator and their checkpoints (chapter 3).
 
-- :class:`SmirkEncoder` — image (B, 3, H, W) in [0, 1] -> :class:`EncoderOutput` (FLAME parameters).
+- :class:`SmirkEncoder` — image (B, 3, H, W) in [0, 1] -> :class:`~tempsmirk.flame.FlameParams`.
 - :class:`SmirkGenerator` — U-Net, (B, 6, H, W) rendering ++ masked image -> (B, 3, H, W) image.
 - :func:`load_smirk_checkpoint` / :func:`save_smirk_checkpoint` — the official flat checkpoint
   layout, loaded strictly with ``weights_only=True``.
 - :mod:`tempsmirk.smirk.masking` — :func:`mask_face`: the generator's masked view of the input.
-- :mod:`tempsmirk.smirk.cycle` — :func:`cycle_path`: the augmented cycle.
+- :mod:`tempsmirk.smirk.cycle` — :func:`augment_params`: the augmented cycle's parameter edits
+  (the pass that uses them is :func:`tempsmirk.training.step.cycle_path`).
 
 Importing this package imports ``timm`` (through :func:`tempsmirk.compat.ensure_torchvision`)
 only when an encoder is built.
@@ -22,14 +23,12 @@ from tempsmirk.smirk.cycle import (
     AUGMENTATIONS,
     Augmented,
     CycleConfig,
-    CycleOutput,
     ExpressionTemplates,
     augment_params,
     builtin_templates,
-    cycle_path,
     load_templates,
 )
-from tempsmirk.smirk.encoder import BRANCHES, EncoderOutput, SmirkEncoder
+from tempsmirk.smirk.encoder import BRANCHES, SmirkEncoder
 from tempsmirk.smirk.generator import SmirkGenerator
 from tempsmirk.smirk.masking import (
     MaskedInput,
@@ -48,14 +47,12 @@ __all__ = [
     "AUGMENTATIONS",
     "Augmented",
     "CycleConfig",
-    "CycleOutput",
     "ExpressionTemplates",
     "MaskedInput",
     "MaskingConfig",
     "SampledPoints",
     "augment_params",
     "builtin_templates",
-    "cycle_path",
     "face_hull_points",
     "face_sampling_weights",
     "hull_mask",
@@ -66,7 +63,6 @@ __all__ = [
     "transfer_pixels",
     "BRANCHES",
     "CheckpointError",
-    "EncoderOutput",
     "SmirkEncoder",
     "SmirkGenerator",
     "load_smirk_checkpoint",

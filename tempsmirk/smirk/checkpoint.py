@@ -16,28 +16,27 @@ naming any Python object beyond tensors and plain containers is refused.
 from __future__ import annotations
 
 import os
-import pickle
 from pathlib import Path
 from typing import Mapping, Optional, Union
 
-import torch
 from torch import Tensor
 
-from tempsmirk.atomic import atomic_path
-from tempsmirk.smirk.encoder import SmirkEncoder
+from tempsmirk.smirk.encoder import N_EXTRA_EXP, SmirkEncoder
 from tempsmirk.smirk.generator import SmirkGenerator
+from tempsmirk.weightsio import CheckpointError, atomic_torch_save, read_weights_file
 
 __all__ = [
     "ENCODER_PREFIX",
     "GENERATOR_PREFIX",
     "MODEL_KEY",
     "CheckpointError",
-    "read_weights_file",
     "smirk_state_dict",
+    "smirk_sizes",
+    "checkpoint_sizes",
+    "read_smirk_state",
     "load_smirk_state",
     "load_smirk_checkpoint",
     "save_smirk_checkpoint",
-    "atomic_torch_save",
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -45,17 +44,8 @@ ENCODER_PREFIX = "smirk_encoder."
 GENERATOR_PREFIX = "smirk_generator."
 MODEL_KEY = "model"  # where our training checkpoints keep the flat weights
 _SHOW = 12  # keys listed per category in an error message
-
-
-class CheckpointError(ValueError):
-    """A weights file that does not fit. The attributes hold the complete lists
-    (``missing``, ``unexpected``, ``mismatched``); the message shows the first few."""
-
-    def __init__(self, message: str, missing=(), unexpected=(), mismatched=()) -> None:
-        super().__init__(message)
-        self.missing = list(missing)
-        self.unexpected = list(unexpected)
-        self.mismatched = list(mismatched)
+_EXPRESSION_HEAD = ENCODER_PREFIX + "expression_encoder.expression_layers.0.weight"
+_SHAPE_HEAD = ENCODER_PREFIX + "shape_encoder.shape_layers.0.weight"
 
 
 def _listing(label: str, items: list[str]) -> str:
@@ -63,61 +53,6 @@ def _listing(label: str, items: list[str]) -> str:
         return ""
     more = f" … and {len(items) - _SHOW} more" if len(items) > _SHOW else ""
     return f"\n  {label} ({len(items)}): " + ", ".join(items[:_SHOW]) + more
-
-
-def read_weights_file(path: PathLike) -> dict:
-    """Read a weights file safely: ``.safetensors`` via safetensors, anything else via
-    ``torch.load(map_location="cpu", weights_only=True)``. Returns the stored object (a dict).
-
-    Raises FileNotFoundError for a missing path and :class:`CheckpointError` for a file that is
-    not weights-only (it names Python objects) or is not a dict.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file {path} does not exist; give the path of a local "
-                                f"file (nothing is downloaded)")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path), device="cpu")
-    with open(path, "rb") as fh:
-        head = fh.read(4)
-    # torch.save writes a zip archive (legacy: a pickle, protocol byte 0x80); anything else (a
-    # video passed by mistake, a text file) is not a weights file at all, not an unsafe one.
-    if not (head.startswith(b"PK\x03\x04") or head.startswith(b"\x80")):
-        raise CheckpointError(f"{path}: not a torch weights file (neither a torch.save zip archive "
-                              f"nor a pickle; it starts with {head!r}). Give the path of a .pt/.pth "
-                              f"checkpoint or a .safetensors file")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise CheckpointError(
-            f"{path}: refused — it is not a weights-only file (it names Python objects, and "
-            f"unpickling those could run code). Re-save just the tensors from a trusted "
-            f"environment: torch.save(model.state_dict(), path). Details: {err}") from None
-    except (RuntimeError, EOFError, OSError) as err:
-        raise CheckpointError(f"{path}: not a readable torch weights file ({err})") from None
-    if not isinstance(obj, Mapping):
-        raise CheckpointError(f"{path}: expected a dict of tensors, found {type(obj).__name__}")
-    return dict(obj)
-
-
-def load_weights_into(module: torch.nn.Module, state: Mapping[str, Tensor], source: str, expected: str) -> None:
-    """Load every tensor ``module`` has from ``state``, strictly; extra entries are ignored.
-
-    Raises :class:`CheckpointError` naming ``source``, what was ``expected``, and which keys are
-    missing or have another shape.
-    """
-    own = module.state_dict()
-    missing = [k for k in own if k not in state]
-    mismatched = [f"{k}: expected {tuple(v.shape)}, file has {tuple(state[k].shape)}"
-                  for k, v in own.items() if k in state and tuple(state[k].shape) != tuple(v.shape)]
-    if missing or mismatched:
-        raise CheckpointError(
-            f"{source}: not {expected}: {len(missing)} of {len(own)} tensors missing "
-            f"(first: {missing[:5]}), {len(mismatched)} with another shape {mismatched[:5]}",
-            missing=missing, mismatched=mismatched)
-    module.load_state_dict({k: state[k] for k in own}, strict=True)
 
 
 def smirk_state_dict(encoder: SmirkEncoder, generator: Optional[SmirkGenerator] = None) -> dict[str, Tensor]:
@@ -145,16 +80,30 @@ def _format_hint(keys: list[str]) -> str:
     return ""
 
 
-def _flat_weights(obj: Mapping, path: PathLike) -> dict[str, Tensor]:
-    """Find the flat ``smirk_*`` dict in a loaded file: top level, or under ``"model"``."""
-    def has_prefix(d: Mapping) -> bool:
-        return any(isinstance(k, str) and k.startswith((ENCODER_PREFIX, GENERATOR_PREFIX)) for k in d)
+def _has_prefix(d: Mapping) -> bool:
+    return any(isinstance(k, str) and k.startswith((ENCODER_PREFIX, GENERATOR_PREFIX)) for k in d)
 
-    if has_prefix(obj):
+
+def _flat(obj: Mapping) -> Optional[dict]:
+    """The flat ``smirk_*`` dict in a loaded file: top level, or under ``"model"``; None if neither."""
+    if _has_prefix(obj):
         return dict(obj)
-    if isinstance(obj.get(MODEL_KEY), Mapping) and has_prefix(obj[MODEL_KEY]):
+    if isinstance(obj.get(MODEL_KEY), Mapping) and _has_prefix(obj[MODEL_KEY]):
         return dict(obj[MODEL_KEY])
-    nested = [k for k, v in obj.items() if isinstance(v, Mapping) and has_prefix(v)]
+    return None
+
+
+def read_smirk_state(path: PathLike) -> dict[str, Tensor]:
+    """The flat official-layout weights of a SMIRK checkpoint file (official, ours, or a training
+    checkpoint's ``"model"``), read safely (:func:`~tempsmirk.weightsio.read_weights_file`).
+
+    Raises FileNotFoundError, or :class:`CheckpointError` saying what the file looks like instead.
+    """
+    obj = read_weights_file(path, "SMIRK checkpoint")
+    flat = _flat(obj)
+    if flat is not None:
+        return flat
+    nested = [k for k, v in obj.items() if isinstance(v, Mapping) and _has_prefix(v)]
     keys = [str(k) for k in obj]
     if nested:
         hint = (f" The weights sit under the key {nested[0]!r}: re-save them flat with "
@@ -165,6 +114,26 @@ def _flat_weights(obj: Mapping, path: PathLike) -> dict[str, Tensor]:
         f"{path}: not a SMIRK checkpoint. Expected a flat dict with keys "
         f"'{ENCODER_PREFIX}…' (and optionally '{GENERATOR_PREFIX}…'), or such a dict under "
         f"{MODEL_KEY!r}; found {len(keys)} top-level keys, e.g. {keys[:5]}.{hint}")
+
+
+def smirk_sizes(state: Mapping[str, Tensor]) -> tuple[Optional[int], Optional[int]]:
+    """(E, S): the expression and shape coefficients a flat SMIRK state predicts, read from the
+    heads' shapes; None for a head the state lacks."""
+    exp, shape = state.get(_EXPRESSION_HEAD), state.get(_SHAPE_HEAD)
+    return (None if exp is None else int(exp.shape[0]) - N_EXTRA_EXP,
+            None if shape is None else int(shape.shape[0]))
+
+
+def checkpoint_sizes(path: PathLike) -> tuple[int, int]:
+    """(E, S) a SMIRK checkpoint file predicts (:func:`smirk_sizes`; memory-mapped, without
+    loading the weights); (50, 300) when they cannot be read (the strict loader then says what
+    is wrong)."""
+    try:
+        flat = _flat(read_weights_file(path, mmap=True))
+    except Exception:  # noqa: BLE001 - any unreadable file is reported by the strict loader
+        return 50, 300
+    e, s = smirk_sizes(flat or {})
+    return (e, s) if e is not None and s is not None else (50, 300)
 
 
 def load_smirk_state(encoder: SmirkEncoder, generator: Optional[SmirkGenerator],
@@ -183,14 +152,13 @@ def load_smirk_state(encoder: SmirkEncoder, generator: Optional[SmirkGenerator],
                   if k in state and tuple(getattr(state[k], "shape", ())) != tuple(v.shape)]
     if missing or unexpected or mismatched:
         hint = ""
-        head = ENCODER_PREFIX + "expression_encoder.expression_layers.0.weight"
-        if head in state and head in expected and state[head].shape != expected[head].shape:
-            hint += (f"\n  The checkpoint predicts {state[head].shape[0] - 5} expression "
-                     f"coefficients; build the encoder with n_exp={state[head].shape[0] - 5}.")
-        shape_head = ENCODER_PREFIX + "shape_encoder.shape_layers.0.weight"
-        if shape_head in state and shape_head in expected and state[shape_head].shape != expected[shape_head].shape:
-            hint += (f"\n  The checkpoint predicts {state[shape_head].shape[0]} shape "
-                     f"coefficients; build the encoder with n_shape={state[shape_head].shape[0]}.")
+        n_exp, n_shape = smirk_sizes(state)
+        if n_exp is not None and n_exp != encoder.n_exp:
+            hint += (f"\n  The checkpoint predicts {n_exp} expression coefficients; build the "
+                     f"encoder with n_exp={n_exp}.")
+        if n_shape is not None and n_shape != encoder.n_shape:
+            hint += (f"\n  The checkpoint predicts {n_shape} shape coefficients; build the "
+                     f"encoder with n_shape={n_shape}.")
         if generator is None and any(k.startswith(GENERATOR_PREFIX) for k in unexpected):
             hint += "\n  The file holds generator weights: pass a SmirkGenerator to load them."
         raise CheckpointError(
@@ -216,7 +184,7 @@ def load_smirk_checkpoint(path: PathLike, n_exp: int = 50, n_shape: int = 300,
     skips the file's generator tensors. Loading is strict (see :func:`load_smirk_state`); modules
     are returned on the CPU in eval mode (call ``.to(device)`` / ``.train()`` as needed).
     """
-    state = _flat_weights(read_weights_file(path), path)
+    state = read_smirk_state(path)
     if not with_generator:
         state = {k: v for k, v in state.items() if not k.startswith(GENERATOR_PREFIX)}
     encoder = SmirkEncoder(n_exp=n_exp, n_shape=n_shape)
@@ -240,13 +208,3 @@ def save_smirk_checkpoint(path: PathLike, encoder: SmirkEncoder,
              for k, v in smirk_state_dict(encoder, generator).items()}
     atomic_torch_save(state, path)
     return path
-
-
-def atomic_torch_save(obj, path: PathLike) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename it into place, so a crash
-    never leaves a truncated file under the final name."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())

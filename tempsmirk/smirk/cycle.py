@@ -17,12 +17,13 @@ kind   name         ψ becomes (U: uniform per sample, n: N(0, 1) per coefficien
 
 Every sample's jaw gets, with probability ½, N(0, 0.2²) noise scaled (1, 0.1, 0.1) per axis, its
 opening then clamped to [0, 0.5]; every sample's eyelids move by U(−0.25, 0.25), clamped to
-[0, 1] (before the zero group's overwrite). Shape, pose and camera stay. The edited mesh is
-rendered; **fresh** points are sampled on the original mesh and painted where they land on the
-edited one (:mod:`tempsmirk.smirk.masking`), the face is hidden as in the reconstruction path
-(minus the *edited* rendering; dropout 0.5 %), the generator draws the edited face and the
-encoder reads it back (:func:`tempsmirk.losses.cycle_loss`: MSE(ψ) + 10·MSE(jaw) +
-10·MSE(eyelids), + MSE(β) when the generator is the one training).
+[0, 1] (before the zero group's overwrite). Shape, pose and camera stay. The pass itself,
+:func:`tempsmirk.training.step.cycle_path`, renders the edited mesh; **fresh** points are
+sampled on the original mesh and painted where they land on the edited one
+(:mod:`tempsmirk.smirk.masking`), the face is hidden as in the reconstruction path (minus the
+*edited* rendering; dropout 0.5 %), the generator draws the edited face and the encoder reads it
+back (:func:`tempsmirk.losses.cycle_loss`: MSE(ψ) + 10·MSE(jaw) + 10·MSE(eyelids), + MSE(β)
+when the generator is the one training).
 
 **Templates.** SMIRK injects FaMoS expressions: a folder ``<subject>/<class>/*.npy`` (each an
 ``np.save``'d dict with ``expression``), of which the classes :data:`FAMOS_CLASSES` are read; a
@@ -43,16 +44,12 @@ from typing import Optional, Union
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from tempsmirk.losses import cycle_loss
-from tempsmirk.render import render_mesh
-from tempsmirk.smirk.encoder import EncoderOutput
-from tempsmirk.smirk.masking import (MaskingConfig, mask_image, point_pixels, sample_points, scaled_pixels,
-                                     transfer_pixels)
+from tempsmirk.flame.params import FlameParams
 
-__all__ = ["CycleConfig", "AUGMENTATIONS", "FAMOS_CLASSES", "ExpressionTemplates", "Augmented", "CycleOutput",
-           "builtin_templates", "load_templates", "augment_params", "cycle_path"]
+__all__ = ["CycleConfig", "AUGMENTATIONS", "FAMOS_CLASSES", "ExpressionTemplates", "Augmented",
+           "builtin_templates", "load_templates", "augment_params"]
 
 PathLike = Union[str, os.PathLike]
 AUGMENTATIONS = ("perturb", "permute", "template", "zero")
@@ -75,15 +72,14 @@ EYELID_JITTER = 0.25
 
 @dataclass
 class CycleConfig:
-    """The augmented cycle (the ``loss.cycle_path`` config section; its weight is ``loss.cycle``).
+    """The augmented cycle (the ``loss.cycle_path`` config section; its weight, 0 for no cycle, is
+    ``loss.weights.cycle``).
 
-    enabled: run the cycle path at all.
     templates_path: expression templates, a folder in SMIRK's FaMoS layout or a (K, E) file
         (module docstring); None = the built-in bank.
     template_components, template_amplitude: the built-in bank's n and amplitude.
     """
 
-    enabled: bool = True
     templates_path: Optional[str] = None
     template_components: int = 10
     template_amplitude: float = 2.0
@@ -212,11 +208,11 @@ def load_templates(path: PathLike, n_exp: int) -> ExpressionTemplates:
 class Augmented:
     """Edited parameters and which edit each element got.
 
-    params: :class:`EncoderOutput` (B, ...) — shape, pose and camera unchanged.
+    params: :class:`~tempsmirk.flame.FlameParams` (B, ...) — shape, pose and camera unchanged.
     kind: (B,) int64 index into :data:`AUGMENTATIONS`.
     """
 
-    params: EncoderOutput
+    params: FlameParams
     kind: Tensor
 
 
@@ -230,7 +226,7 @@ def _groups(b: int, generator: torch.Generator) -> Tensor:
     return kind
 
 
-def augment_params(params: EncoderOutput, templates: ExpressionTemplates, generator: torch.Generator) -> Augmented:
+def augment_params(params: FlameParams, templates: ExpressionTemplates, generator: torch.Generator) -> Augmented:
     """SMIRK's parameter edits (module docstring): every draw from ``generator`` (CPU).
 
     Args:
@@ -278,72 +274,6 @@ def augment_params(params: EncoderOutput, templates: ExpressionTemplates, genera
     lids = torch.where(zero[:, None], u(b, 2), lids)
 
     to = lambda x: x.to(device=device, dtype=dtype)  # noqa: E731
-    out = EncoderOutput(global_pose=p.global_pose, cam=p.cam, shape=p.shape, expression=to(expression),
-                        eyelids=to(lids), jaw_pose=to(jaw))
+    out = FlameParams(global_pose=p.global_pose, cam=p.cam, shape=p.shape, expression=to(expression),
+                      eyelids=to(lids), jaw_pose=to(jaw))
     return Augmented(params=out, kind=kind.to(device))
-
-
-@dataclass(frozen=True)
-class CycleOutput:
-    """Everything the cycle path made (for the loss and for pictures).
-
-    loss: () :func:`~tempsmirk.losses.cycle_loss` of re-encoded vs edited parameters.
-    augmented: the edits.
-    rendering: (B, 3, H, W) shading of the edited mesh.
-    masked: (B, 3, H, W) the generator's masked input: face hidden, fresh points moved to the
-        edited mesh.
-    generated: (B, 3, H, W) the generator's image of the edited face.
-    reencoded: :class:`EncoderOutput` read back from ``generated``.
-    """
-
-    loss: Tensor
-    augmented: Augmented
-    rendering: Tensor
-    masked: Tensor
-    generated: Tensor
-    reencoded: EncoderOutput
-
-
-def cycle_path(encoder: nn.Module, generator: nn.Module, flame: nn.Module, image: Tensor,
-               params: EncoderOutput, hidden: Tensor, screen_vertices: Tensor, face_mask: Optional[Tensor],
-               face_weights: Tensor, templates: ExpressionTemplates, masking: MaskingConfig,
-               rng: torch.Generator, generator_trains: bool) -> CycleOutput:
-    """One augmented-cycle pass, SMIRK's ``step2`` (module docstring). Explained in chapter 3.
-
-    Which network learns is the caller's business (the :class:`~tempsmirk.training.Trainer`
-    freezes the encoder on even iterations and the generator on odd ones); ``generator_trains``
-    says which case this is: when False the generated image is detached (only the encoder's
-    reading is trained) and the shape term is left out, as in SMIRK.
-
-    Args:
-        encoder, generator, flame: the models.
-        image: (B, 3, H, W) the input images.
-        params: (B, ...) encoder outputs of ``image`` (detached here).
-        hidden: (B, 1, H, W) the dilated landmark hull (``MaskedInput.hidden``).
-        screen_vertices: (B, V, 3) pixel-space vertices of ``params``' mesh (the reconstruction
-            path's rendering): fresh points are sampled on it.
-        face_mask: (F,) bool faces drawn (None: all); face_weights: (F,) sampling weights.
-        templates: the template bank; masking: :class:`MaskingConfig` (``cycle_dropout`` used).
-        rng: CPU ``torch.Generator``.
-    """
-    size = image.shape[-1]
-    aug = augment_params(params, templates, rng)
-    a = aug.params
-    with torch.no_grad():
-        out = flame(shape=a.shape, expression=a.expression, global_pose=a.global_pose,
-                    jaw_pose=a.jaw_pose, eyelids=a.eyelids)
-        rendering = render_mesh(out.vertices, flame.faces, a.cam, size, face_mask=face_mask)
-    n = max(1, int(masking.sample_fraction * size * size))
-    points = sample_points(screen_vertices, flame.faces, face_weights, n, size, rng)
-    source = point_pixels(points, screen_vertices, flame.faces, size)
-    target = point_pixels(points, rendering.screen_vertices, flame.faces, size)
-    extra = transfer_pixels(image, source, target, points.valid)
-    masked, _, _ = mask_image(image, hidden, extra, rendering.mask, masking.colour_jitter, masking.cycle_dropout,
-                              scaled_pixels(masking.patch_size, size), rng)
-    generated = generator(torch.cat([rendering.image, masked], dim=1).detach())
-    if not generator_trains:
-        generated = generated.detach()
-    reencoded = encoder(generated)
-    loss = cycle_loss(reencoded, a, shape_weight=1.0 if generator_trains else 0.0)
-    return CycleOutput(loss=loss, augmented=aug, rendering=rendering.image, masked=masked,
-                       generated=generated, reencoded=reencoded)

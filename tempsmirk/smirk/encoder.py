@@ -22,17 +22,17 @@ encoder part (see :mod:`tempsmirk.smirk.checkpoint`).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
 from typing import Iterable, Mapping, Optional, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tempsmirk.flame.params import FlameParams
+
 __all__ = [
     "BRANCHES",
     "BACKBONES",
-    "EncoderOutput",
     "PoseBranch",
     "ShapeBranch",
     "ExpressionBranch",
@@ -55,55 +55,6 @@ INIT_CAM_SCALE = 7.0
 JAW_SIDE_LIMIT = 0.2  # radians; bound on the jaw's two non-opening axes
 INIT_JAW_OPEN = 0.05  # radians: a barely open mouth keeps the ReLU alive at the start
 INIT_EYELIDS = 0.1    # a little closure keeps the clamp(0, 1) alive at the start
-
-
-@dataclass(frozen=True)
-class EncoderOutput:
-    """FLAME parameters predicted for a batch of images (all float, same device and dtype).
-
-    global_pose: (B, 3) axis-angle of the head (FLAME's root joint).
-    cam: (B, 3) orthographic camera (s, tx, ty), see :mod:`tempsmirk.render.camera`.
-    shape: (B, S) identity coefficients.
-    expression: (B, E) expression coefficients.
-    eyelids: (B, 2) eyelid closure (left, right) in [0, 1].
-    jaw_pose: (B, 3) axis-angle; opening (x) >= 0, the other two axes within ±0.2.
-    """
-
-    global_pose: Tensor
-    cam: Tensor
-    shape: Tensor
-    expression: Tensor
-    eyelids: Tensor
-    jaw_pose: Tensor
-
-    @property
-    def batch_size(self) -> int:
-        return self.global_pose.shape[0]
-
-    def _map(self, fn) -> "EncoderOutput":
-        return EncoderOutput(**{f.name: fn(getattr(self, f.name)) for f in fields(self)})
-
-    def detach(self) -> "EncoderOutput":
-        """Every tensor detached (the cycle path starts from detached parameters)."""
-        return self._map(lambda t: t.detach())
-
-    def clone(self) -> "EncoderOutput":
-        return self._map(lambda t: t.clone())
-
-    def to(self, *args, **kwargs) -> "EncoderOutput":
-        """``Tensor.to`` applied to every field."""
-        return self._map(lambda t: t.to(*args, **kwargs))
-
-    def __getitem__(self, index) -> "EncoderOutput":
-        """Select along the batch: ``out[idx]`` with a slice, an index tensor or a bool mask."""
-        return self._map(lambda t: t[index])
-
-    @staticmethod
-    def cat(outputs: Iterable["EncoderOutput"]) -> "EncoderOutput":
-        """Concatenate along the batch."""
-        outputs = list(outputs)
-        return EncoderOutput(**{f.name: torch.cat([getattr(o, f.name) for o in outputs])
-                                for f in fields(EncoderOutput)})
 
 
 def create_backbone(branch: str) -> tuple[nn.Module, int]:
@@ -212,7 +163,7 @@ class ExpressionBranch(nn.Module):
 
 
 class SmirkEncoder(nn.Module):
-    """SMIRK's encoder: image -> :class:`EncoderOutput`. Explained in chapter 3.
+    """SMIRK's encoder: image -> :class:`~tempsmirk.flame.FlameParams`. Explained in chapter 3.
 
     Args:
         n_exp: E, expression coefficients predicted (the official checkpoint has 50).
@@ -225,7 +176,8 @@ class SmirkEncoder(nn.Module):
         frozen: branches whose parameters start frozen (see :meth:`freeze`).
 
     ``forward(img)`` takes img: (B, 3, H, W) RGB in [0, 1] (no mean/std normalisation;
-    SMIRK uses 224 × 224, any H, W >= 32 works) and returns an :class:`EncoderOutput`.
+    SMIRK uses 224 × 224, any H, W >= 32 works) and returns a
+    :class:`~tempsmirk.flame.FlameParams`.
     """
 
     def __init__(self, n_exp: int = 50, n_shape: int = 300,
@@ -273,7 +225,7 @@ class SmirkEncoder(nn.Module):
         return tuple(n for n in BRANCHES
                      if not any(p.requires_grad for p in self.branch(n).parameters()))
 
-    def forward(self, img: Tensor) -> EncoderOutput:
+    def forward(self, img: Tensor) -> FlameParams:
         if img.dim() != 4 or img.shape[1] != 3:
             raise ValueError(f"SmirkEncoder expects images of shape (B, 3, H, W), RGB in [0, 1]; "
                              f"got {tuple(img.shape)}. Convert HWC arrays with "
@@ -284,8 +236,8 @@ class SmirkEncoder(nn.Module):
         global_pose, cam = self.pose_encoder(img)
         shape = self.shape_encoder(img)
         expression, eyelids, jaw_pose = self.expression_encoder(img)
-        return EncoderOutput(global_pose=global_pose, cam=cam, shape=shape, expression=expression,
-                             eyelids=eyelids, jaw_pose=jaw_pose)
+        return FlameParams(global_pose=global_pose, cam=cam, shape=shape, expression=expression,
+                           eyelids=eyelids, jaw_pose=jaw_pose)
 
 
 def load_backbone_weights(backbone: nn.Module, path: PathLike) -> None:
@@ -294,10 +246,10 @@ def load_backbone_weights(backbone: nn.Module, path: PathLike) -> None:
     The file may hold the timm classification model's state dict (the extra ``conv_head``/
     ``classifier`` entries are ignored) or the features-only backbone's own state dict.
     Every backbone tensor must be present with the right shape; otherwise
-    :class:`~tempsmirk.smirk.checkpoint.CheckpointError` lists what differs.
+    :class:`~tempsmirk.weightsio.CheckpointError` lists what differs.
     """
-    from tempsmirk.smirk.checkpoint import load_weights_into, read_weights_file
+    from tempsmirk.weightsio import load_weights_into, read_weights_file
 
-    load_weights_into(backbone, read_weights_file(path), str(path),
+    load_weights_into(backbone, read_weights_file(path, "backbone weights file"), str(path),
                       f"weights for this backbone ({type(backbone).__name__}); use the weights of the "
                       f"timm model named in tempsmirk.smirk.encoder.BACKBONES for this branch")

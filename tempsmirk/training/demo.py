@@ -11,11 +11,11 @@ run cut short resumes from its last checkpoint on the next call.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
+from tempsmirk.cachekey import cache_key, fingerprint
 from tempsmirk.config import Config, config_to_yaml, load_config
 from tempsmirk.paths import cache_dir, repo_root
 
@@ -34,10 +34,7 @@ def _head_fingerprint(cfg: Config) -> str:
     from tempsmirk.flame import load_flame
 
     flame = load_flame(cfg.model.flame_path, cfg.model.n_shape, cfg.model.n_exp)
-    h = hashlib.sha256()
-    for t in (flame.v_template, flame.shapedirs, flame.faces):
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
+    return fingerprint(flame.v_template, flame.shapedirs, flame.faces)
 
 
 def demo_config(profile: str = "small", seed: int = 0) -> Config:
@@ -66,8 +63,7 @@ def demo_checkpoint(profile: str = "small", seed: int = 0, progress: bool = Fals
     from tempsmirk.training.trainer import Trainer
 
     cfg = demo_config(profile, seed)
-    recipe = f"{config_to_yaml(cfg)}\nrecipe {DEMO_RECIPE}\nhead {_head_fingerprint(cfg)}"
-    key = hashlib.sha256(recipe.encode()).hexdigest()[:12]
+    key = cache_key(config_to_yaml(cfg), f"recipe {DEMO_RECIPE}", f"head {_head_fingerprint(cfg)}", length=12)
     run_dir = Path(root) if root is not None else cache_dir("checkpoints")
     run_dir = run_dir / f"demo-{profile}-seed{seed}-{key}"
     final = run_dir / "smirk.pt"

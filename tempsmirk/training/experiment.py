@@ -9,7 +9,8 @@ logged) and in the config overrides they name (e.g. :data:`AUGMENTATION_CONDITIO
 augmentation drawn per clip or per frame). Every run is then evaluated on the same held-out
 clips (never augmented) with :func:`tempsmirk.temporal.jitter_report`: per-frame parameter and
 vertex error next to acceleration error, jitter and identity variance. Real clips (MEAD) have no
-ground truth, so only jitter and identity variance are reported for them.
+ground truth, so only jitter and identity variance are reported for them. The table and the
+verdict in words are :mod:`tempsmirk.training.report`'s.
 
 Runs are **cached**: each finished run's result is stored under
 ``cache_dir("experiments", <hash>)``, the hash covering the resolved run config, the starting
@@ -24,35 +25,34 @@ Shapes: B clips, T frames.
 from __future__ import annotations
 
 import csv
-import hashlib
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from tempsmirk.atomic import atomic_path
-from tempsmirk.config import Config, ConfigError, config_to_yaml, load_config
+from tempsmirk.cachekey import cache_key, file_digest, fingerprint
+from tempsmirk.config import Config, ConfigError, apply_overrides, config_to_yaml, load_config
 from tempsmirk.data.augmentation import ClipAugmentation
 from tempsmirk.data.clips import MeadClips
 from tempsmirk.data.synthetic import SyntheticFaces
 from tempsmirk.data.types import collate_faces
+from tempsmirk.flame.params import FlameParams
 from tempsmirk.paths import cache_dir, repo_root
 from tempsmirk.smirk.checkpoint import load_smirk_checkpoint, save_smirk_checkpoint
-from tempsmirk.smirk.encoder import EncoderOutput, SmirkEncoder
-from tempsmirk.temporal import TEMPORAL_TERMS, JitterReport, clip_params, jitter_report, pose_normalised_vertices
+from tempsmirk.smirk.encoder import SmirkEncoder
+from tempsmirk.temporal import JitterReport, clip_params, jitter_report, pose_normalised_vertices
 
-__all__ = ["EXPERIMENT_VERSION", "FINETUNE_PROFILES", "METRICS", "AUGMENTATION_CONDITIONS", "Condition", "EvalSpec",
-           "ExperimentSpec", "with_augmentation", "EvalClips", "TrainingLog", "RunResult", "ExperimentResult", "ResultTable", "finetune_config",
-           "eval_clips", "predict_clips", "evaluate", "run_condition", "run_experiment", "summary_table",
-           "verdict"]
+__all__ = ["EXPERIMENT_VERSION", "FINETUNE_PROFILES", "AUGMENTATION_CONDITIONS", "Condition", "EvalSpec",
+           "ExperimentSpec", "with_augmentation", "EvalClips", "TrainingLog", "RunResult", "ExperimentResult",
+           "metric_value", "finetune_config", "eval_clips", "predict_clips", "evaluate", "run_condition",
+           "run_experiment"]
 
 #: Bumped when what a cached result means changes (evaluation, metrics, training code semantics).
 EXPERIMENT_VERSION = 2
@@ -60,20 +60,6 @@ EXPERIMENT_VERSION = 2
 #: settings of the code behind the paper's Table 2 (chapter 5).
 FINETUNE_PROFILES = {"small": "temporal_finetune_small.yaml", "full": "temporal_finetune_full.yaml",
                      "fork": "temporal_finetune_fork.yaml"}
-
-#: Table columns: JitterReport field -> label (units). Per-frame error first, then jitter.
-METRICS = {
-    "expression_rmse": "ψ error",
-    "jaw_error_deg": "jaw error (°)",
-    "pose_error_deg": "pose error (°)",
-    "vertex_error_mm": "vertex error (mm)",
-    "vertex_accel_error_mm": "vertex accel. error (mm/f²)",
-    "expression_accel_error": "ψ accel. error",
-    "vertex_accel_mm": "vertex jitter (mm/f²)",
-    "expression_accel": "ψ jitter",
-    "shape_variance": "identity variance",
-}
-
 
 @dataclass(frozen=True)
 class Condition:
@@ -156,19 +142,15 @@ class EvalClips:
     data); source: a short description."""
 
     images: Tensor
-    target: Optional[EncoderOutput]
+    target: Optional[FlameParams]
     target_vertices: Optional[Tensor]
     source: str
 
     @property
     def fingerprint(self) -> str:
         """A hash of the images and targets (part of every cache key)."""
-        h = hashlib.sha256(self.source.encode())
-        tensors = [self.images] + ([] if self.target is None else
-                                   [getattr(self.target, f.name) for f in fields(EncoderOutput)])
-        for x in tensors:
-            h.update(x.detach().cpu().contiguous().numpy().tobytes())
-        return h.hexdigest()
+        targets = [] if self.target is None else list(self.target.as_dict().values())
+        return fingerprint(self.source, self.images, *targets)
 
 
 def eval_clips(cfg: Config, spec: EvalSpec, flame) -> EvalClips:
@@ -192,7 +174,7 @@ def eval_clips(cfg: Config, spec: EvalSpec, flame) -> EvalClips:
 
 
 @torch.no_grad()
-def predict_clips(encoder: SmirkEncoder, images: Tensor, chunk: int = 64) -> EncoderOutput:
+def predict_clips(encoder: SmirkEncoder, images: Tensor, chunk: int = 64) -> FlameParams:
     """Encode (B, T, 3, H, W) clips frame by frame in eval mode (``chunk`` frames at a time):
     -> (B, T, ...) fields on the CPU."""
     device = next(encoder.parameters()).device
@@ -200,12 +182,12 @@ def predict_clips(encoder: SmirkEncoder, images: Tensor, chunk: int = 64) -> Enc
     encoder.eval()
     b, t = images.shape[:2]
     frames = images.reshape(b * t, *images.shape[2:])
-    out = EncoderOutput.cat(encoder(frames[i:i + chunk].to(device)).to("cpu") for i in range(0, b * t, chunk))
+    out = FlameParams.cat(encoder(frames[i:i + chunk].to(device)).to("cpu") for i in range(0, b * t, chunk))
     encoder.train(was_training)
     return clip_params(out, t)
 
 
-def evaluate(encoder: SmirkEncoder, flame, clips: EvalClips) -> tuple[JitterReport, EncoderOutput]:
+def evaluate(encoder: SmirkEncoder, flame, clips: EvalClips) -> tuple[JitterReport, FlameParams]:
     """Predict the clips and summarise them (with the ground truth where there is one)."""
     pred = predict_clips(encoder, clips.images)
     device = flame.v_template.device
@@ -252,14 +234,14 @@ class RunResult:
     scale: float
     seed: int
     report: JitterReport
-    predictions: EncoderOutput
+    predictions: FlameParams
     log: Optional[TrainingLog]
     seconds: float
     weights: Optional[Path] = None
 
     def _state(self) -> dict:
         return {"condition": self.condition, "scale": self.scale, "seed": self.seed, "report": asdict(self.report),
-                "predictions": {f.name: getattr(self.predictions, f.name) for f in fields(EncoderOutput)},
+                "predictions": self.predictions.as_dict(),
                 "log_columns": list(self.log.columns) if self.log is not None else None,
                 "log_values": torch.from_numpy(self.log.values) if self.log is not None else None,
                 "seconds": self.seconds, "weights": None if self.weights is None else str(self.weights)}
@@ -268,7 +250,7 @@ class RunResult:
     def _from_state(s: dict) -> "RunResult":
         log = None if s["log_columns"] is None else TrainingLog(tuple(s["log_columns"]), s["log_values"].numpy())
         return RunResult(s["condition"], float(s["scale"]), int(s["seed"]), JitterReport(**s["report"]),
-                         EncoderOutput(**s["predictions"]), log, float(s["seconds"]),
+                         FlameParams.from_dict(s["predictions"]), log, float(s["seconds"]),
                          None if s["weights"] is None else Path(s["weights"]))
 
     def save(self, path: Path) -> None:
@@ -317,148 +299,32 @@ class ExperimentResult:
         missing = [s for s in order if s not in runs]
         if missing:
             raise KeyError(f"condition {condition!r} has no run for seed(s) {missing}; it has {list(runs)}")
-        return np.array([_metric(runs[s].report, metric) for s in order])
+        return np.array([metric_value(runs[s].report, metric) for s in order])
 
 
-def _metric(report: JitterReport, name: str) -> float:
+def metric_value(report: JitterReport, name: str) -> float:
+    """One field of a :class:`~tempsmirk.temporal.JitterReport` as a float (NaN where it was not
+    measured)."""
     v = getattr(report, name)
     return float("nan") if v is None else float(v)
 
 
-# ---------------------------------------------------------------------------- table and verdict
-@dataclass(frozen=True)
-class ResultTable:
-    """Mean and spread (sample standard deviation over seeds; NaN with one seed) per condition.
-
-    metrics: JitterReport field names; labels: their column labels. rows: condition names;
-    n: seeds per row; mean, std: (rows, metrics) arrays.
-    """
-
-    metrics: tuple[str, ...]
-    labels: tuple[str, ...]
-    rows: tuple[str, ...]
-    n: tuple[int, ...]
-    mean: np.ndarray
-    std: np.ndarray
-
-    def cell(self, i: int, j: int) -> str:
-        m, s = self.mean[i, j], self.std[i, j]
-        if not np.isfinite(m):
-            return "—"
-        return f"{m:.4g}" + (f" ± {s:.2g}" if np.isfinite(s) else "")
-
-    def __str__(self) -> str:
-        head = ["condition", "seeds", *self.labels]
-        body = [[r, str(n), *(self.cell(i, j) for j in range(len(self.metrics)))]
-                for i, (r, n) in enumerate(zip(self.rows, self.n))]
-        width = [max(len(x[k]) for x in [head, *body]) for k in range(len(head))]
-        fmt = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, width))  # noqa: E731
-        return "\n".join([fmt(head), *map(fmt, body)])
-
-    def _repr_html_(self) -> str:
-        th = "".join(f"<th>{x}</th>" for x in ["condition", "seeds", *self.labels])
-        trs = "".join("<tr>" + f"<td>{r}</td><td>{n}</td>" + "".join(f"<td>{self.cell(i, j)}</td>"
-                                                                 for j in range(len(self.metrics))) + "</tr>"
-                      for i, (r, n) in enumerate(zip(self.rows, self.n)))
-        return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
-
-
-def summary_table(result: ExperimentResult, metrics: Optional[Sequence[str]] = None) -> ResultTable:
-    """Mean ± spread over seeds per condition, with the starting checkpoint (and the ground
-    truth's own jitter, where there is one) as reference rows. ``metrics``: JitterReport fields
-    (default: those of :data:`METRICS` that were measured)."""
-    if metrics is None:
-        metrics = [m for m in METRICS if getattr(result.start.report, m) is not None]
-    rows, n, mean, std = [], [], [], []
-    refs = [("ground truth", result.truth)] if result.truth is not None else []
-    refs += [("average face, every frame", result.average)] if result.average is not None else []
-    for name, rep in refs + [("start (no fine-tuning)", result.start.report)]:
-        rows.append(name)
-        n.append(1)
-        mean.append([_metric(rep, m) for m in metrics])
-        std.append([float("nan")] * len(metrics))
-    for c in result.conditions:
-        v = np.array([[_metric(r.report, m) for m in metrics] for r in result.of(c)])
-        rows.append(c)
-        n.append(len(v))
-        mean.append(v.mean(0))
-        std.append(v.std(0, ddof=1) if len(v) > 1 else np.full(len(metrics), np.nan))
-    return ResultTable(tuple(metrics), tuple(METRICS.get(m, m) for m in metrics), tuple(rows), tuple(n),
-                       np.array(mean, dtype=float), np.array(std, dtype=float))
-
-
-def _change(new: np.ndarray, old: np.ndarray) -> str:
-    d = float(np.mean(new) - np.mean(old))
-    rel = 100 * d / float(np.mean(old)) if np.mean(old) else float("nan")
-    return f"{d:+.3g} ({rel:+.0f} %)"
-
-
-def verdict(result: ExperimentResult, treatment: str = "temporal", baseline: str = "non-temporal",
-            jitter: str = "vertex_accel_mm", error: str = "vertex_error_mm") -> str:
-    """A plain sentence on whether ``treatment`` reduced jitter against ``baseline`` and at what
-    cost in per-frame error, computed from the results paired by seed (same seed = same batches;
-    the baseline's other seeds are left out).
-
-    "reduced" needs a lower mean *and* a lower value in every seed; "reduced on average" a lower
-    mean only. With a ground truth, the treatment's jitter is also put against the true motion's
-    own (below it, real motion is being removed); without one, the cost is reported as identity
-    variance instead.
-    """
-    seeds = [r.seed for r in result.of(treatment)]
-    a, b = result.values(treatment, jitter), result.values(baseline, jitter, seeds)
-    lower = int((a < b).sum())
-    if a.mean() < b.mean() and lower == len(a):
-        word = "reduced"
-    elif a.mean() < b.mean():
-        word = "reduced on average (not in every seed)"
-    else:
-        word = "did not reduce"
-    label = METRICS.get(jitter, jitter)
-    s = (f"{treatment[:1].upper() + treatment[1:]} training {word} jitter: {label} {np.mean(b):.4g} → "
-         f"{np.mean(a):.4g}, {_change(a, b)} over {len(a)} seed(s), lower in {lower} of {len(a)}")
-    e_a, e_b = result.values(treatment, error), result.values(baseline, error, seeds)
-    if np.isfinite(e_a).all() and np.isfinite(e_b).all():
-        worse = e_a.mean() > e_b.mean()
-        s += (f"; {'at a cost' if worse else 'with no cost'} in per-frame accuracy: {METRICS.get(error, error)} "
-              f"{np.mean(e_b):.4g} → {np.mean(e_a):.4g}, {_change(e_a, e_b)}.")
-        true = _metric(result.truth, jitter) if result.truth is not None else float("nan")
-        if true > 0:
-            ratio = float(np.mean(a)) / true
-            s += (f" Its jitter is {ratio:.3g}× the true motion's own"
-                  + (" — smoother than the truth: real motion is being removed." if ratio < 1 else
-                     " — still above it: what was removed was not (all) real motion."))
-    else:
-        v_a, v_b = result.values(treatment, "shape_variance"), result.values(baseline, "shape_variance", seeds)
-        s += (f"; identity variance {np.mean(v_b):.4g} → {np.mean(v_a):.4g} ({_change(v_a, v_b)}). "
-              f"Without ground truth the per-frame cost cannot be measured.")
-    return s
-
-
 # ---------------------------------------------------------------------------- running
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _key(*parts: str) -> str:
-    return hashlib.sha256("\n".join([f"v{EXPERIMENT_VERSION}", *parts]).encode()).hexdigest()[:16]
+    return cache_key(f"v{EXPERIMENT_VERSION}", *parts)
 
 
 def _run_config(cfg: Config, condition: Condition, seed: int, checkpoint: str) -> Config:
     on = condition.scale > 0
     t = cfg.temporal
-    scaled = {k: getattr(t, k) * condition.scale for k in TEMPORAL_TERMS} if on else {}
-    out = replace(cfg, temporal=replace(t, enabled=on, **scaled), run=replace(cfg.run, seed=seed, dir="unset"),
+    temporal = replace(t, enabled=on, weights=t.weights.scaled(condition.scale) if on else t.weights)
+    out = replace(cfg, temporal=temporal, run=replace(cfg.run, seed=seed, dir="unset"),
                   model=replace(cfg.model, init_checkpoint=checkpoint))
     if not condition.overrides:
         return out
     try:
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(out),
-                                                   OmegaConf.from_dotlist(list(condition.overrides))))
-    except OmegaConfBaseException as exc:
+        return apply_overrides(out, condition.overrides)
+    except ConfigError as exc:
         raise ConfigError(f"Condition {condition.name!r}: overrides {list(condition.overrides)} do not fit "
                           f"the config ({exc})") from None
 
@@ -476,7 +342,7 @@ def run_condition(cfg: Config, checkpoint: Union[str, Path], condition: Conditio
 
     checkpoint = Path(checkpoint)
     run_cfg = _run_config(cfg, condition, seed, str(checkpoint))
-    hashed = replace(run_cfg, model=replace(run_cfg.model, init_checkpoint=f"sha256:{_file_digest(checkpoint)}"))
+    hashed = replace(run_cfg, model=replace(run_cfg.model, init_checkpoint=f"sha256:{file_digest(checkpoint)}"))
     key = _key(config_to_yaml(hashed), clips.fingerprint)
     folder = (Path(root) if root is not None else cache_dir("experiments")) / f"{condition.scale:g}-seed{seed}-{key}"
     result = folder / "result.pt"
@@ -499,7 +365,7 @@ def run_condition(cfg: Config, checkpoint: Union[str, Path], condition: Conditio
 
 
 def _start(checkpoint: Path, cfg: Config, flame, clips: EvalClips, root: Optional[Path]) -> RunResult:
-    key = _key("start", _file_digest(checkpoint), str(cfg.model.n_exp), str(cfg.model.n_shape),
+    key = _key("start", file_digest(checkpoint), str(cfg.model.n_exp), str(cfg.model.n_shape),
                clips.fingerprint, str(cfg.model.flame_path))
     path = (Path(root) if root is not None else cache_dir("experiments")) / f"start-{key}" / "result.pt"
     if path.is_file():
@@ -548,5 +414,5 @@ def run_experiment(cfg: Config, checkpoint: Union[str, Path], spec: ExperimentSp
     if clips.target is not None:
         target, tv = clips.target.to(device), clips.target_vertices.to(device)
         truth = jitter_report(target, flame, target, tv)
-        average = jitter_report(target._map(lambda x: x.mean((0, 1), keepdim=True).expand_as(x)), flame, target, tv)
+        average = jitter_report(target.map(lambda x: x.mean((0, 1), keepdim=True).expand_as(x)), flame, target, tv)
     return ExperimentResult(start, tuple(runs), truth, clips, average)

@@ -1,17 +1,22 @@
 """SMIRK's losses of one training iteration, as functions (chapter 3 dissects them).
 
-Shapes: B batch, T frames, H W image size. One iteration of SMIRK (the reference's
+Shapes: B batch, T frames, H W image size, V vertices. One iteration of SMIRK (the reference's
 ``SmirkTrainer.step``) has two passes, each with its own backward and optimiser steps (the
 :class:`~tempsmirk.training.Trainer` runs them):
 
-1. **the reconstruction path** (:func:`first_path`): encode the image -> FLAME parameters ->
-   mesh and landmarks; landmark losses (17 jaw-contour points of the 68, the 105 MediaPipe
-   points) and regularisers; render the face, hide the face in the input
+1. **the reconstruction path** (:func:`first_path`, the reference's ``step1``): encode the image
+   -> FLAME parameters -> mesh and landmarks; landmark losses (17 jaw-contour points of the 68,
+   the 105 MediaPipe points) and regularisers; render the face, hide the face in the input
    (:func:`tempsmirk.smirk.masking.mask_face`) and let the generator redraw the image from
    rendering + masked image: L1, VGG perceptual, and the emotion-feature loss (a second
    generator pass with the generator frozen and in eval mode, so that loss trains only the
    encoder). Both networks step on it.
-2. **the augmented cycle** (:func:`tempsmirk.smirk.cycle.cycle_path`), after that update.
+2. **the augmented cycle** (:func:`cycle_path`, the reference's ``step2``), after that update:
+   the parameters edited (:func:`tempsmirk.smirk.cycle.augment_params`), the edited face
+   generated and read back.
+
+Both take the iteration's fixed :class:`~tempsmirk.training.context.StepContext` (FLAME, face
+mask, sampling weights, templates, loss weights, masking, temporal weights, loss modules).
 
 A clip batch (B clips × T frames, chapter 5) is flattened clip-major to B·T frames, and the
 encoder output is regrouped into (B, T, ...) clips for :func:`tempsmirk.temporal.temporal_loss`,
@@ -31,31 +36,27 @@ import torch
 from torch import Tensor, nn
 
 from tempsmirk.data.types import FaceBatch
+from tempsmirk.flame.params import FlameParams
 from tempsmirk.losses import (
-    EmotionLoss,
     LossWeights,
-    PerceptualLoss,
+    cycle_loss,
     expression_reg,
     jaw_contour,
     jaw_reg,
     landmark_loss,
     reconstruction_loss,
     shape_reg,
+    weighted_sum,
 )
 from tempsmirk.render import project_points, render_mesh
-from tempsmirk.smirk.cycle import CycleConfig, CycleOutput, ExpressionTemplates, cycle_path
-from tempsmirk.smirk.encoder import EncoderOutput
-from tempsmirk.smirk.masking import MaskedInput, MaskingConfig, face_hull_points, mask_face
-from tempsmirk.temporal import TemporalTerms, TemporalWeights, clip_params, temporal_loss
+from tempsmirk.smirk.cycle import Augmented, augment_params
+from tempsmirk.smirk.masking import (MaskedInput, face_hull_points, mask_face, mask_image, point_pixels,
+                                     sample_points, scaled_pixels, transfer_pixels)
+from tempsmirk.temporal import TemporalTerms, clip_params, temporal_loss
+from tempsmirk.training.context import StepContext
 
-__all__ = ["LossTerms", "StepOutput", "first_path", "smirk_step", "clip_step", "generator_needed",
+__all__ = ["LossTerms", "CycleOutput", "StepOutput", "first_path", "cycle_path", "smirk_step", "clip_step",
            "frozen_eval"]
-
-
-def generator_needed(weights: LossWeights, cycle: CycleConfig, perceptual: Optional[PerceptualLoss] = None) -> bool:
-    """Whether any weighted loss uses the generator (False in encoder pretraining)."""
-    vgg = perceptual is not None and perceptual.enabled and weights.perceptual > 0
-    return bool(weights.reconstruction > 0 or vgg or weights.emotion > 0 or (cycle.enabled and weights.cycle > 0))
 
 
 class frozen_eval:
@@ -108,6 +109,27 @@ class LossTerms:
 
 
 @dataclass(frozen=True)
+class CycleOutput:
+    """Everything the cycle path made (for the loss and for pictures).
+
+    loss: () :func:`~tempsmirk.losses.cycle_loss` of re-encoded vs edited parameters.
+    augmented: the edits.
+    rendering: (B, 3, H, W) shading of the edited mesh.
+    masked: (B, 3, H, W) the generator's masked input: face hidden, fresh points moved to the
+        edited mesh.
+    generated: (B, 3, H, W) the generator's image of the edited face.
+    reencoded: :class:`~tempsmirk.flame.FlameParams` read back from ``generated``.
+    """
+
+    loss: Tensor
+    augmented: Augmented
+    rendering: Tensor
+    masked: Tensor
+    generated: Tensor
+    reencoded: FlameParams
+
+
+@dataclass(frozen=True)
 class StepOutput:
     """What an iteration computed.
 
@@ -126,7 +148,7 @@ class StepOutput:
     """
 
     losses: LossTerms
-    params: EncoderOutput
+    params: FlameParams
     rendering: Optional[Tensor]
     masked: Optional[MaskedInput]
     generated: Optional[Tensor]
@@ -140,31 +162,23 @@ class StepOutput:
         return replace(self, losses=losses, cycle=cycle)
 
 
-def first_path(encoder: nn.Module, generator: nn.Module, flame: nn.Module, batch: FaceBatch,
-               weights: LossWeights, masking: MaskingConfig, face_mask: Optional[Tensor], face_weights: Tensor,
-               rng: torch.Generator, perceptual: Optional[PerceptualLoss] = None,
-               emotion: Optional[EmotionLoss] = None, shape_trains: bool = False, expression_trains: bool = True,
-               render: bool = True, temporal: Optional[TemporalWeights] = None) -> StepOutput:
+def first_path(encoder: nn.Module, generator: nn.Module, batch: FaceBatch, ctx: StepContext,
+               rng: torch.Generator, shape_trains: bool = False, expression_trains: bool = True,
+               render: bool = True) -> StepOutput:
     """SMIRK's reconstruction path (the reference's ``step1``). Explained in chapter 3.
 
     Args:
-        encoder, generator, flame: the models (on the batch's device).
+        encoder, generator: the networks (on the batch's device).
         batch: a frame :class:`FaceBatch` ((B, 3, H, W) images, landmarks normalised) or a clip
-            batch ((B, T, 3, H, W), with ``temporal``).
-        weights: loss weights; masking: its config section.
-        face_mask: (F,) bool faces rendered (FLAME's face region); None draws all.
-        face_weights: (F,) sampling weights (:func:`~tempsmirk.smirk.masking.face_sampling_weights`).
+            batch ((B, T, 3, H, W)), whose temporal terms are weighted by ``ctx.temporal``.
+        ctx: the iteration's :class:`~tempsmirk.training.context.StepContext`.
         rng: CPU ``torch.Generator`` for the masking draws.
-        perceptual: VGG loss module, or None (off).
-        emotion: the emotion-feature loss module; required when ``weights.emotion`` > 0.
         shape_trains, expression_trains: add the shape / expression and jaw regularisers, as
             SMIRK adds each only while its branch trains.
         render: render and mask even when no loss of this path needs the generator (for the
             cycle path, which samples on this rendering, and for pictures). ``False`` skips both
             when nothing needs them (about 40 % of an encoder-only step on a CPU); ``rendering``
             and ``masked`` are then None.
-        temporal: the weights of eqs. (3)–(4) for a clip batch (all zero: the non-temporal
-            baseline, whose terms are still computed for the log); must be None for frames.
     Returns:
         :class:`StepOutput` without ``cycle``; ``losses.total`` is this path's weighted sum.
     """
@@ -172,18 +186,15 @@ def first_path(encoder: nn.Module, generator: nn.Module, flame: nn.Module, batch
     if batch.is_clip:
         t = batch.image.shape[1]
         batch = batch.frames()
-    elif temporal is not None:
-        raise ValueError("temporal weights need a clip batch with (B, T, 3, H, W) images; got "
-                         f"{tuple(batch.image.shape)}")
-    if weights.emotion > 0 and emotion is None:
+    weights, flame = ctx.weights, ctx.flame
+    if weights.emotion > 0 and ctx.emotion is None:
         raise ValueError(f"the emotion-feature loss has weight {weights.emotion} but no emotion network "
                          f"was given; set model.emotion_path to EMOCA's ResNet-50 emotion checkpoint or "
-                         f"loss.emotion=0")
+                         f"loss.weights.emotion=0")
     image = batch.image
     size = image.shape[-1]
     p = encoder(image)
-    out = flame(shape=p.shape, expression=p.expression, global_pose=p.global_pose,
-                jaw_pose=p.jaw_pose, eyelids=p.eyelids)
+    out = flame.forward_params(p)
     lmk68 = project_points(out.landmarks68, p.cam, size).normalised
     lmk_mp = project_points(out.landmarks_mp, p.cam, size).normalised
     valid = batch.landmarks_valid
@@ -194,93 +205,119 @@ def first_path(encoder: nn.Module, generator: nn.Module, flame: nn.Module, batch
     l_shape = shape_reg(p.shape) if shape_trains else zero
 
     # The generator's losses of this path (the cycle's rendering is asked for with ``render``).
-    needed = generator_needed(weights, CycleConfig(enabled=False), perceptual)
+    needed = ctx.generator_needed(cycle=False)
     rendering = masked = None
     if render or needed:
-        rendering = render_mesh(out.vertices, flame.faces, p.cam, size, face_mask=face_mask)
+        rendering = render_mesh(out.vertices, flame.faces, p.cam, size, face_mask=ctx.face_mask)
         # The hull comes from the *detected* landmarks: where the face really is in the image.
         hull = batch.hull_points if batch.hull_points is not None else face_hull_points(
             batch.landmarks68, batch.landmarks_mp)
-        masked = mask_face(image, hull, rendering, flame.faces, face_weights, masking, rng)
+        masked = mask_face(image, hull, rendering, flame.faces, ctx.face_weights, ctx.masking, rng)
     generated, l_rec, l_vgg, l_emo = None, zero, zero, zero
     if needed:
         gen_input = torch.cat([rendering.image, masked.image], dim=1)
         generated = generator(gen_input)
         l_rec = reconstruction_loss(generated, image)
-        if perceptual is not None and weights.perceptual:
-            l_vgg = perceptual(generated, image)
+        if ctx.perceptual is not None and weights.perceptual:
+            l_vgg = ctx.perceptual(generated, image)
         if weights.emotion > 0:
             # Only the encoder learns from this term: the generator is frozen and in eval mode.
             with frozen_eval(generator):
-                l_emo = emotion(generator(gen_input), image)
+                l_emo = ctx.emotion(generator(gen_input), image)
 
-    w = weights
-    total = (w.landmarks_fan * l_fan + w.landmarks_mp * l_mp + w.expression_reg * l_exp
-             + w.jaw_reg * l_jaw + w.shape_reg * l_shape + w.reconstruction * l_rec
-             + w.perceptual * l_vgg + w.emotion * l_emo)
-    terms = None
+    terms = dict(landmarks_fan=l_fan, landmarks_mp=l_mp, expression_reg=l_exp, jaw_reg=l_jaw,
+                 shape_reg=l_shape, reconstruction=l_rec, perceptual=l_vgg, emotion=l_emo)
+    total = weighted_sum(weights, terms)
+    temporal_terms = None
     if t:
-        terms = temporal_loss(clip_params(p, t), temporal if temporal is not None else TemporalWeights())
-        total = total + terms.total
-    losses = LossTerms(landmarks_fan=l_fan, landmarks_mp=l_mp, expression_reg=l_exp, jaw_reg=l_jaw,
-                       shape_reg=l_shape, reconstruction=l_rec, perceptual=l_vgg, emotion=l_emo,
-                       cycle=zero, total=total)
+        temporal_terms = temporal_loss(clip_params(p, t), ctx.temporal)
+        total = total + temporal_terms.total
+    losses = LossTerms(**terms, cycle=zero, total=total)
     return StepOutput(losses=losses, params=p, rendering=None if rendering is None else rendering.image,
-                      masked=masked, generated=generated, temporal=terms,
+                      masked=masked, generated=generated, temporal=temporal_terms,
                       screen_vertices=None if rendering is None else rendering.screen_vertices.detach())
 
 
-def smirk_step(encoder: nn.Module, generator: nn.Module, flame: nn.Module, batch: FaceBatch,
-               weights: LossWeights, masking: MaskingConfig, cycle: CycleConfig, face_mask: Optional[Tensor],
-               face_weights: Tensor, templates: ExpressionTemplates, rng: torch.Generator,
-               perceptual: Optional[PerceptualLoss] = None, shape_trains: bool = False,
-               render: bool = True, emotion: Optional[EmotionLoss] = None,
-               cycle_trains_generator: bool = True) -> StepOutput:
+def cycle_path(encoder: nn.Module, generator: nn.Module, image: Tensor, params: FlameParams, hidden: Tensor,
+               screen_vertices: Tensor, ctx: StepContext, rng: torch.Generator,
+               generator_trains: bool) -> CycleOutput:
+    """One augmented-cycle pass, SMIRK's ``step2`` (:mod:`tempsmirk.smirk.cycle` describes the
+    edits and their numbers). Explained in chapter 3.
+
+    Which network learns is the caller's business (the :class:`~tempsmirk.training.Trainer`
+    freezes the encoder on even iterations and the generator on odd ones); ``generator_trains``
+    says which case this is: when False the generated image is detached (only the encoder's
+    reading is trained) and the shape term is left out, as in SMIRK.
+
+    Args:
+        encoder, generator: the networks.
+        image: (B, 3, H, W) the input images.
+        params: (B, ...) encoder outputs of ``image`` (detached here).
+        hidden: (B, 1, H, W) the dilated landmark hull (``MaskedInput.hidden``).
+        screen_vertices: (B, V, 3) pixel-space vertices of ``params``' mesh (the reconstruction
+            path's rendering): fresh points are sampled on it.
+        ctx: the iteration's :class:`~tempsmirk.training.context.StepContext` (FLAME, face mask,
+            sampling weights, templates, masking: ``cycle_dropout`` used).
+        rng: CPU ``torch.Generator``.
+    """
+    flame, masking = ctx.flame, ctx.masking
+    size = image.shape[-1]
+    aug = augment_params(params, ctx.templates, rng)
+    a = aug.params
+    with torch.no_grad():
+        out = flame.forward_params(a)
+        rendering = render_mesh(out.vertices, flame.faces, a.cam, size, face_mask=ctx.face_mask)
+    n = max(1, int(masking.sample_fraction * size * size))
+    points = sample_points(screen_vertices, flame.faces, ctx.face_weights, n, size, rng)
+    source = point_pixels(points, screen_vertices, flame.faces, size)
+    target = point_pixels(points, rendering.screen_vertices, flame.faces, size)
+    extra = transfer_pixels(image, source, target, points.valid)
+    masked, _, _ = mask_image(image, hidden, extra, rendering.mask, masking.colour_jitter, masking.cycle_dropout,
+                              scaled_pixels(masking.patch_size, size), rng)
+    generated = generator(torch.cat([rendering.image, masked], dim=1).detach())
+    if not generator_trains:
+        generated = generated.detach()
+    reencoded = encoder(generated)
+    loss = cycle_loss(reencoded, a, shape_weight=1.0 if generator_trains else 0.0)
+    return CycleOutput(loss=loss, augmented=aug, rendering=rendering.image, masked=masked,
+                       generated=generated, reencoded=reencoded)
+
+
+def smirk_step(encoder: nn.Module, generator: nn.Module, batch: FaceBatch, ctx: StepContext, rng: torch.Generator,
+               shape_trains: bool = False, render: bool = True, cycle_trains_generator: bool = True) -> StepOutput:
     """Both passes' losses for a batch of single frames at the current weights. Chapter 3.
 
-    :func:`first_path`, then (when ``cycle.enabled`` and ``weights.cycle``) the cycle path on the
-    same weights — in training the cycle runs after the first path's update. The arguments are
-    those of :func:`first_path` plus ``cycle`` (its config), ``templates`` (the bank) and
-    ``cycle_trains_generator`` (even iterations: True, the generator learns in the cycle; odd:
-    False, the encoder does). ``losses.total`` includes ``weights.cycle · cycle``.
+    :func:`first_path`, then (when ``ctx.weights.cycle`` > 0) :func:`cycle_path` on the same
+    weights — in training the cycle runs after the first path's update. ``cycle_trains_generator``:
+    even iterations (True) the generator learns in the cycle; odd (False) the encoder does.
+    ``losses.total`` includes ``weights.cycle · cycle``.
     """
-    out = first_path(encoder, generator, flame, batch, weights, masking, face_mask, face_weights, rng,
-                     perceptual, emotion, shape_trains, render=render or (cycle.enabled and weights.cycle > 0))
-    return _with_cycle(out, encoder, generator, flame, batch.frames(), weights, masking, cycle, face_mask,
-                       face_weights, templates, rng, cycle_trains_generator)
+    out = first_path(encoder, generator, batch, ctx, rng, shape_trains, render=render or ctx.cycle_on)
+    return _with_cycle(out, encoder, generator, batch.frames(), ctx, rng, cycle_trains_generator)
 
 
-def clip_step(encoder: nn.Module, generator: nn.Module, flame: nn.Module, batch: FaceBatch,
-              weights: LossWeights, masking: MaskingConfig, cycle: CycleConfig, face_mask: Optional[Tensor],
-              face_weights: Tensor, templates: ExpressionTemplates, rng: torch.Generator,
-              perceptual: Optional[PerceptualLoss] = None, shape_trains: bool = False,
-              temporal: TemporalWeights = TemporalWeights(), render: bool = False,
-              emotion: Optional[EmotionLoss] = None, cycle_trains_generator: bool = True) -> StepOutput:
-    """:func:`smirk_step` for a clip batch: SMIRK's losses on every frame plus the weighted
-    temporal terms (eq. 5). Explained in chapter 5.
+def clip_step(encoder: nn.Module, generator: nn.Module, batch: FaceBatch, ctx: StepContext, rng: torch.Generator,
+              shape_trains: bool = False, render: bool = False, cycle_trains_generator: bool = True) -> StepOutput:
+    """:func:`smirk_step` for a clip batch: SMIRK's losses on every frame plus the temporal terms
+    weighted by ``ctx.temporal`` (eq. 5; all zero: the non-temporal baseline, whose terms are
+    still computed for the log). Explained in chapter 5.
 
-    ``batch`` is a clip :class:`FaceBatch` ((B, T, 3, H, W) images); ``temporal`` the weights of
-    eqs. (3)–(4) (all zero: the non-temporal baseline, whose terms are still computed for the
-    log); ``render`` as in :func:`first_path` (default False: clip training on a CPU is long
-    enough without renderings nobody looks at). Returns a :class:`StepOutput` with (B·T, ...)
-    ``params`` and images, ``temporal`` set, and ``losses.total`` = SMIRK total +
-    ``temporal.total``.
+    ``batch`` is a clip :class:`FaceBatch` ((B, T, 3, H, W) images); ``render`` as in
+    :func:`first_path` (default False: clip training on a CPU is long enough without renderings
+    nobody looks at). Returns a :class:`StepOutput` with (B·T, ...) ``params`` and images,
+    ``temporal`` set, and ``losses.total`` = SMIRK total + ``temporal.total``.
     """
     if not batch.is_clip:
         raise ValueError(f"clip_step needs a clip batch with (B, T, 3, H, W) images; got "
                          f"{tuple(batch.image.shape)}. Use smirk_step for single frames")
-    out = first_path(encoder, generator, flame, batch, weights, masking, face_mask, face_weights, rng,
-                     perceptual, emotion, shape_trains, render=render or (cycle.enabled and weights.cycle > 0),
-                     temporal=temporal)
-    return _with_cycle(out, encoder, generator, flame, batch.frames(), weights, masking, cycle, face_mask,
-                       face_weights, templates, rng, cycle_trains_generator)
+    out = first_path(encoder, generator, batch, ctx, rng, shape_trains, render=render or ctx.cycle_on)
+    return _with_cycle(out, encoder, generator, batch.frames(), ctx, rng, cycle_trains_generator)
 
 
-def _with_cycle(out: StepOutput, encoder, generator, flame, frames: FaceBatch, weights: LossWeights,
-                masking: MaskingConfig, cycle: CycleConfig, face_mask, face_weights, templates, rng,
-                generator_trains: bool) -> StepOutput:
-    if not (cycle.enabled and weights.cycle > 0):
+def _with_cycle(out: StepOutput, encoder: nn.Module, generator: nn.Module, frames: FaceBatch, ctx: StepContext,
+                rng: torch.Generator, generator_trains: bool) -> StepOutput:
+    if not ctx.cycle_on:
         return out
-    cyc = cycle_path(encoder, generator, flame, frames.image, out.params, out.masked.hidden, out.screen_vertices,
-                     face_mask, face_weights, templates, masking, rng, generator_trains)
-    return out.with_cycle(cyc, weights)
+    cyc = cycle_path(encoder, generator, frames.image, out.params, out.masked.hidden, out.screen_vertices, ctx,
+                     rng, generator_trains)
+    return out.with_cycle(cyc, ctx.weights)

@@ -5,7 +5,7 @@ reference's ``SmirkTrainer.step``:
 
 1. **reconstruction path** (:func:`~tempsmirk.training.step.first_path`): every network in train
    mode; backward; **both** optimisers step (the encoder's holds only the trainable branches);
-2. **cycle path** (:func:`~tempsmirk.smirk.cycle.cycle_path`) with its own backward and step: on
+2. **cycle path** (:func:`~tempsmirk.training.step.cycle_path`) with its own backward and step: on
    even iterations the encoder is frozen (``requires_grad`` off, eval mode) and the generator
    learns, its gradient clipped to norm ``optim.generator_clip`` (0.1); on odd iterations the
    generator is frozen and in eval mode and the encoder learns.
@@ -29,7 +29,8 @@ or a dataset whose items are (T, 3, H, W)), a batch is ``train.batch_size`` clip
 reconstruction path runs on the flattened frames and adds the temporal terms weighted by the
 ``temporal`` section (zero unless ``temporal.enabled``) on every iteration; the cycle runs on
 the frames. The log then has ``temporal_*`` columns (unweighted terms and their weighted total).
-Fine-tuning starts from ``model.init_checkpoint``.
+Fine-tuning starts from ``model.init_checkpoint``; a config that sets ``model.init_required``
+(the fine-tuning presets) refuses to start without one.
 """
 
 from __future__ import annotations
@@ -54,16 +55,16 @@ from tempsmirk.data.build import SOURCES, TrainingData, build_dataset
 from tempsmirk.data.synthetic import item_seed
 from tempsmirk.data.types import FaceBatch
 from tempsmirk.flame import load_flame
-from tempsmirk.losses import EmotionLoss, PerceptualLoss
+from tempsmirk.flame.params import FlameParams
 from tempsmirk.meshio import atomic_write_bytes
 from tempsmirk.seeding import seed_everything
-from tempsmirk.smirk.checkpoint import atomic_torch_save, load_smirk_state, save_smirk_checkpoint, smirk_state_dict
-from tempsmirk.smirk.cycle import builtin_templates, cycle_path, load_templates
-from tempsmirk.smirk.encoder import BRANCHES, EncoderOutput, SmirkEncoder
+from tempsmirk.smirk.checkpoint import load_smirk_state, read_smirk_state, save_smirk_checkpoint, smirk_state_dict
+from tempsmirk.smirk.encoder import BRANCHES, SmirkEncoder
 from tempsmirk.smirk.generator import SmirkGenerator
-from tempsmirk.smirk.masking import face_sampling_weights, load_triangle_masks
 from tempsmirk.temporal import TemporalTerms
-from tempsmirk.training.step import LossTerms, StepOutput, first_path, frozen_eval, generator_needed
+from tempsmirk.training.context import StepContext, step_context
+from tempsmirk.training.step import LossTerms, StepOutput, cycle_path, first_path, frozen_eval
+from tempsmirk.weightsio import atomic_torch_save
 
 __all__ = ["Trainer", "TrainingDiverged", "lr_factor", "StepBatches", "image_grid", "CHECKPOINT_FORMAT",
            "LOG_FIELDS", "TEMPORAL_LOG_FIELDS"]
@@ -131,8 +132,8 @@ class _Autocast(nn.Module):
     def forward(self, x: Tensor):
         with torch.autocast("cuda", dtype=torch.float16):
             y = self.module(x)
-        if isinstance(y, EncoderOutput):
-            return y._map(lambda t: t.float())
+        if isinstance(y, FlameParams):
+            return y.map(lambda t: t.float())
         return y.float()
 
 
@@ -183,6 +184,10 @@ class Trainer:
         unknown = [b for b in cfg.model.frozen if b not in BRANCHES]
         if unknown:
             raise ValueError(f"model.frozen: unknown branches {unknown}; choose from {BRANCHES}")
+        if cfg.model.init_required and cfg.model.init_checkpoint is None:
+            raise ValueError("this config fine-tunes a trained SMIRK (model.init_required) but names no "
+                             "starting checkpoint: set model.init_checkpoint=PATH to a SMIRK checkpoint "
+                             "(e.g. the one tempsmirk.training.demo_checkpoint() trains)")
         if cfg.train.device == "auto":
             self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         else:
@@ -192,8 +197,6 @@ class Trainer:
 
         m = cfg.model
         flame = load_flame(m.flame_path, m.n_shape, m.n_exp)
-        # The data keep a CPU copy (synthetic faces render in worker processes).
-        self.flame = copy.deepcopy(flame).to(self.device)
         self.data = (TrainingData(dataset, cfg.data.num_workers) if dataset is not None
                      else build_dataset(cfg.data, flame))
         self.dataset = self.data.dataset
@@ -210,42 +213,22 @@ class Trainer:
                              f"statistics; got train.batch_size={cfg.train.batch_size} clip(s) of "
                              f"T={self.clip_length} frame(s). Use clips of T >= 2 frames or more clips "
                              f"per batch")
-        self.temporal_weights = cfg.temporal.weights()
         self.encoder = SmirkEncoder(n_exp=m.n_exp, n_shape=m.n_shape).to(self.device)
         self.generator = SmirkGenerator().to(self.device)
         if m.init_checkpoint is not None:
-            from tempsmirk.smirk.checkpoint import _flat_weights, read_weights_file
-
-            state = _flat_weights(read_weights_file(m.init_checkpoint), m.init_checkpoint)
+            state = read_smirk_state(m.init_checkpoint)
             gen = self.generator if any(k.startswith("smirk_generator.") for k in state) else None
             load_smirk_state(self.encoder, gen, state, source=str(m.init_checkpoint))
         self.trainable_branches = tuple(b for b in BRANCHES if b not in m.frozen)
         if m.frozen:
             self.encoder.freeze(*m.frozen)
-        self.face_mask = (self.flame.region_faces("face") if "face" in self.flame.masks
-                          else torch.ones(len(self.flame.faces), dtype=torch.bool, device=self.device))
-        lc = cfg.loss
-        triangles = (load_triangle_masks(lc.masking.triangle_masks, len(self.flame.faces))
-                     if lc.masking.triangle_masks else None)
-        self.face_weights = face_sampling_weights(self.flame, triangles)
-        cyc = lc.cycle_path
-        self.templates = (load_templates(cyc.templates_path, m.n_exp) if cyc.templates_path
-                          else builtin_templates(m.n_exp, cyc.template_components, cyc.template_amplitude))
-        self.templates = self.templates.to(self.device)
-        self.weights = lc.weights()
-        self.perceptual = None
-        if self.weights.perceptual:
-            self.perceptual = PerceptualLoss(m.vgg_path).to(self.device)  # warns when off
-        self.emotion = None
-        if self.weights.emotion:
-            if m.emotion_path is None:
-                raise ValueError(f"loss.emotion={self.weights.emotion} needs EMOCA's ResNet-50 emotion network: "
-                                 f"set model.emotion_path to its checkpoint (SMIRK: assets/ResNet50/"
-                                 f"checkpoints/*.ckpt), or loss.emotion=0")
-            self.emotion = EmotionLoss.from_file(m.emotion_path).to(self.device)
+        # The data keep a CPU copy of FLAME (synthetic faces render in worker processes).
+        #: What every pass uses: FLAME on the device, masks, templates, weights, loss modules.
+        self.context: StepContext = step_context(copy.deepcopy(flame).to(self.device), cfg.loss, cfg.temporal,
+                                                 m.vgg_path, m.emotion_path)
         #: Whether the generator is in the loop at all (not in encoder pretraining).
-        self.uses_generator = generator_needed(self.weights, cyc, self.perceptual)
-        self.cycle_on = bool(cyc.enabled and self.weights.cycle > 0)
+        self.uses_generator = self.context.generator_needed()
+        self.cycle_on = self.context.cycle_on
 
         o = cfg.optim
         enc_params = [p for b in self.trainable_branches for p in self.encoder.branch(b).parameters()]
@@ -381,7 +364,7 @@ class Trainer:
         every = self.cfg.train.image_every
         picture = bool(every and (self.step + 1) % every == 0)
         batch = batch.to(self.device)
-        lc = self.cfg.loss
+        ctx = self.context
         gen_in_cycle = self.cycle_trains_generator(self.step)
 
         # 1. Reconstruction path: everything in train mode, both optimisers step.
@@ -389,12 +372,10 @@ class Trainer:
         self.generator.train()
         # Rendering and masking only when something needs them (encoder-only profiles: they would
         # otherwise cost more than the step itself).
-        out = first_path(self._enc, self._gen, self.flame, batch, self.weights, lc.masking, self.face_mask,
-                         self.face_weights, self.rng, self.perceptual, self.emotion,
+        out = first_path(self._enc, self._gen, batch, ctx, self.rng,
                          shape_trains="shape" in self.trainable_branches,
                          expression_trains="expression" in self.trainable_branches,
-                         render=picture or self.cycle_on,
-                         temporal=self.temporal_weights if batch.is_clip else None)
+                         render=picture or self.cycle_on)
         bad = out.losses.non_finite()
         if bad:
             raise self._diverged("reconstruction path", out.losses, bad, "Nothing was updated.")
@@ -410,17 +391,16 @@ class Trainer:
         if self.cycle_on:
             frames = batch.frames()
             with frozen_eval(self.encoder if gen_in_cycle else self.generator):
-                cyc = cycle_path(self._enc, self._gen, self.flame, frames.image, out.params, out.masked.hidden,
-                                 out.screen_vertices, self.face_mask, self.face_weights, self.templates,
-                                 lc.masking, self.rng, generator_trains=gen_in_cycle)
-                out = out.with_cycle(cyc, self.weights)
+                cyc = cycle_path(self._enc, self._gen, frames.image, out.params, out.masked.hidden,
+                                 out.screen_vertices, ctx, self.rng, generator_trains=gen_in_cycle)
+                out = out.with_cycle(cyc, ctx.weights)
                 if not torch.isfinite(cyc.loss.detach()):
                     raise self._diverged("cycle path", out.losses, ["cycle"],
                                          "The reconstruction path had already updated the networks in "
                                          "memory; nothing of this step was saved.")
                 self.opt_encoder.zero_grad(set_to_none=True)
                 self.opt_generator.zero_grad(set_to_none=True)
-                self.scaler.scale(self.weights.cycle * cyc.loss).backward()
+                self.scaler.scale(ctx.weights.cycle * cyc.loss).backward()
                 if gen_in_cycle:
                     clip = self.cfg.optim.generator_clip
                     if clip:

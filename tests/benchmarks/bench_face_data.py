@@ -29,12 +29,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
 from face_corpora import build_face_corpora  # noqa: E402
 
-from tempsmirk.data.augment import FaceAugmentationConfig, augment_faces, draw_augmentation  # noqa: E402
-from tempsmirk.data.faces import (FaceCropConfig, FaceDataWarning, FaceSource, crop_boxes, crop_faces,  # noqa: E402
-                                  read_image)
+from tempsmirk.data.augmentation import FaceAugmentationConfig, augment_faces, draw_augmentation  # noqa: E402
+from tempsmirk.data.faces import FaceCropConfig, FaceDataWarning, FaceSource, crop_boxes, crop_faces  # noqa: E402
 from tempsmirk.data.landmark_files import read_fan_image, read_mediapipe_image  # noqa: E402
 from tempsmirk.flame import FLAME  # noqa: E402
 from tempsmirk.paths import shared_data  # noqa: E402
+from tempsmirk.video.io import read_image  # noqa: E402
 
 
 def rate(fn, seconds: float, repeats: int = 3) -> tuple[float, float]:

@@ -35,14 +35,14 @@ from pathlib import Path
 
 import torch
 
-from data_prep.landmarks import detect_frames
-from data_prep.video import iter_frames, probe_video, write_video
 from tempsmirk.fitting import FitConfig, LandmarkFlame, track
 from tempsmirk.flame import FLAME
 from tempsmirk.flame.lbs import batch_rodrigues, blend_shapes, pose_features, rigid_transforms, skin
 from tempsmirk.paths import shared_data
 from tempsmirk.reconstruct import reconstruct_video
 from tempsmirk.reconstruct.pipeline import crop_transforms, fit_targets
+from tempsmirk.video.io import iter_frames, probe_video, write_video
+from tempsmirk.video.landmarks import detect_frames
 
 VIDEO = ("video", "pexels_woman_emotions.mp4")
 

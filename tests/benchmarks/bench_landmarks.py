@@ -2,7 +2,7 @@
 
 Run: ``python tests/benchmarks/bench_landmarks.py [--repeats 3]``. Prints frames per
 second for PyAV decoding, FaceMesh in tracking mode (video) and static mode (images),
-and the end-to-end :func:`data_prep.landmarks.extract_video`. Best of the repeats.
+and the end-to-end :func:`tempsmirk.video.landmarks.extract_video`. Best of the repeats.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import time
 
 import numpy as np
 
-from data_prep.landmarks import FaceMesh, extract_video
-from data_prep.video import iter_frames
 from tempsmirk.paths import shared_data
+from tempsmirk.video.io import iter_frames
+from tempsmirk.video.landmarks import FaceMesh, extract_video
 
 
 def _best(fn, repeats: int) -> tuple[float, object]:

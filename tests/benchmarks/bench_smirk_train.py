@@ -19,8 +19,7 @@ import torch
 
 from tempsmirk.config import load_config
 from tempsmirk.data import SyntheticConfig, SyntheticFaces, collate_faces
-from tempsmirk.smirk import cycle_path
-from tempsmirk.training import Trainer, first_path
+from tempsmirk.training import Trainer, cycle_path, first_path
 
 
 def main() -> None:
@@ -40,28 +39,26 @@ def main() -> None:
 
     run = tempfile.mkdtemp(prefix="bench_smirk_")
     cfg = load_config(None, [f"run.dir={run}", f"train.batch_size={args.batch}", f"train.device={args.device}",
-                             f"train.amp={args.amp}", f"data.synthetic.image_size={args.size}", "loss.perceptual=0",
+                             f"train.amp={args.amp}", f"data.synthetic.image_size={args.size}", "loss.weights.perceptual=0",
                              "train.steps=1000", "train.log_every=0", "train.image_every=0"])
     t = Trainer(cfg, progress=False)
-    data = SyntheticFaces(t.flame, SyntheticConfig(image_size=args.size, n_items=args.batch))
+    data = SyntheticFaces(t.context.flame, SyntheticConfig(image_size=args.size, n_items=args.batch))
     batch = collate_faces([data[i] for i in range(args.batch)]).to(t.device)
 
     def clock() -> float:  # CUDA runs asynchronously: wait for queued kernels before reading the time
         if t.device.type == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter()
-    m = cfg.loss
     t.train_step(batch)  # warm-up (allocations, first-call overheads)
     t.train_step(batch)
     first, cycle, steps = [], [], []
     for _ in range(args.repeats):
         tic = clock()
-        out = first_path(t.encoder, t.generator, t.flame, batch, t.weights, m.masking, t.face_mask, t.face_weights,
-                         t.rng, render=True)
+        out = first_path(t.encoder, t.generator, batch, t.context, t.rng, render=True)
         first.append(clock() - tic)
         tic = clock()
-        c = cycle_path(t.encoder, t.generator, t.flame, batch.image, out.params, out.masked.hidden,
-                       out.screen_vertices, t.face_mask, t.face_weights, t.templates, m.masking, t.rng, True)
+        c = cycle_path(t.encoder, t.generator, batch.image, out.params, out.masked.hidden, out.screen_vertices,
+                       t.context, t.rng, True)
         cycle.append(clock() - tic)
         del out, c
         tic = clock()

@@ -31,7 +31,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data_prep.video import iter_frames, probe_video, write_video
 from tempsmirk.data import SyntheticConfig, SyntheticFaces
 from tempsmirk.fitting import FitConfig, LandmarkFlame
 from tempsmirk.paths import shared_data
@@ -39,6 +38,7 @@ from tempsmirk.reconstruct import OneEuro, load_models, reconstruct_video
 from tempsmirk.reconstruct.compare import (MetricsTable, average_track, detection_metrics, encoder_track, fit_track,
                                            frame_track, track_metrics)
 from tempsmirk.training import DEMO_IMAGE_SIZE, demo_checkpoint
+from tempsmirk.video.io import iter_frames, probe_video, write_video
 
 REAL = ("video", "pexels_woman_emotions.mp4")
 REAL_COLUMNS = ("landmark_error_px", "landmark_accel_px", "vertex_accel_mm", "pose_accel_deg", "jaw_accel_deg",

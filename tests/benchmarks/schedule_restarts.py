@@ -26,7 +26,7 @@ from tempsmirk.training.trainer import lr_factor
 def run(restart: bool, epochs: int, length: int, size: int, seed: int) -> list[dict]:
     cfg = load_config(None, [f"run.dir={tempfile.mkdtemp(prefix='sched_')}", f"train.steps={epochs * length}",
                              "train.batch_size=8", f"data.synthetic.image_size={size}", "data.synthetic.n_items=4096",
-                             "loss.perceptual=0", "loss.shape_reg=0.01", "train.log_every=0", "train.image_every=0",
+                             "loss.weights.perceptual=0", "loss.weights.shape_reg=0.01", "train.log_every=0", "train.image_every=0",
                              "train.checkpoint_every=0", "train.device=cpu", f"run.seed={seed}"])
     t = Trainer(cfg, progress=False)
     o = cfg.optim

@@ -20,7 +20,8 @@ from torch.utils.data import DataLoader
 from tempsmirk.config import load_config
 from tempsmirk.data import SyntheticFaces, collate_faces
 from tempsmirk.paths import repo_root
-from tempsmirk.training import Trainer, load_flame
+from tempsmirk.flame import load_flame
+from tempsmirk.training import Trainer
 
 
 def _corr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -32,7 +33,7 @@ def _corr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @torch.no_grad()
 def predictions(encoder, loader):
-    """(predicted, ground-truth) EncoderOutputs over a loader, encoder in eval mode."""
+    """(predicted, ground-truth) FlameParams over a loader, encoder in eval mode."""
     encoder.eval()
     pairs = [(encoder(batch.image), batch.params) for batch in loader]
     cat = type(pairs[0][0]).cat
@@ -60,9 +61,8 @@ def errors(pred, gt) -> dict[str, float]:
 
 
 def constant(gt, value):
-    """Predictions equal to ``value`` (an EncoderOutput row) for every item."""
-    return type(gt)(**{f: getattr(value, f).expand_as(getattr(gt, f)) for f in
-                       ("global_pose", "cam", "shape", "expression", "eyelids", "jaw_pose")})
+    """Predictions equal to ``value`` (a FlameParams row) for every item."""
+    return type(gt)(**{f: getattr(value, f).expand_as(x) for f, x in gt.as_dict().items()})
 
 
 def main() -> None:
@@ -87,8 +87,8 @@ def main() -> None:
     trainer.train()
     minutes = (time.perf_counter() - tic) / 60
     pred1, _ = predictions(trainer.encoder, loader)
-    rows = {"zeros": errors(constant(gt, gt[:1]._map(torch.zeros_like)), gt),
-            "mean (oracle)": errors(constant(gt, gt._map(lambda x: x.mean(0, keepdim=True))), gt),
+    rows = {"zeros": errors(constant(gt, gt[:1].map(torch.zeros_like)), gt),
+            "mean (oracle)": errors(constant(gt, gt.map(lambda x: x.mean(0, keepdim=True))), gt),
             "untrained": errors(pred0, gt), "trained": errors(pred1, gt)}
     print(f"overrides: {args.overrides}")
     print(f"{args.steps} steps at {cfg.data.synthetic.image_size} px, batch {cfg.train.batch_size}, "

@@ -39,7 +39,7 @@ def build_face_corpora(out: Path, video: Path) -> types.SimpleNamespace:
 
     from data_prep.faces import main as faces_main
     from data_prep.faces import run_mediapipe
-    from data_prep.video import iter_frames, write_image, write_video
+    from tempsmirk.video.io import iter_frames, write_image, write_video
 
     frames = list(islice(iter_frames(video), 0, 121))
     ffhq = out / "ffhq"

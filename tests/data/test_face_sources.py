@@ -15,10 +15,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from face_corpora import FAN_GAP, FAN_SHIFT, NO_FAN_IMAGE, fan_points
-from tempsmirk.data.augment import FaceAugmentationConfig
+from tempsmirk.data.augmentation import FaceAugmentationConfig
 from tempsmirk.data.clips import MP_TO_IBUG68
 from tempsmirk.data.face_corpus import read_corpus
-from tempsmirk.data.faces import FaceCropConfig, FaceDataWarning, FaceSource, read_video_frames
+from tempsmirk.data.faces import FaceCropConfig, FaceDataWarning, FaceSource
 from tempsmirk.data.mix import FaceMix, FaceMixConfig, MixedBatches, MixSource
 from tempsmirk.data.types import collate_faces
 
@@ -41,7 +41,7 @@ def smirk_crop(mp_px: np.ndarray, scale: float):
 
 def redetect(image: torch.Tensor, indices) -> np.ndarray | None:
     """MediaPipe on a (3, H, W) crop: the selected points, normalised, or None."""
-    from data_prep.landmarks import FaceMesh
+    from tempsmirk.video.landmarks import FaceMesh
 
     frame = (image.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
     with FaceMesh(tracking=False) as mesh:
@@ -170,20 +170,6 @@ def test_unreadable_items_are_reported_and_replaced(face_corpora, head, tmp_path
         p.write_bytes(b"")
     with pytest.warns(FaceDataWarning), pytest.raises(RuntimeError, match="could not be read"):
         src.get(0, seed=1)
-
-
-def test_video_frames_are_read_exactly(shared_dir):
-    from data_prep.video import iter_frames
-
-    path = shared_dir / "data" / "video" / "pexels_woman_emotions.mp4"
-    wanted = [(0, 2), (5, 3), (71, 3), (72, 1), (150, 4)]  # key frames at 0, 72, 144
-    got = {s: read_video_frames(path, s, n) for s, n in wanted}
-    for t, frame in enumerate(iter_frames(path)):  # the reference: decoding every frame in order
-        for s, n in wanted:
-            if s <= t < s + n:
-                np.testing.assert_array_equal(got[s][t - s], frame)
-        if t >= 153:
-            break
 
 
 def test_the_mix_gives_identical_batches_with_worker_processes(face_corpora, head):

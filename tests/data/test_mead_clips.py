@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from data_prep.crops import CropBoxes, VideoCrops, save_video_crops
-from data_prep.mead import MeadClip, write_manifest
-from data_prep.video import write_video
 from tempsmirk.data import MeadClips, MeadConfig
-from tempsmirk.data.clips import MP_TO_IBUG68, fill_missing_frames
+from tempsmirk.data.clips import MP_TO_IBUG68
+from tempsmirk.data.mead import MeadClip, write_manifest
+from tempsmirk.video.crops import CropBoxes, VideoCrops, save_video_crops
+from tempsmirk.video.io import write_video
 
 N = 64  # crop side of the fake clips
 MP = torch.tensor([1, 5, 9, 33, 61, 100, 200, 291, 300, 400])  # stand-in landmark_indices
@@ -129,17 +129,14 @@ def test_augmentation_is_drawn_once_per_clip_or_per_frame_and_moves_landmarks(pr
     assert torch.equal(again.image, aug[1].image)  # item i is a pure function of (seed, i)
 
 
-def test_fill_missing_frames_matches_np_interp():
-    rng = np.random.default_rng(1)
-    pts = rng.normal(size=(9, 3, 2))
-    found = np.array([0, 1, 1, 0, 0, 1, 0, 1, 0], bool)
-    pts[~found] = np.nan
-    got = fill_missing_frames(pts, found)
-    t = np.arange(9)
-    for l in range(3):
-        for d in range(2):
-            np.testing.assert_allclose(got[:, l, d], np.interp(t, t[found], pts[found, l, d]))
-    assert (fill_missing_frames(pts, np.zeros(9, bool)) == 0).all()
+def test_a_clip_without_any_face_gives_zero_landmarks_all_invalid(tmp_path):
+    """Nothing to fill from (tempsmirk.video.gaps raises there): MeadClips gives zeros, all invalid."""
+    clip = MeadClip("M003", "front", "happy", 1, "001", "train", "a.mp4", 5)
+    write_manifest(tmp_path / "manifest.csv", [clip])
+    _fake_clip(tmp_path / "clips" / clip.key, 5, missing=range(5))
+    s = MeadClips(MeadConfig(root=str(tmp_path), clip_length=4, image_size=N, augment=False), MP)[0]
+    assert not s.landmarks_valid.any()
+    assert (s.landmarks_mp == 0).all() and (s.landmarks68 == 0).all() and (s.hull_points == 0).all()
 
 
 def test_errors_say_what_to_do(prepared, tmp_path):
@@ -159,7 +156,7 @@ def test_real_face_clip_through_data_prep(shared_dir, tmp_path):
     """A real face through data_prep.mead, then MeadClips: landmarks land on the face, and the
     MediaPipe -> iBUG-68 map puts the 68 points in anatomical order."""
     from data_prep.mead import main
-    from data_prep.video import iter_frames
+    from tempsmirk.video.io import iter_frames
     from tempsmirk.flame import FLAME
 
     frames = np.stack(list(islice(iter_frames(shared_dir / "data" / "video" / "pexels_woman_emotions.mp4"), 8)))

@@ -12,8 +12,9 @@ from tempsmirk.config import load_config
 from tempsmirk.data import build_dataset
 from tempsmirk.data.faces import FaceDataWarning
 from tempsmirk.data.mix import FaceMix, MixedBatches
+from tempsmirk.flame import load_flame
 from tempsmirk.paths import repo_root
-from tempsmirk.training.trainer import Trainer, load_flame
+from tempsmirk.training.trainer import Trainer
 
 PROFILE = repo_root() / "tempsmirk" / "configs" / "smirk_mix.yaml"
 
@@ -36,7 +37,7 @@ def test_twenty_cpu_steps_on_the_mix(face_corpora, tmp_path):
         "data.mix.sources.ffhq.percentage=0.5", "data.mix.sources.lrs3.percentage=0.5",
         "data.mix.sources.mead.percentage=0", "data.mix.sources.celeba.percentage=0",
         "data.mix.sources.mead_sides.percentage=0", "data.mix.image_size=32", "data.num_workers=0",
-        "model.frozen=[]", "loss.perceptual=0", "train.steps=20", "train.batch_size=4", "train.device=cpu",
+        "model.frozen=[]", "loss.weights.perceptual=0", "train.steps=20", "train.batch_size=4", "train.device=cpu",
         "train.amp=false", "train.log_every=1", "train.image_every=10", "train.checkpoint_every=10",
         f"run.dir={tmp_path / 'run'}"]
     cfg = load_config(PROFILE, overrides)

@@ -5,19 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from data_prep.crops import load_video_crops
-from data_prep.landmarks import load_landmarks
-from data_prep.mead import (
-    SMIRK_MEAD_SPLIT,
-    SubjectSplit,
-    build_manifest,
-    clip_output_dir,
-    main,
-    prepare_mead,
-    read_manifest,
-    write_manifest,
-)
-from data_prep.video import write_video
+from data_prep.mead import SMIRK_MEAD_SPLIT, SubjectSplit, build_manifest, main, prepare_mead
+from tempsmirk.data.mead import clip_output_dir, read_manifest, write_manifest
+from tempsmirk.video.crops import load_video_crops
+from tempsmirk.video.io import write_video
+from tempsmirk.video.landmarks import load_landmarks
 
 # (relative path, frames): one subject per default split plus one in none of them.
 CLIPS = {
@@ -95,7 +87,7 @@ def test_prepare_runs_landmarks_over_the_manifest_and_resumes(tmp_path):
     clips = build_manifest(root, show_progress=False).clips
     out = tmp_path / "out"
     outcomes = prepare_mead(root, out, clips, crops=False, show_progress=False)
-    status = {o.clip.path: o.status for o in outcomes}
+    status = {o.item.path: o.status for o in outcomes}
     assert status.pop("M005/video/front/sad/level_2/008.mp4") == "failed"
     assert set(status.values()) == {"done"}
     for c in clips:

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from data_prep.faces import MediaFile, check_landmarks, main, run_mediapipe, scan_corpus
-from data_prep.video import write_image, write_video
 from tempsmirk.data.face_corpus import read_corpus
 from tempsmirk.data.landmark_files import read_mediapipe_image, read_mediapipe_video
+from tempsmirk.video.io import write_image, write_video
 
 
 def _flat(h=64, w=64, level=90):
@@ -30,7 +30,7 @@ def test_mediapipe_over_a_dataset_writes_smirks_layout_and_resumes(face_frames, 
     write_video(data / "b" / "clip.mp4", clip, fps=25)
 
     outcomes = run_mediapipe(data, out, show_progress=False)
-    status = {o.path: o.status for o in outcomes}
+    status = {o.item: o.status for o in outcomes}
     assert status == {"a/face.png": "done", "a/blank.jpg": "done", "b/broken.png": "failed",
                       "b/clip.mp4": "done"}
     assert "broken.png" in [o for o in outcomes if o.status == "failed"][0].message
@@ -45,7 +45,7 @@ def test_mediapipe_over_a_dataset_writes_smirks_layout_and_resumes(face_frames, 
 
     # Resume: nothing is redone; a removed output is redone alone.
     (out / "a" / "face.npy").unlink()
-    again = {o.path: o.status for o in run_mediapipe(data, out, show_progress=False)}
+    again = {o.item: o.status for o in run_mediapipe(data, out, show_progress=False)}
     assert again == {"a/face.png": "done", "a/blank.jpg": "skipped", "b/broken.png": "failed",
                      "b/clip.mp4": "skipped"}
     assert main(["mediapipe", str(data), "--out", str(out), "--quiet"]) == 1  # the broken file

@@ -13,14 +13,14 @@ from tempsmirk.evaluation.emotion import (EmotionLossConfig, EmotionMLP, Emotion
                                           emotion_losses, holdout_loss, predict_emotion, sample_epoch,
                                           train_emotion_mlp, va_term_weights)
 from tempsmirk.evaluation.metrics import EmotionPrediction, EmotionTargets
-from tempsmirk.smirk.encoder import EncoderOutput
+from tempsmirk.flame.params import FlameParams
 
 
-def _params(n: int, n_exp: int = 50) -> EncoderOutput:
+def _params(n: int, n_exp: int = 50) -> FlameParams:
     g = torch.Generator().manual_seed(0)
     r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
-    return EncoderOutput(global_pose=r(n, 3), cam=r(n, 3), shape=r(n, 300), expression=r(n, n_exp),
-                         eyelids=r(n, 2), jaw_pose=r(n, 3))
+    return FlameParams(global_pose=r(n, 3), cam=r(n, 3), shape=r(n, 300), expression=r(n, n_exp),
+                       eyelids=r(n, 2), jaw_pose=r(n, 3))
 
 
 def _batch(n: int, seed: int = 2) -> tuple[EmotionPrediction, EmotionTargets]:

@@ -11,8 +11,8 @@ import torch
 from tempsmirk.evaluation import pipeline
 from tempsmirk.evaluation.metrics import TABLE_COLUMNS
 from tempsmirk.evaluation.pipeline import (EvaluationConfig, encoder_parameters, evaluate_encoders,
-                                           prepare_index, protocol_table, results_table, subset_index,
-                                           write_report)
+                                           prepare_index, subset_index)
+from tempsmirk.evaluation.report import protocol_table, results_table, write_report
 from tempsmirk.evaluation.synthetic_affectnet import ground_truth_params, load_ground_truth
 
 
@@ -117,9 +117,9 @@ def test_protocol_table_states_every_setting():
 def test_smirk_crops_come_from_mediapipe_on_the_image(tiny_affectnet, tmp_path):
     import numpy as np
 
-    from data_prep.affectnet import parse_annotations
-    from data_prep.landmarks import detect_frames
-    from data_prep.video import read_image
+    from tempsmirk.data.affectnet import parse_annotations
+    from tempsmirk.video.io import read_image
+    from tempsmirk.video.landmarks import detect_frames
 
     index = prepare_index(tiny_affectnet, tmp_path / "smirk", crop_size=32, rule="smirk", progress=False)
     assert index.crop.rule == "smirk" and index.crop.scale == pytest.approx(1.4)
@@ -139,7 +139,7 @@ def test_smirk_crops_come_from_mediapipe_on_the_image(tiny_affectnet, tmp_path):
     xy = lm[0, :, :2].astype(np.float64)
     center = (xy.min(0) + xy.max(0)) / 2
     side = (xy.max(0) - xy.min(0)).mean() * 1.4
-    k = 32 / side  # the crop's outer edges are the box's edges (data_prep.crops convention)
+    k = 32 / side  # the crop's outer edges are the box's edges (tempsmirk.video.crops convention)
     i = index.source_paths.index(r.path)
     crop = read_image(index.crop_paths[i]).astype(np.float64)
     u = np.arange(32)

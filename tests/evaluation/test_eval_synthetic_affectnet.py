@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from data_prep.affectnet import CSV_COLUMNS, parse_annotations, read_index
-from data_prep.video import read_image
+from tempsmirk.data.affectnet import CSV_COLUMNS, parse_annotations, read_index
 from tempsmirk.evaluation.synthetic_affectnet import (FROWN, GROUND_TRUTH_FILE, IMAGES_DIR, PROTOTYPES, SMILE,
                                                       SyntheticAffectNetConfig, ground_truth_params,
                                                       load_ground_truth, sample_emotions,
                                                       write_synthetic_affectnet)
 from tempsmirk.render import project_points
+from tempsmirk.video.io import read_image
 
 
 def test_sample_emotions_follow_the_documented_mapping():

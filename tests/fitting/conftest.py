@@ -12,14 +12,14 @@ import torch
 from tempsmirk.data.synthetic import SyntheticConfig, sample_clip
 from tempsmirk.fitting import FitTargets, LandmarkFlame, project_targets
 from tempsmirk.flame import FLAME
-from tempsmirk.smirk.encoder import EncoderOutput
+from tempsmirk.flame.params import FlameParams
 
 
 @dataclass(frozen=True)
 class Clip:
     """truth: (T, ...) parameters; clean: targets without noise; noisy: with noise."""
 
-    truth: EncoderOutput
+    truth: FlameParams
     clean: FitTargets
     noisy: FitTargets
 

@@ -12,7 +12,7 @@ import torch
 from omegaconf import OmegaConf
 
 from tempsmirk.losses.emotion import EmotionFeatures, EmotionLoss, read_emotion_state
-from tempsmirk.smirk.checkpoint import CheckpointError
+from tempsmirk.weightsio import CheckpointError
 
 
 def _lightning_checkpoint(path, backbone: dict) -> None:

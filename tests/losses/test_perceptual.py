@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from tempsmirk.losses import PerceptualLoss
-from tempsmirk.smirk.checkpoint import CheckpointError
+from tempsmirk.weightsio import CheckpointError
 
 # VGG16's first ten convolutions (features.N indices) and the ReLU after which each level ends.
 CONVS = [(0, 3, 64), (2, 64, 64), (5, 64, 128), (7, 128, 128), (10, 128, 256), (12, 256, 256),

@@ -49,13 +49,13 @@ def test_cycle_loss_formula():
 
 
 def test_cycle_loss_accepts_encoder_outputs_and_sends_gradients_to_pred_only():
-    from tempsmirk.smirk import EncoderOutput
+    from tempsmirk.flame.params import FlameParams
 
     def out(seed, grad):
         n = params(seed, b=3, e=10)
         fields = dict(global_pose=rand(3, 3, seed=seed + 5), cam=rand(3, 3, seed=seed + 6), shape=n.shape,
                       expression=n.expression, eyelids=n.eyelids, jaw_pose=n.jaw_pose)
-        return EncoderOutput(**{k: v.clone().requires_grad_(grad) for k, v in fields.items()})
+        return FlameParams(**{k: v.clone().requires_grad_(grad) for k, v in fields.items()})
 
     pred, target = out(0, True), out(20, False)
     cycle_loss(pred, target).backward()
@@ -71,7 +71,11 @@ def test_reconstruction_loss_is_mean_abs():
 
 def test_loss_weight_presets():
     """The reference configs' numbers: config_train.yaml (core) and config_pretrain.yaml."""
-    core, pre = LossWeights.core(), LossWeights.pretraining()
+    from tempsmirk.config import load_config
+    from tempsmirk.paths import repo_root
+
+    preset = repo_root() / "tempsmirk" / "configs" / "smirk_pretrain.yaml"
+    core, pre = LossWeights.core(), load_config(preset, ["run.dir=unset"]).loss.weights
     assert core == LossWeights()
     assert (core.landmarks_fan, core.landmarks_mp, core.reconstruction, core.perceptual) == (100, 100, 10, 10)
     assert (core.expression_reg, core.jaw_reg, core.shape_reg, core.cycle, core.emotion) == (1e-3, 1e-2, 100, 1, 0)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from data_prep.video import write_video
+from tempsmirk.video.io import write_video
 from tempsmirk.data import SyntheticConfig, SyntheticFaces
 from tempsmirk.flame import FLAME
 from tempsmirk.smirk import SmirkEncoder, SmirkGenerator, save_smirk_checkpoint

@@ -7,20 +7,20 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from data_prep.crops import crop_affine, landmarks_to_crop
+from tempsmirk.video.crops import crop_affine, landmarks_to_crop
 from tempsmirk.fitting import LandmarkFlame
+from tempsmirk.flame.params import FlameParams
 from tempsmirk.reconstruct.compare import (MetricsTable, Track, crop_scale_px, identity_errors, landmarks_in_frame,
                                            track_metrics)
 from tempsmirk.render import project_points
-from tempsmirk.smirk.encoder import EncoderOutput
 
 
 def a_track(flame, t: int = 6) -> Track:
     g = torch.Generator().manual_seed(0)
-    params = EncoderOutput(global_pose=torch.randn(t, 3, generator=g) * 0.1,
-                           cam=torch.tensor([[7.0, 0.002, -0.004]]).repeat(t, 1) + torch.randn(t, 3, generator=g) * 1e-3,
-                           shape=torch.zeros(t, flame.n_shape), expression=torch.randn(t, flame.n_exp, generator=g) * 0.3,
-                           eyelids=torch.rand(t, 2, generator=g), jaw_pose=torch.rand(t, 3, generator=g) * 0.05)
+    params = FlameParams(global_pose=torch.randn(t, 3, generator=g) * 0.1,
+                         cam=torch.tensor([[7.0, 0.002, -0.004]]).repeat(t, 1) + torch.randn(t, 3, generator=g) * 1e-3,
+                         shape=torch.zeros(t, flame.n_shape), expression=torch.randn(t, flame.n_exp, generator=g) * 0.3,
+                         eyelids=torch.rand(t, 2, generator=g), jaw_pose=torch.rand(t, 3, generator=g) * 0.05)
     centre = np.stack([np.linspace(300, 320, t), np.linspace(170, 180, t)], 1)
     return Track(params, crop_affine(centre, np.linspace(180, 200, t), 64), 64)
 

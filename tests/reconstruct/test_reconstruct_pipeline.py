@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from data_prep.crops import crop_affine, invert_affine, transform_points
-from data_prep.video import iter_frames, probe_video, read_frames, write_video
+from tempsmirk.flame.params import FlameParams
 from tempsmirk.meshio import read_ply
 from tempsmirk.paths import shared_data
 from tempsmirk.reconstruct import pipeline
@@ -21,30 +20,18 @@ from tempsmirk.reconstruct.cli import register
 from tempsmirk.reconstruct.export import VideoParams, load_params, save_params
 from tempsmirk.reconstruct.overlay import (blend_windows, compose_panels, paste_windows, render_windows,
                                            window_camera)
-from tempsmirk.reconstruct.pipeline import NoFaceError, fill_missing, prepare_encoder, reconstruct_video
+from tempsmirk.reconstruct.pipeline import prepare_encoder, reconstruct_video
 from tempsmirk.reconstruct.smoothing import SavitzkyGolay, smooth_params
 from tempsmirk.render import project_points, render_mesh
-from tempsmirk.smirk.encoder import EncoderOutput
+from tempsmirk.video.crops import crop_affine, invert_affine, transform_points
+from tempsmirk.video.io import iter_frames, probe_video, read_frames, write_video
 
 
-def params_from(column: torch.Tensor) -> EncoderOutput:
+def params_from(column: torch.Tensor) -> FlameParams:
     """Every field a multiple of one (T,) column, so each can be checked against it."""
     c = column[:, None].float()
-    return EncoderOutput(global_pose=c.expand(-1, 3), cam=2 * c.expand(-1, 3), shape=3 * c.expand(-1, 4),
-                         expression=-c.expand(-1, 5), eyelids=c.expand(-1, 2), jaw_pose=c.expand(-1, 3))
-
-
-# ----------------------------------------------------------------------------- filling
-def test_fill_missing_hand_computed():
-    found = np.array([False, True, False, False, True, True, False])
-    raw = torch.tensor([9.0, 1.0, 9.0, 9.0, 4.0, 6.0, 9.0])  # 9 = garbage on frames without a face
-    filled = fill_missing(params_from(raw), found)
-    want = torch.tensor([1.0, 1.0, 2.0, 3.0, 4.0, 6.0, 6.0])  # held, linear, held
-    torch.testing.assert_close(filled.expression, -want[:, None].expand(-1, 5))
-    torch.testing.assert_close(filled.shape, 3 * want[:, None].expand(-1, 4))
-    torch.testing.assert_close(fill_missing(params_from(raw), np.ones(7, bool)).cam, params_from(raw).cam)
-    with pytest.raises(NoFaceError):
-        fill_missing(params_from(raw), np.zeros(7, bool))
+    return FlameParams(global_pose=c.expand(-1, 3), cam=2 * c.expand(-1, 3), shape=3 * c.expand(-1, 4),
+                       expression=-c.expand(-1, 5), eyelids=c.expand(-1, 2), jaw_pose=c.expand(-1, 3))
 
 
 # ----------------------------------------------------------------------------- camera and windows

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from tempsmirk.flame.params import FlameParams
 from tempsmirk.reconstruct.smoothing import OneEuro, SavitzkyGolay, make_smoothing, one_euro, savgol, smooth_params
-from tempsmirk.smirk.encoder import EncoderOutput
 
 
 def one_euro_scalar(xs, fps, min_cutoff, beta, d_cutoff):
@@ -116,10 +116,10 @@ def test_types_and_short_clips():
 def test_smooth_params_filters_every_field_and_clamps():
     g = torch.Generator().manual_seed(0)
     t = 30
-    p = EncoderOutput(global_pose=torch.randn(t, 3, generator=g) * 0.1, cam=torch.randn(t, 3, generator=g),
-                      shape=torch.randn(t, 4, generator=g), expression=torch.randn(t, 5, generator=g),
-                      eyelids=torch.rand(t, 2, generator=g).round(),  # 0/1 steps: a fit overshoots
-                      jaw_pose=torch.cat([torch.rand(t, 1, generator=g).round() * 0.3,
+    p = FlameParams(global_pose=torch.randn(t, 3, generator=g) * 0.1, cam=torch.randn(t, 3, generator=g),
+                    shape=torch.randn(t, 4, generator=g), expression=torch.randn(t, 5, generator=g),
+                    eyelids=torch.rand(t, 2, generator=g).round(),  # 0/1 steps: a fit overshoots
+                    jaw_pose=torch.cat([torch.rand(t, 1, generator=g).round() * 0.3,
                                           torch.full((t, 2), 0.2)], dim=1))
     assert smooth_params(p, None, 25.0) is p
     s = smooth_params(p, SavitzkyGolay(window=7, order=3), 25.0)

@@ -19,7 +19,6 @@ from tempsmirk.smirk import (
     save_smirk_checkpoint,
     smirk_state_dict,
 )
-from tempsmirk.smirk import checkpoint as ckpt_mod
 
 # sha256 of the "key:shape:dtype" lines of ../shared/reference/smirk_checkpoint_layout.json, per
 # prefix, in file order: checks the layout even where the shared folder is absent.
@@ -185,7 +184,7 @@ def test_save_is_atomic(tmp_path, modules, monkeypatch):
         fh.write(b"partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr(ckpt_mod.torch, "save", failing_save)
+    monkeypatch.setattr(torch, "save", failing_save)
     with pytest.raises(OSError, match="disk full"):
         save_smirk_checkpoint(path, enc)
     assert path.read_bytes() == before

@@ -10,34 +10,33 @@ from scipy import stats
 from scipy.integrate import trapezoid
 
 import tempsmirk.smirk.cycle as cycle_mod
+from tempsmirk.flame.params import FlameParams
 from tempsmirk.smirk.cycle import (
     AUGMENTATIONS,
     ExpressionTemplates,
     augment_params,
     builtin_templates,
-    cycle_path,
     load_templates,
 )
-from tempsmirk.smirk.encoder import EncoderOutput
 
 E = 50
 
 
-def _params(b: int, e: int = E, seed: int = 0) -> EncoderOutput:
+def _params(b: int, e: int = E, seed: int = 0) -> FlameParams:
     g = torch.Generator().manual_seed(seed)
-    return EncoderOutput(global_pose=torch.randn(b, 3, generator=g) * 0.1,
-                         cam=torch.tensor([[7.0, 0.0, 0.0]]).repeat(b, 1),
-                         shape=torch.randn(b, 300, generator=g) * 0.3,
-                         expression=torch.randn(b, e, generator=g),
-                         eyelids=torch.rand(b, 2, generator=g),
-                         jaw_pose=torch.rand(b, 3, generator=g) * torch.tensor([0.3, 0.1, 0.1]))
+    return FlameParams(global_pose=torch.randn(b, 3, generator=g) * 0.1,
+                       cam=torch.tensor([[7.0, 0.0, 0.0]]).repeat(b, 1),
+                       shape=torch.randn(b, 300, generator=g) * 0.3,
+                       expression=torch.randn(b, e, generator=g),
+                       eyelids=torch.rand(b, 2, generator=g),
+                       jaw_pose=torch.rand(b, 3, generator=g) * torch.tensor([0.3, 0.1, 0.1]))
 
 
-def _constant(b: int, expression: float = 0.0, jaw=(0.2, 0.0, 0.0), lids: float = 0.5) -> EncoderOutput:
+def _constant(b: int, expression: float = 0.0, jaw=(0.2, 0.0, 0.0), lids: float = 0.5) -> FlameParams:
     p = _params(b)
-    return EncoderOutput(global_pose=p.global_pose, cam=p.cam, shape=p.shape,
-                         expression=torch.full((b, E), expression), eyelids=torch.full((b, 2), lids),
-                         jaw_pose=torch.tensor(jaw).repeat(b, 1))
+    return FlameParams(global_pose=p.global_pose, cam=p.cam, shape=p.shape,
+                       expression=torch.full((b, E), expression), eyelids=torch.full((b, 2), lids),
+                       jaw_pose=torch.tensor(jaw).repeat(b, 1))
 
 
 def _uniform(x: torch.Tensor, lo: float, hi: float) -> float:
@@ -100,7 +99,7 @@ def test_permutation_within_the_group(monkeypatch):
     direction = torch.nn.functional.normalize(torch.randn(E, generator=torch.Generator().manual_seed(4)), dim=0)
     values = 7.0 ** torch.arange(b, dtype=torch.float64)
     base = _params(b, seed=3)
-    base = EncoderOutput(**{**base.__dict__, "expression": (values[:, None] * direction.double()).float()})
+    base = FlameParams(**{**base.__dict__, "expression": (values[:, None] * direction.double()).float()})
     scales = []
     for seed in range(100):
         a = augment_params(base, builtin_templates(E), torch.Generator().manual_seed(seed))
@@ -212,7 +211,12 @@ def test_load_templates_smirks_famos_folder(tmp_path):
 def scene():
     from tempsmirk.flame import FLAME
     from tempsmirk.render import project_points, render_mesh
-    from tempsmirk.smirk.masking import MaskingConfig, face_hull_points, face_sampling_weights, mask_face
+    from tempsmirk.smirk.masking import (
+        MaskingConfig,
+        face_hull_points,
+        face_sampling_weights,
+        mask_face,
+    )
 
     flame = FLAME.builtin(0)
     p = _params(4, seed=3)
@@ -229,11 +233,15 @@ def scene():
 
 
 def _cycle(s, encoder, generator, generator_trains, seed=1):
-    from tempsmirk.smirk.masking import MaskingConfig
+    from tempsmirk.config import LossConfig
+    from tempsmirk.losses import LossWeights
+    from tempsmirk.training import cycle_path, step_context
 
-    return cycle_path(encoder, generator, s["flame"], s["image"], s["p"], s["m"].hidden, s["r"].screen_vertices,
-                      s["face"], s["weights"], builtin_templates(E), MaskingConfig(), torch.Generator().manual_seed(seed),
-                      generator_trains)
+    # The context's face mask, sampling weights, templates (builtin_templates(E)) and masking are
+    # the scene's.
+    ctx = step_context(s["flame"], LossConfig(weights=LossWeights(perceptual=0)))
+    return cycle_path(encoder, generator, s["image"], s["p"], s["m"].hidden, s["r"].screen_vertices, ctx,
+                      torch.Generator().manual_seed(seed), generator_trains)
 
 
 def test_cycle_path_hides_the_face_and_moves_fresh_points(scene):

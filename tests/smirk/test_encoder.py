@@ -9,9 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tempsmirk.smirk import EncoderOutput, SmirkEncoder
-from tempsmirk.smirk.checkpoint import CheckpointError
+from tempsmirk.flame.params import FlameParams
+from tempsmirk.smirk import SmirkEncoder
 from tempsmirk.smirk.encoder import ExpressionBranch, PoseBranch
+from tempsmirk.weightsio import CheckpointError
 
 H = 64
 
@@ -28,7 +29,7 @@ def pooled(backbone, img):
 def test_output_fields_shapes(encoder):
     with torch.no_grad():
         out = encoder(images(3))
-    assert isinstance(out, EncoderOutput)
+    assert isinstance(out, FlameParams)
     expect = dict(global_pose=(3, 3), cam=(3, 3), shape=(3, 300), expression=(3, 50),
                   eyelids=(3, 2), jaw_pose=(3, 3))
     assert {f.name: tuple(getattr(out, f.name).shape) for f in dataclasses.fields(out)} == expect
@@ -112,7 +113,7 @@ def test_batch_independent_in_eval(encoder):
     img = images(3, seed=3)
     with torch.no_grad():
         whole = encoder(img)
-        parts = EncoderOutput.cat(encoder(img[i:i + 1]) for i in range(3))
+        parts = FlameParams.cat(encoder(img[i:i + 1]) for i in range(3))
     for f in dataclasses.fields(whole):
         torch.testing.assert_close(getattr(whole, f.name), getattr(parts, f.name), rtol=1e-4, atol=1e-5)
 
@@ -204,9 +205,9 @@ def test_encoder_output_helpers(encoder):
     assert out.batch_size == 4
     sub = out[torch.tensor([2, 0])]
     torch.testing.assert_close(sub.expression, out.expression[[2, 0]])
-    both = EncoderOutput.cat([out[:1], out[1:]])
+    both = FlameParams.cat([out[:1], out[1:]])
     assert all(torch.equal(getattr(both, f.name), getattr(out, f.name)) for f in dataclasses.fields(out))
     leaf = torch.ones(2, 3, requires_grad=True) * 2
-    o = EncoderOutput(leaf, leaf, leaf, leaf, leaf[:, :2], leaf)
+    o = FlameParams(leaf, leaf, leaf, leaf, leaf[:, :2], leaf)
     assert not any(getattr(o.detach(), f.name).requires_grad for f in dataclasses.fields(o))
     assert o.to(torch.float64).cam.dtype == torch.float64

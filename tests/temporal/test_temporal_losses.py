@@ -13,8 +13,8 @@ from scipy.spatial.transform import Rotation
 
 from tempsmirk.config import ConfigError, TemporalConfig, load_config
 from tempsmirk.flame import FLAME
+from tempsmirk.flame.params import FlameParams
 from tempsmirk.paths import repo_root
-from tempsmirk.smirk.encoder import EncoderOutput
 from tempsmirk.temporal import (
     REDUCTIONS,
     TEMPORAL_TERMS,
@@ -42,12 +42,12 @@ def rand(*shape, seed=0, dtype=torch.float32):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
 
 
-def clip_batch(b=2, t=6, n_shape=300, n_exp=50, seed=0, scale=0.1) -> EncoderOutput:
+def clip_batch(b=2, t=6, n_shape=300, n_exp=50, seed=0, scale=0.1) -> FlameParams:
     """Random (B, T, ...) parameters with small rotations."""
-    return EncoderOutput(global_pose=rand(b, t, 3, seed=seed) * scale, cam=rand(b, t, 3, seed=seed + 1),
-                         shape=rand(b, t, n_shape, seed=seed + 2), expression=rand(b, t, n_exp, seed=seed + 3),
-                         eyelids=rand(b, t, 2, seed=seed + 4).sigmoid(),
-                         jaw_pose=rand(b, t, 3, seed=seed + 5).abs() * scale)
+    return FlameParams(global_pose=rand(b, t, 3, seed=seed) * scale, cam=rand(b, t, 3, seed=seed + 1),
+                       shape=rand(b, t, n_shape, seed=seed + 2), expression=rand(b, t, n_exp, seed=seed + 3),
+                       eyelids=rand(b, t, 2, seed=seed + 4).sigmoid(),
+                       jaw_pose=rand(b, t, 3, seed=seed + 5).abs() * scale)
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,7 @@ FORK_KEYS = dict(expression_params="expression", jaw_params="jaw_pose", pose_par
                  eyelid_params="eyelids", shape_params="shape")
 
 
-def _fork_view(flat: EncoderOutput) -> dict:
+def _fork_view(flat: FlameParams) -> dict:
     return {k: getattr(flat, v) for k, v in FORK_KEYS.items()}
 
 
@@ -112,7 +112,7 @@ def test_reference_configuration_gives_the_forks_loss(source):
     else:
         cfg = load_config(repo_root() / "tempsmirk" / "configs" / "temporal_finetune_fork.yaml", ["run.dir=x"]).temporal
     flat = flatten_clips(clip_batch(b=1, t=32, seed=21, scale=0.3))  # (32, ...) frames, as the fork's batch
-    ours = temporal_loss(clip_params(flat, 32), cfg.weights())
+    ours = temporal_loss(clip_params(flat, 32), cfg.active_weights())
     total, terms = fork_temporal(_fork_view(flat), FORK_WEIGHTS)
     assert float(ours.total) == pytest.approx(float(total), rel=1e-6)
     for name, ref in (("expression", "temporal_expression"), ("jaw", "temporal_jaw"), ("pose", "temporal_pose"),
@@ -228,7 +228,7 @@ def test_temporal_loss_ignores_camera_and_backpropagates():
 def test_reference_weights_and_validation():
     w = TemporalWeights()
     assert (w.expression, w.jaw, w.pose, w.eyelids, w.identity) == (0.1, 0.05, 0.1, 0.05, 0.05)
-    assert w.reduction == "mean" == TemporalConfig().reduction  # the fork's, which the weights were tuned for
+    assert w.reduction == "mean" == TemporalConfig().weights.reduction  # the fork's, which the weights were tuned for
     with pytest.raises(dataclasses.FrozenInstanceError):
         w.jaw = 1.0  # type: ignore[misc]
     with pytest.raises(ValueError, match="jaw"):
@@ -240,11 +240,12 @@ def test_reference_weights_and_validation():
     assert w.scaled(10) == TemporalWeights(1.0, 0.5, 1.0, 0.5, 0.5)
     assert TemporalWeights(reduction="sum").scaled(0).reduction == "sum"
     # The config section: off gives zero weights with the configured reduction; typos fail at load.
-    assert TemporalConfig(reduction="sum").weights() == TemporalWeights(0, 0, 0, 0, 0, reduction="sum")
-    assert TemporalConfig(enabled=True).weights() == w
-    assert load_config(None, ["run.dir=x", "temporal.reduction=sum"]).temporal.reduction == "sum"
-    with pytest.raises(ConfigError, match="temporal.reduction"):
-        load_config(None, ["run.dir=x", "temporal.reduction=average"])
+    sums = TemporalWeights(reduction="sum")
+    assert TemporalConfig(weights=sums).active_weights() == TemporalWeights(0, 0, 0, 0, 0, reduction="sum")
+    assert TemporalConfig(enabled=True).active_weights() == w
+    assert load_config(None, ["run.dir=x", "temporal.weights.reduction=sum"]).temporal.weights.reduction == "sum"
+    with pytest.raises(ConfigError, match="temporal.weights: reduction"):
+        load_config(None, ["run.dir=x", "temporal.weights.reduction=average"])
 
 
 def test_clips_regroups_flattened_frames():
@@ -333,8 +334,8 @@ def test_pose_normalised_vertices_ignore_global_pose(flame):
 def test_jitter_report_per_frame_errors(flame):
     target = clip_batch(b=2, t=5, seed=30)
     noise = clip_batch(b=2, t=5, seed=40, scale=1.0)
-    pred = EncoderOutput(**{f.name: getattr(target, f.name) + 0.02 * getattr(noise, f.name)
-                            for f in dataclasses.fields(EncoderOutput)})
+    pred = FlameParams(**{f.name: getattr(target, f.name) + 0.02 * getattr(noise, f.name)
+                            for f in dataclasses.fields(FlameParams)})
     r = jitter_report(pred, flame, target)
     assert isinstance(r, JitterReport)
     deg = 180 / math.pi

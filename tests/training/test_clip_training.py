@@ -10,13 +10,14 @@ import pytest
 import torch
 from torch import nn
 
-from tempsmirk.config import load_config
+from tempsmirk.config import LossConfig, load_config
 from tempsmirk.data import FaceBatch, SyntheticConfig, SyntheticFaces, collate_faces
-from tempsmirk.smirk import CycleConfig, EncoderOutput, MaskingConfig, SmirkEncoder, SmirkGenerator, builtin_templates
-from tempsmirk.smirk.masking import face_sampling_weights
-from tempsmirk.temporal import TemporalWeights, temporal_loss
+from tempsmirk.flame.params import FlameParams
 from tempsmirk.losses import LossWeights
-from tempsmirk.training import Trainer, load_flame, smirk_step
+from tempsmirk.smirk import SmirkEncoder, SmirkGenerator
+from tempsmirk.temporal import TemporalWeights, temporal_loss
+from tempsmirk.flame import load_flame
+from tempsmirk.training import Trainer, smirk_step, step_context
 from tempsmirk.training.step import clip_step
 
 T = 4
@@ -30,17 +31,17 @@ def parts():
     flame = load_flame(None, 300, 50)
     data = SyntheticFaces(flame, SyntheticConfig(image_size=32, n_items=2, clip_length=T, keyframe_every=3))
     batch = collate_faces([data[0], data[1]])
-    face = flame.region_faces("face")
-    return dict(flame=flame, batch=batch, face_mask=face, face_weights=face_sampling_weights(flame),
-                templates=builtin_templates(50, 10, 2.0))
+    return dict(batch=batch, ctx=step_context(flame, LossConfig(weights=LossWeights(perceptual=0))))
 
 
-def _step(fn, encoder, generator, parts, batch, weights, seed=3, **kw):
-    return fn(encoder, generator, parts["flame"], batch, weights, MaskingConfig(), CycleConfig(), parts["face_mask"],
-              parts["face_weights"], parts["templates"], torch.Generator().manual_seed(seed), **kw)
+def _step(fn, encoder, generator, parts, batch, weights, seed=3, temporal=None, **kw):
+    ctx = dataclasses.replace(parts["ctx"], weights=weights)
+    if temporal is not None:
+        ctx = dataclasses.replace(ctx, temporal=temporal)
+    return fn(encoder, generator, batch, ctx, torch.Generator().manual_seed(seed), **kw)
 
 
-def _scratch_temporal(flat: EncoderOutput, b: int, t: int, w: TemporalWeights) -> dict:
+def _scratch_temporal(flat: FlameParams, b: int, t: int, w: TemporalWeights) -> dict:
     """Eqs. (3)-(4) written out on flattened clip-major frames, one clip and one step at a time;
     each step's norm summed over the dimensions (as printed) or averaged (the fork's means)."""
     red = (lambda x: x.sum()) if w.reduction == "sum" else (lambda x: x.mean())  # noqa: E731
@@ -92,8 +93,8 @@ class _ClipConstant(nn.Module):
     def forward(self, img):
         m = img.mean(dim=(1, 2, 3))[:, None] * self.w
         col = lambda d: m.expand(-1, d)  # noqa: E731
-        return EncoderOutput(global_pose=col(3) * 0.1, cam=torch.cat([col(1) * 0 + 7, col(2) * 0], 1),
-                             shape=col(300), expression=col(50), eyelids=col(2) * 0.5, jaw_pose=col(3) * 0.1)
+        return FlameParams(global_pose=col(3) * 0.1, cam=torch.cat([col(1) * 0 + 7, col(2) * 0], 1),
+                           shape=col(300), expression=col(50), eyelids=col(2) * 0.5, jaw_pose=col(3) * 0.1)
 
 
 def test_differences_never_cross_clip_boundaries(parts):
@@ -106,7 +107,7 @@ def test_differences_never_cross_clip_boundaries(parts):
     lw = LossWeights(reconstruction=0.0, perceptual=0.0, cycle=0.0)
     out = _step(clip_step, _ClipConstant(), SmirkGenerator(), parts, batch, lw, temporal=TemporalWeights())
     assert all(v == 0 for v in out.temporal.as_floats().values())
-    one = EncoderOutput(**{f.name: getattr(out.params, f.name)[None] for f in fields(EncoderOutput)})  # (1, 2T, ...)
+    one = FlameParams(**{f.name: getattr(out.params, f.name)[None] for f in fields(FlameParams)})  # (1, 2T, ...)
     assert float(temporal_loss(one).expression.detach()) > 0  # the control: one long clip does jump
 
 
@@ -136,7 +137,8 @@ def test_zero_weights_clip_run_equals_frame_run(tmp_path, tiny_overrides):
 
 
 def test_temporal_clip_run_logs_terms_and_resumes_exactly(tmp_path, tiny_overrides):
-    extra = ["temporal.enabled=true", "temporal.identity=2.0", "loss.reconstruction=0", "loss.cycle=0"]
+    extra = ["temporal.enabled=true", "temporal.weights.identity=2.0", "loss.weights.reconstruction=0",
+             "loss.weights.cycle=0"]
     a = _trainer(tmp_path, "a", tiny_overrides, extra)
     assert a.clip_length == T
     a.train(until=2)
@@ -150,7 +152,7 @@ def test_temporal_clip_run_logs_terms_and_resumes_exactly(tmp_path, tiny_overrid
     with open(tmp_path / "a" / "log.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4] and {r["trained"] for r in rows} == {"encoder"}
-    w = a.cfg.temporal
+    w = a.cfg.temporal.weights
     for r in rows:
         weighted = sum(getattr(w, k) * float(r[f"temporal_{k}"]) for k in ("expression", "jaw", "pose", "eyelids", "identity"))
         assert float(r["temporal_total"]) == pytest.approx(weighted, rel=1e-5)
@@ -198,15 +200,29 @@ def test_batchnorm_needs_two_frames_not_two_clips(tmp_path, tiny_overrides):
     assert Trainer(ok, dataset=one_frame, progress=False).clip_length == 1  # two one-frame clips: 2 frames
 
 
+@pytest.mark.parametrize("profile", ["small", "full", "fork"])
+def test_finetuning_profiles_refuse_to_start_without_a_checkpoint(tmp_path, profile):
+    from tempsmirk.training.experiment import finetune_config
+
+    cfg = finetune_config(profile, [f"run.dir={tmp_path}"])
+    assert cfg.model.init_required and cfg.model.init_checkpoint is None
+    with pytest.raises(ValueError, match="model.init_checkpoint=PATH"):
+        Trainer(cfg, progress=False)
+    assert not any(tmp_path.iterdir())  # refused before anything was written
+
+
 @pytest.mark.slow
 def test_fork_profile_trains_one_32_frame_clip_per_step(tmp_path):
     """The fork's shape: one clip of 32 frames per step; BatchNorm sees those 32 frames, and the
     logged temporal terms are the fork's element means, weighted with its weights."""
+    from tempsmirk.smirk import save_smirk_checkpoint
     from tempsmirk.training.experiment import finetune_config
 
+    start = save_smirk_checkpoint(tmp_path / "start.pt", SmirkEncoder(), SmirkGenerator())
     cfg = finetune_config("fork", ["data.source=synthetic", "data.synthetic.image_size=32", "data.synthetic.n_items=2",
                                    "data.num_workers=0", "train.device=cpu", "train.steps=1", "train.log_every=1",
-                                   "train.image_every=0", "train.checkpoint_every=0", f"run.dir={tmp_path / 'fork'}"])
+                                   "train.image_every=0", "train.checkpoint_every=0", f"run.dir={tmp_path / 'fork'}",
+                                   f"model.init_checkpoint={start}"])
     with pytest.warns(UserWarning):  # no local VGG16 weights: the perceptual loss is off (it says so)
         t = Trainer(cfg, progress=False)
     assert t.clip_length == 32 and cfg.train.batch_size == 1 and t.trainable_branches == ("pose", "shape", "expression")
@@ -220,7 +236,7 @@ def test_fork_profile_trains_one_32_frame_clip_per_step(tmp_path):
     assert len(seen) == 1 or seen[1] == (32, False)
     with open(tmp_path / "fork" / "log.csv") as fh:
         row = next(csv.DictReader(fh))
-    w = cfg.temporal
+    w = cfg.temporal.weights
     assert (w.expression, w.jaw, w.pose, w.eyelids, w.identity, w.reduction) == (0.1, 0.05, 0.1, 0.05, 0.05, "mean")
     weighted = sum(getattr(w, k) * float(row[f"temporal_{k}"]) for k in ("expression", "jaw", "pose", "eyelids", "identity"))
     assert float(row["temporal_total"]) == pytest.approx(weighted, rel=1e-5) and weighted > 0

@@ -14,7 +14,8 @@ from tempsmirk.training import Trainer
 from tempsmirk.config import ConfigError, config_from_yaml
 from tempsmirk.training.experiment import (AUGMENTATION_CONDITIONS, Condition, EvalSpec, ExperimentResult,
                                            ExperimentSpec, RunResult, eval_clips, finetune_config, predict_clips,
-                                           run_experiment, summary_table, verdict, with_augmentation)
+                                           run_experiment, with_augmentation)
+from tempsmirk.training.report import summary_table, verdict
 
 TINY = ["data.synthetic.image_size=32", "data.synthetic.clip_length=4", "data.synthetic.n_items=8",
         "train.steps=2", "train.log_every=1", "train.device=cpu"]
@@ -125,6 +126,6 @@ def test_augmentation_arms_differ_only_in_the_draw(tmp_path, start):
 
 
 def load_flame_for(cfg):
-    from tempsmirk.training import load_flame
+    from tempsmirk.flame import load_flame
 
     return load_flame(cfg.model.flame_path, cfg.model.n_shape, cfg.model.n_exp)

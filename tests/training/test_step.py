@@ -3,16 +3,19 @@ input the generator gets, and smirk_step = first path + cycle."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
+from tempsmirk.config import LossConfig
 from tempsmirk.data import SyntheticConfig, SyntheticFaces, collate_faces
 from tempsmirk.losses import EmotionLoss, LossWeights
 from tempsmirk.losses.emotion import EmotionFeatures
-from tempsmirk.smirk import CycleConfig, MaskingConfig, SmirkEncoder, SmirkGenerator, builtin_templates
-from tempsmirk.smirk.masking import face_hull_points, face_sampling_weights, hull_mask, scaled_pixels
-from tempsmirk.temporal import TemporalWeights
-from tempsmirk.training import first_path, load_flame, smirk_step
+from tempsmirk.smirk import SmirkEncoder, SmirkGenerator
+from tempsmirk.smirk.masking import face_hull_points, hull_mask, scaled_pixels
+from tempsmirk.flame import load_flame
+from tempsmirk.training import clip_step, first_path, smirk_step, step_context
 
 
 @pytest.fixture(scope="module")
@@ -20,13 +23,13 @@ def parts():
     flame = load_flame(None, 300, 50)
     data = SyntheticFaces(flame, SyntheticConfig(image_size=32, n_items=2))
     torch.manual_seed(0)
-    return dict(flame=flame, batch=collate_faces([data[0], data[1]]), face=flame.region_faces("face"),
-                weights=face_sampling_weights(flame), enc=SmirkEncoder().train(), gen=SmirkGenerator().train())
+    return dict(ctx=step_context(flame, LossConfig(weights=LossWeights(perceptual=0))),
+                batch=collate_faces([data[0], data[1]]), enc=SmirkEncoder().train(), gen=SmirkGenerator().train())
 
 
-def _first(parts, weights, seed=0, **kw):
-    return first_path(parts["enc"], parts["gen"], parts["flame"], parts["batch"], weights, MaskingConfig(),
-                      parts["face"], parts["weights"], torch.Generator().manual_seed(seed), **kw)
+def _first(parts, weights, seed=0, emotion=None, **kw):
+    ctx = replace(parts["ctx"], weights=weights, emotion=emotion)
+    return first_path(parts["enc"], parts["gen"], parts["batch"], ctx, torch.Generator().manual_seed(seed), **kw)
 
 
 def test_emotion_pass_trains_the_encoder_only(parts):
@@ -73,8 +76,8 @@ def test_generator_input_hides_the_face(parts):
     from dataclasses import replace
 
     square = torch.tensor([[-0.5, -0.5], [0.5, -0.5], [0.5, 0.5], [-0.5, 0.5]]).expand(2, 4, 2)
-    given = first_path(parts["enc"], parts["gen"], parts["flame"], replace(b, hull_points=square),
-                       LossWeights(perceptual=0, cycle=0), MaskingConfig(), parts["face"], parts["weights"],
+    given = first_path(parts["enc"], parts["gen"], replace(b, hull_points=square),
+                       replace(parts["ctx"], weights=LossWeights(perceptual=0, cycle=0)),
                        torch.Generator().manual_seed(0))
     assert torch.equal(given.masked.hidden, hull_mask(square, 32, scaled_pixels(10, 32)))
 
@@ -82,15 +85,15 @@ def test_generator_input_hides_the_face(parts):
 def test_smirk_step_is_first_path_plus_cycle(parts):
     w = LossWeights(perceptual=0)
     first = _first(parts, w, seed=3)
-    both = smirk_step(parts["enc"], parts["gen"], parts["flame"], parts["batch"], w, MaskingConfig(), CycleConfig(),
-                      parts["face"], parts["weights"], builtin_templates(50), torch.Generator().manual_seed(3))
+    ctx = replace(parts["ctx"], weights=w)
+    both = smirk_step(parts["enc"], parts["gen"], parts["batch"], ctx, torch.Generator().manual_seed(3))
     for name in ("landmarks_fan", "landmarks_mp", "reconstruction", "expression_reg"):
         torch.testing.assert_close(getattr(both.losses, name), getattr(first.losses, name))
     assert float(first.losses.cycle) == 0 and both.cycle is not None
     torch.testing.assert_close(both.losses.total, first.losses.total + w.cycle * both.losses.cycle,
                                rtol=1e-5, atol=1e-5)
-    with pytest.raises(ValueError, match="clip batch"):
-        _first(parts, w, temporal=TemporalWeights())
+    with pytest.raises(ValueError, match="clip batch"):  # temporal weighting asks for clips
+        clip_step(parts["enc"], parts["gen"], parts["batch"], ctx, torch.Generator().manual_seed(3))
 
 
 def test_hull_points_travel_with_the_batch(parts):

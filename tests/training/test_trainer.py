@@ -142,7 +142,7 @@ class _Poisonable(torch.utils.data.Dataset):
 
 def test_nan_stops_and_keeps_last_checkpoint(tmp_path, tiny_overrides):
     from tempsmirk.data import SyntheticFaces
-    from tempsmirk.training import load_flame
+    from tempsmirk.flame import load_flame
 
     cfg = load_config(None, tiny_overrides + [f"run.dir={tmp_path}", "train.checkpoint_every=1"])
     data = _Poisonable(SyntheticFaces(load_flame(None, 300, 50), cfg.data.synthetic))
@@ -172,8 +172,8 @@ def test_cli_train(tmp_path, tiny_overrides, capsys):
 def test_pretraining_weights_train_the_encoder_every_step(tmp_path, tiny_overrides):
     """Without a loss that needs the generator (SMIRK's encoder pretraining) the generator is not
     in the loop: the encoder learns on every iteration and the generator never changes."""
-    cfg = load_config(None, tiny_overrides + [f"run.dir={tmp_path}", "loss.reconstruction=0",
-                                              "loss.cycle=0", "train.steps=2"])
+    cfg = load_config(None, tiny_overrides + [f"run.dir={tmp_path}", "loss.weights.reconstruction=0",
+                                              "loss.weights.cycle=0", "train.steps=2"])
     t = Trainer(cfg, progress=False)
     enc0, gen0 = _params(t.encoder), _params(t.generator)
     out = t.train_step(next(iter(t.loader(0, 1))))
@@ -191,13 +191,13 @@ def test_presets_are_the_reference_configs(tmp_path):
     configs = repo_root() / "tempsmirk" / "configs"
     core = load_config(configs / "smirk_core.yaml", [f"run.dir={tmp_path / 'c'}"])
     pre = load_config(configs / "smirk_pretrain.yaml", [f"run.dir={tmp_path / 'p'}"])
-    w = core.loss
+    w = core.loss.weights
     assert (w.landmarks_fan, w.landmarks_mp, w.perceptual, w.reconstruction, w.emotion) == (100, 100, 10, 10, 0)
     assert (w.jaw_reg, w.expression_reg, w.shape_reg, w.cycle) == (1e-2, 1e-3, 100, 1)
     assert (core.optim.lr, core.train.batch_size, core.data.synthetic.image_size) == (1e-3, 32, 224)
     assert sorted(core.model.frozen) == ["pose", "shape"] and core.loss.masking.hull_radius == 10
     assert core.loss.masking.sample_fraction == 0.01 and core.train.steps == 50 * 50000 // 32
-    w = pre.loss
+    w = pre.loss.weights
     assert (w.landmarks_fan, w.landmarks_mp, w.perceptual, w.reconstruction, w.emotion) == (100, 100, 0, 0, 0)
     assert (w.jaw_reg, w.expression_reg, w.shape_reg, w.cycle) == (0, 1e-2, 0, 0)
     assert (pre.optim.lr, pre.train.batch_size, pre.model.frozen) == (2e-4, 32, [])
@@ -214,7 +214,7 @@ def test_presets_are_the_reference_configs(tmp_path):
 
 
 def test_emotion_weight_needs_the_network(tmp_path, tiny_overrides):
-    cfg = load_config(None, tiny_overrides + [f"run.dir={tmp_path}", "loss.emotion=1.0"])
+    cfg = load_config(None, tiny_overrides + [f"run.dir={tmp_path}", "loss.weights.emotion=1.0"])
     with pytest.raises(ValueError, match="model.emotion_path"):
         Trainer(cfg, progress=False)
 
@@ -225,7 +225,7 @@ def test_temporal_terms_join_the_first_path_every_iteration(tmp_path, tiny_overr
     iterations too, where the cycle trains the generator."""
     import tempsmirk.training.trainer as trainer_mod
 
-    clip = ["data.synthetic.clip_length=3", "data.synthetic.n_items=4", "temporal.identity=50.0"]
+    clip = ["data.synthetic.clip_length=3", "data.synthetic.n_items=4", "temporal.weights.identity=50.0"]
     seen = []
     real = trainer_mod.first_path
 
@@ -244,7 +244,7 @@ def test_temporal_terms_join_the_first_path_every_iteration(tmp_path, tiny_overr
         on.train_step(batch)
         off.train_step(batch)
         out = seen[-2]  # the temporal run's first path
-        w = on.weights
+        w = on.context.weights
         smirk = sum(getattr(w, f) * getattr(out.losses, f) for f in ("landmarks_fan", "landmarks_mp", "expression_reg",
                                                                     "jaw_reg", "shape_reg", "reconstruction",
                                                                     "perceptual", "emotion"))

@@ -1,15 +1,19 @@
+"""Video and image files: round trips, damaged and truncated files, and reading frames anywhere in a
+video against decoding it in order."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from data_prep.video import (
+from tempsmirk.video.io import (
     ImageReadError,
     VideoDecodeError,
     iter_frames,
     probe_video,
     read_frames,
     read_image,
+    read_video_frames,
     write_image,
     write_video,
 )
@@ -78,3 +82,17 @@ def test_image_round_trip_and_unreadable_image(tmp_path):
         read_image(tmp_path / "b.jpg")
     with pytest.raises(ImageReadError, match="does not exist"):
         read_image(tmp_path / "c.jpg")
+
+
+@pytest.mark.needs_shared_data
+def test_video_frames_are_read_exactly(real_video):
+    wanted = [(0, 2), (5, 3), (71, 3), (72, 1), (150, 4)]  # key frames at 0, 72, 144
+    got = {s: read_video_frames(real_video, s, n) for s, n in wanted}
+    for t, frame in enumerate(iter_frames(real_video)):  # the reference: decoding every frame in order
+        for s, n in wanted:
+            if s <= t < s + n:
+                np.testing.assert_array_equal(got[s][t - s], frame)
+        if t >= 153:
+            break
+    with pytest.raises(VideoDecodeError, match="could not be decoded"):
+        read_video_frames(real_video, 470, 5)  # the video has 472 frames

@@ -1,7 +1,8 @@
 """Video and image I/O with PyAV and OpenCV (guide section 3: PyAV decodes and encodes H.264).
 
-Frames are RGB ``uint8`` arrays of shape (H, W, 3) everywhere in :mod:`data_prep`
-(OpenCV's BGR order stops at this module's boundary).
+Frames are RGB ``uint8`` arrays of shape (H, W, 3) everywhere in :mod:`tempsmirk.video` and
+:mod:`data_prep` (OpenCV's BGR order stops at this module's boundary). A whole video is read in
+order with :func:`iter_frames`; a few frames anywhere in it with :func:`read_video_frames`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "probe_video",
     "iter_frames",
     "read_frames",
+    "read_video_frames",
     "write_video",
     "read_image",
     "write_image",
@@ -159,6 +161,58 @@ def read_frames(path: str | os.PathLike) -> np.ndarray:
     frames = list(iter_frames(path))
     if not frames:
         raise VideoDecodeError(f"{path} decoded to zero frames; expected at least one")
+    return np.stack(frames)
+
+
+def read_video_frames(path: str | os.PathLike, start: int, count: int) -> np.ndarray:
+    """Frames ``start .. start + count - 1`` of a video: (count, H, W, 3) uint8 RGB.
+
+    Seeks to the key frame before ``start`` (frame indices from presentation time stamps at the
+    stream's frame rate), and falls back to decoding from the beginning when time stamps do not
+    give consecutive indices. Decodes on one thread (a DataLoader worker has a core of its own).
+
+    Raises:
+        VideoDecodeError: the file cannot be decoded, or those frames are not in it (the
+        message names the file and the frames).
+    """
+
+    def decode(container, stream, seek: bool) -> list[np.ndarray]:
+        rate, tb = stream.average_rate or stream.guessed_rate, stream.time_base
+        t0 = stream.start_time or 0
+        if seek and start > 0:
+            container.seek(t0 + int(start / (rate * tb)), stream=stream, backward=True, any_frame=False)
+        out: list[np.ndarray] = []
+        expected = start
+        for i, frame in enumerate(container.decode(stream)):
+            if seek:
+                if frame.pts is None:
+                    return []
+                idx = int(round(float((frame.pts - t0) * tb * rate)))
+            else:
+                idx = i
+            if idx < expected:
+                continue
+            if idx > expected:
+                return []  # a gap: the time stamps do not count frames
+            out.append(frame.to_ndarray(format="rgb24"))
+            expected += 1
+            if expected == start + count:
+                break
+        return out
+
+    try:
+        for seek in (True, False):
+            with av.open(str(path)) as container:
+                stream = container.streams.video[0]
+                stream.thread_count = 1  # a DataLoader worker decodes on its own core
+                frames = decode(container, stream, seek=seek and bool(stream.average_rate or stream.guessed_rate))
+            if len(frames) == count:
+                break
+    except (av.error.FFmpegError, OSError, IndexError) as exc:
+        raise VideoDecodeError(f"{path}: could not decode the video ({exc})") from None
+    if len(frames) != count:
+        raise VideoDecodeError(f"{path}: frames {start}..{start + count - 1} could not be decoded (the "
+                               f"manifest promised them; the file may be truncated)")
     return np.stack(frames)
 
 

@@ -1,3 +1,6 @@
+"""AffectNet: every drop reason counted, crops and index written and resumed, the crop rules by hand
+(and the command line that runs them)."""
+
 from __future__ import annotations
 
 import json
@@ -5,18 +8,18 @@ import json
 import numpy as np
 import pytest
 
-from data_prep.affectnet import (
+from data_prep.affectnet import main
+from tempsmirk.data.affectnet import (
     CSV_COLUMNS,
     box_crop_affine,
     crop_path,
     emoca_crop_affine,
-    main,
     parse_annotations,
     prepare_affectnet,
     read_index,
 )
-from data_prep.crops import transform_points
-from data_prep.video import read_image, write_image
+from tempsmirk.video.crops import transform_points
+from tempsmirk.video.io import read_image, write_image
 
 BOX = (40.0, 30.0, 80.0, 80.0)  # x, y, w, h in every fixture image
 LMK = ";".join(f"{v:.1f}" for v in np.linspace(40, 120, 136))
