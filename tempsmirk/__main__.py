@@ -23,10 +23,32 @@ from tempsmirk.cli_help import ExamplesHelpFormatter
 __all__ = ["main"]
 
 
+def _train_command(args: argparse.Namespace, resume: bool) -> str:
+    """The command line that runs this training again (with ``--resume``: continues it)."""
+    import os
+    import shlex
+
+    from tempsmirk.training.distributed import from_environment
+
+    info = from_environment()
+    if info.enabled:
+        per_node = os.environ.get("LOCAL_WORLD_SIZE", str(info.world_size))
+        head = ["torchrun", f"--nproc_per_node={per_node}"]
+        if int(per_node) != info.world_size:  # several machines: their own rendezvous options
+            head.append("[your --nnodes/--rdzv options]")
+        head += ["-m", "tempsmirk", "train"]
+    else:
+        head = [sys.executable, "-m", "tempsmirk", "train"]
+    rest = ["--config", args.config] + (["--resume"] if resume else []) + list(args.overrides)
+    return " ".join(shlex.quote(h) if not h.startswith("[") else h for h in head) + " " + shlex.join(rest)
+
+
 def _train(args: argparse.Namespace) -> int:
     from tempsmirk.config import ConfigError, load_config
-    from tempsmirk.training import Trainer, TrainingDiverged
+    from tempsmirk.training import Trainer, TrainingDiverged, TrainingInterrupted
+    from tempsmirk.training.distributed import from_environment, teardown
 
+    main_rank = from_environment().is_main
     try:
         cfg = load_config(args.config, args.overrides)
     except (ConfigError, FileNotFoundError) as exc:
@@ -38,10 +60,25 @@ def _train(args: argparse.Namespace) -> int:
     except (FileExistsError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except TrainingDiverged as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except TrainingDiverged as exc:  # every rank stops; rank 0 says why
+        if main_rank:
+            print(f"error: {exc}", file=sys.stderr)
         return 3
-    print(f"trained {trainer.step} steps; run folder {run_dir}")
+    except TrainingInterrupted as exc:
+        if main_rank:
+            again = exc.checkpoint_step is not None
+            print(f"{exc}\n{'Resume' if again else 'Start again'} with:\n  {_train_command(args, again)}",
+                  file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        if main_rank:
+            print(f"Interrupted before training started; nothing was trained. Start again with:\n  "
+                  f"{_train_command(args, args.resume)}", file=sys.stderr)
+        return 130
+    finally:
+        teardown()
+    if main_rank:
+        print(f"trained {trainer.step} steps; run folder {run_dir}")
     return 0
 
 

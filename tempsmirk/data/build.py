@@ -38,6 +38,12 @@ class DataConfig:
     mix: FaceMixConfig = field(default_factory=FaceMixConfig)
 
 
+def _ignore_interrupt(worker_id: int) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @dataclass(frozen=True)
 class TrainingData:
     """A dataset of :class:`~tempsmirk.data.FaceSample` and how to batch it."""
@@ -56,9 +62,11 @@ class TrainingData:
         return None
 
     def loader(self, batch_sampler: Sampler) -> DataLoader:
-        """A DataLoader of :class:`~tempsmirk.data.FaceBatch` over ``batch_sampler``'s batches."""
+        """A DataLoader of :class:`~tempsmirk.data.FaceBatch` over ``batch_sampler``'s batches. Its
+        worker processes ignore Ctrl-C: the training process decides when to stop (and stops them)."""
         return DataLoader(self.dataset, batch_sampler=batch_sampler, collate_fn=collate_faces,
-                          num_workers=self.num_workers, persistent_workers=False)
+                          num_workers=self.num_workers, persistent_workers=False,
+                          worker_init_fn=_ignore_interrupt if self.num_workers else None)
 
 
 def build_dataset(cfg: DataConfig, flame) -> TrainingData:

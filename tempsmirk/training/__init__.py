@@ -11,9 +11,11 @@ from tempsmirk.training.demo import DEMO_IMAGE_SIZE, DEMO_PROFILES, demo_checkpo
 from tempsmirk.training.experiment import Condition, EvalSpec, ExperimentSpec, finetune_config, run_experiment
 from tempsmirk.training.report import summary_table, verdict
 from tempsmirk.training.step import CycleOutput, LossTerms, StepOutput, clip_step, cycle_path, first_path, smirk_step
-from tempsmirk.training.trainer import CHECKPOINT_FORMAT, StepBatches, Trainer, TrainingDiverged, image_grid
+from tempsmirk.training.trainer import (CHECKPOINT_FORMAT, StepBatches, Trainer, TrainingDiverged, TrainingInterrupted,
+                                        image_grid)
 
 __all__ = ["CHECKPOINT_FORMAT", "DEMO_IMAGE_SIZE", "DEMO_PROFILES", "Condition", "CycleOutput", "EvalSpec",
            "ExperimentSpec", "LossTerms", "StepBatches", "StepContext", "StepOutput", "Trainer", "TrainingDiverged",
+           "TrainingInterrupted",
            "clip_step", "cycle_path", "demo_checkpoint", "demo_config", "finetune_config", "first_path", "image_grid",
            "run_experiment", "smirk_step", "step_context", "summary_table", "verdict"]

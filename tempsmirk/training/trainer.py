@@ -38,6 +38,9 @@ from __future__ import annotations
 import copy
 import csv
 import io
+import signal
+import sys
+import threading
 import time
 import warnings
 from dataclasses import fields
@@ -62,12 +65,13 @@ from tempsmirk.smirk.checkpoint import load_smirk_state, read_smirk_state, save_
 from tempsmirk.smirk.encoder import BRANCHES, SmirkEncoder
 from tempsmirk.smirk.generator import SmirkGenerator
 from tempsmirk.temporal import TemporalTerms
+from tempsmirk.training import distributed as dist_util
 from tempsmirk.training.context import StepContext, step_context
 from tempsmirk.training.step import LossTerms, StepOutput, cycle_path, first_path, frozen_eval
 from tempsmirk.weightsio import atomic_torch_save
 
-__all__ = ["Trainer", "TrainingDiverged", "lr_factor", "StepBatches", "image_grid", "CHECKPOINT_FORMAT",
-           "LOG_FIELDS", "TEMPORAL_LOG_FIELDS"]
+__all__ = ["Trainer", "TrainingDiverged", "TrainingInterrupted", "lr_factor", "StepBatches", "image_grid",
+           "CHECKPOINT_FORMAT", "LOG_FIELDS", "TEMPORAL_LOG_FIELDS"]
 
 #: /2: SMIRK's two-pass iteration (a /1 checkpoint came from the alternating scheme before it).
 CHECKPOINT_FORMAT = "tempsmirk.training/2"
@@ -95,14 +99,89 @@ class TrainingDiverged(RuntimeError):
     checkpoint on disk is the last good one."""
 
 
-class StepBatches(Sampler[list[int]]):
-    """Dataset indices for steps ``start .. end-1``: epochs of a seeded permutation, batch k taking
-    positions ``k·B .. k·B+B-1``. A pure function of the step, so a resumed run sees the same data."""
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on Ctrl-C (SIGINT). The first Ctrl-C lets the current step finish and writes a
+    checkpoint (``saved``: True); a second one, a second or more later, abandons the step and keeps
+    the checkpoint on disk. ``step``: the steps completed in memory; ``checkpoint_step``: the step
+    the checkpoint on disk holds (None: there is none). ``str()`` says both."""
 
-    def __init__(self, n_items: int, batch_size: int, seed: int, start: int, end: int) -> None:
+    def __init__(self, message: str, step: int, checkpoint_step: Optional[int], saved: bool) -> None:
+        super().__init__(message)
+        self.step, self.checkpoint_step, self.saved = step, checkpoint_step, saved
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class _StopOnInterrupt:
+    """Context manager: while active, Ctrl-C asks the training loop to stop after the current step
+    (``requested``); another Ctrl-C at least ``grace`` seconds later raises KeyboardInterrupt at
+    once. (torchrun passes the terminal's Ctrl-C on to its workers, so each worker gets two within
+    milliseconds: the grace keeps them one request.) Installed only in the main thread and only
+    over Python's default handler."""
+
+    def __init__(self, announce: bool, grace: float = 1.0) -> None:
+        self.announce, self.grace = announce, grace
+        self.requested_at: Optional[float] = None
+        self._previous = None
+
+    @property
+    def requested(self) -> bool:
+        return self.requested_at is not None
+
+    def _handler(self, signum, frame) -> None:
+        now = time.monotonic()
+        if self.requested_at is None:
+            self.requested_at = now
+            if self.announce:
+                sys.stderr.write("\nCtrl-C: stopping after this step and writing a checkpoint "
+                                 "(Ctrl-C again to stop at once)\n")
+                sys.stderr.flush()
+        elif now - self.requested_at >= self.grace:
+            raise KeyboardInterrupt
+
+    def __enter__(self) -> "_StopOnInterrupt":
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+class _Replicated(nn.Module):
+    """A network trained data-parallel: calls that can train it (grad mode, some parameter
+    requiring grad) go through its ``DistributedDataParallel`` wrapper, whose backward averages
+    the gradients over the ranks; calls while it is frozen (``frozen_eval``) or under no_grad run
+    the network itself, so they wait for no gradient."""
+
+    def __init__(self, ddp: nn.Module) -> None:
+        super().__init__()
+        self.ddp = ddp
+
+    def forward(self, x: Tensor):
+        module = self.ddp.module
+        if torch.is_grad_enabled() and any(p.requires_grad for p in module.parameters()):
+            return self.ddp(x)
+        return module(x)
+
+
+class StepBatches(Sampler[list[int]]):
+    """Dataset indices for steps ``start .. end-1``: epochs of a seeded permutation, global batch k
+    taking positions ``k·B .. k·B+B-1``. A pure function of the step, so a resumed run sees the same
+    data. With ``world_size`` > 1 this process takes items ``rank::world_size`` of each global batch
+    (the same split as the mix's :class:`~tempsmirk.data.mix.MixedBatches`)."""
+
+    def __init__(self, n_items: int, batch_size: int, seed: int, start: int, end: int, rank: int = 0,
+                 world_size: int = 1) -> None:
         if n_items < 1 or batch_size < 1:
             raise ValueError(f"need n_items >= 1 and batch_size >= 1; got {n_items}, {batch_size}")
+        if batch_size < world_size or not 0 <= rank < world_size:
+            raise ValueError(f"need batch_size >= world_size > rank >= 0; got {batch_size}, {world_size}, {rank}")
         self.n, self.b, self.seed, self.start, self.end = n_items, batch_size, seed, start, end
+        self.rank, self.world = rank, world_size
 
     def __len__(self) -> int:
         return max(0, self.end - self.start)
@@ -118,7 +197,7 @@ class StepBatches(Sampler[list[int]]):
                     cache[epoch] = torch.randperm(self.n, generator=torch.Generator().manual_seed(
                         item_seed(self.seed, -1 - epoch)))
                 out.append(int(cache[epoch][pos % self.n]))
-            yield out
+            yield out[self.rank::self.world]
 
 
 class _Autocast(nn.Module):
@@ -165,6 +244,11 @@ class Trainer:
             (default: synthetic faces from ``data.synthetic``, or MEAD clips from ``data.mead``
             with ``data.source=mead``).
         progress: show a tqdm bar.
+
+    Under ``torchrun`` (README, "Training on several GPUs"; :mod:`~tempsmirk.training.distributed`)
+    each process trains on its share of every global batch of ``train.batch_size`` items (clips in
+    clip mode; it must divide by the number of processes), BatchNorm normalises over the global
+    batch, gradients are averaged over the processes, and rank 0 alone writes the run folder.
     """
 
     def __init__(self, cfg: Config, resume: bool = False, dataset: Optional[Dataset] = None,
@@ -188,10 +272,14 @@ class Trainer:
             raise ValueError("this config fine-tunes a trained SMIRK (model.init_required) but names no "
                              "starting checkpoint: set model.init_checkpoint=PATH to a SMIRK checkpoint "
                              "(e.g. the one tempsmirk.training.demo_checkpoint() trains)")
-        if cfg.train.device == "auto":
-            self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        else:
-            self.device = torch.device(cfg.train.device)
+        #: This process among the data-parallel ones (one process without torchrun).
+        self.dist, self.device = dist_util.setup(cfg.train.device)
+        world = self.dist.world_size
+        if cfg.train.batch_size % world:
+            raise ValueError(f"train.batch_size={cfg.train.batch_size} is the global batch, split evenly over "
+                             f"the {world} processes (items of clip data are whole clips, never cut); it does "
+                             f"not divide by {world}. Choose a batch size that does, or another number of "
+                             f"processes")
         self.amp = bool(cfg.train.amp and self.device.type == "cuda")
         seed_everything(cfg.run.seed, cfg.run.deterministic)
 
@@ -219,6 +307,9 @@ class Trainer:
             state = read_smirk_state(m.init_checkpoint)
             gen = self.generator if any(k.startswith("smirk_generator.") for k in state) else None
             load_smirk_state(self.encoder, gen, state, source=str(m.init_checkpoint))
+        if self.dist.enabled:  # BatchNorm statistics of the global batch (state dict keys unchanged)
+            self.encoder = dist_util.sync_batchnorm(self.encoder, self.device)
+            self.generator = dist_util.sync_batchnorm(self.generator, self.device)
         self.trainable_branches = tuple(b for b in BRANCHES if b not in m.frozen)
         if m.frozen:
             self.encoder.freeze(*m.frozen)
@@ -245,14 +336,27 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.rng = torch.Generator().manual_seed(item_seed(cfg.run.seed, -(10 ** 6)))
         self.step = 0
+        #: The step ``checkpoints/last.pt`` holds (None: no checkpoint yet).
+        self.checkpoint_step: Optional[int] = None
         self.last: Optional[StepOutput] = None
         if resume:
             self._load(self.checkpoint_path)
-        self._enc = _Autocast(self.encoder) if self.amp else self.encoder
-        self._gen = _Autocast(self.generator) if self.amp else self.generator
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, self.run_dir / "config.yaml")
-        self._init_log(resume)
+        enc, gen = self.encoder, self.generator
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            # Every trainable parameter receives a gradient in the passes that go through DDP (the
+            # encoder's cycle update, which reads only some outputs, is averaged in train_step).
+            # Buffers need no broadcast after the start: synchronised BatchNorm keeps them equal.
+            enc = _Replicated(DDP(self.encoder, device_ids=ids, forward_sync_buffers=False))
+            gen = _Replicated(DDP(self.generator, device_ids=ids, forward_sync_buffers=False))
+        self._enc = _Autocast(enc) if self.amp else enc
+        self._gen = _Autocast(gen) if self.amp else gen
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, self.run_dir / "config.yaml")
+            self._init_log(resume)
 
     # ----------------------------------------------------------------- state
     def state(self) -> dict:
@@ -272,8 +376,11 @@ class Trainer:
         }
 
     def save_checkpoint(self) -> Path:
-        """Write ``checkpoints/last.pt`` atomically (a crash leaves the previous one)."""
-        atomic_torch_save(self.state(), self.checkpoint_path)
+        """Write ``checkpoints/last.pt`` atomically (a crash leaves the previous one); rank 0 only
+        under torchrun (the model state is the same on every rank)."""
+        if self.dist.is_main:
+            atomic_torch_save(self.state(), self.checkpoint_path)
+        self.checkpoint_step = self.step
         return self.checkpoint_path
 
     def _load(self, path: Path) -> None:
@@ -293,6 +400,7 @@ class Trainer:
         if self.device.type == "cuda" and "cuda" in state["rng"]:
             torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
         self.step = int(state["step"])
+        self.checkpoint_step = self.step
 
     # ----------------------------------------------------------------- logs
     @property
@@ -315,23 +423,35 @@ class Trainer:
         return LOG_FIELDS + (TEMPORAL_LOG_FIELDS if self.clip_length else [])
 
     def _log(self, trained: str, out: StepOutput, seconds: float) -> None:
+        """One log row; under torchrun every rank calls it and the losses are averaged over the
+        ranks (the global batch's means, as one process logs them)."""
+        losses = out.losses.as_floats()
+        if out.temporal is not None:
+            losses.update({f"temporal_{k}": v for k, v in out.temporal.as_floats().items()})
+        if self.dist.enabled:
+            values = torch.tensor(list(losses.values()), dtype=torch.float64, device=self.device)
+            torch.distributed.all_reduce(values)
+            losses = dict(zip(losses, (values / self.dist.world_size).tolist()))
+        if not self.dist.is_main:
+            return
         row = {"step": self.step, "trained": trained,
                "lr_encoder": self.opt_encoder.param_groups[0]["lr"],
                "lr_generator": self.opt_generator.param_groups[0]["lr"],
-               **out.losses.as_floats(), "seconds": round(seconds, 4)}
-        if out.temporal is not None:
-            row.update({f"temporal_{k}": v for k, v in out.temporal.as_floats().items()})
+               **losses, "seconds": round(seconds, 4)}
         with open(self.log_path, "a", newline="") as fh:
             csv.DictWriter(fh, fieldnames=self.log_fields).writerow(row)
 
     def save_images(self, out: StepOutput, batch: FaceBatch) -> Path:
-        """An image grid of an iteration (columns as in the module docstring), written atomically."""
+        """An image grid of an iteration (columns as in the module docstring), written atomically
+        (rank 0 only under torchrun: its share of the batch)."""
+        path = self.run_dir / "images" / f"step_{self.step:07d}.png"
+        if not self.dist.is_main:
+            return path
         cols = [batch.image] + ([] if out.rendering is None else [out.rendering, out.masked.image])
         if out.generated is not None:
             cols.append(out.generated)
         if out.cycle is not None:
             cols += [out.cycle.rendering, out.cycle.masked, out.cycle.generated]
-        path = self.run_dir / "images" / f"step_{self.step:07d}.png"
         atomic_write_bytes(path, _png_bytes(image_grid(cols)))
         return path
 
@@ -349,9 +469,16 @@ class Trainer:
             return "encoder+generator"
         return f"encoder+generator; cycle: {'generator' if self.cycle_trains_generator(step) else 'encoder'}"
 
-    def _diverged(self, where: str, losses: LossTerms, names: list[str], note: str) -> TrainingDiverged:
+    def _check_finite(self, where: str, losses: LossTerms, names: list[str], note: str) -> None:
+        """Raise :class:`TrainingDiverged` on every rank when ``names`` (this rank's non-finite
+        terms) is not empty on some rank; the message names the ranks and their values."""
+        if not dist_util.any_rank(bool(names), self.dist, self.device):
+            return
         values = ", ".join(f"{n}={float(getattr(losses, n).detach()):g}" for n in names)
-        return TrainingDiverged(
+        if self.dist.enabled:
+            found = dist_util.gather_strings(values, self.dist)
+            values = "; ".join(f"rank {r}: {v}" for r, v in enumerate(found) if v)
+        raise TrainingDiverged(
             f"step {self.step}: non-finite loss in the {where} ({values}). {note} The last good checkpoint "
             f"{self.checkpoint_path} is intact. Lower optim.lr, check the data, or resume with --resume "
             f"after fixing the cause.")
@@ -366,6 +493,10 @@ class Trainer:
         batch = batch.to(self.device)
         ctx = self.context
         gen_in_cycle = self.cycle_trains_generator(self.step)
+        if self.dist.enabled:
+            # Each rank draws its own masking and cycle edits, from a stream that is a function of
+            # (seed, step, rank): a resumed run draws the same, whatever ran before.
+            self.rng.manual_seed(item_seed(item_seed(self.cfg.run.seed, -(10 ** 6) - self.step), self.dist.rank))
 
         # 1. Reconstruction path: everything in train mode, both optimisers step.
         self.encoder.train()
@@ -376,9 +507,7 @@ class Trainer:
                          shape_trains="shape" in self.trainable_branches,
                          expression_trains="expression" in self.trainable_branches,
                          render=picture or self.cycle_on)
-        bad = out.losses.non_finite()
-        if bad:
-            raise self._diverged("reconstruction path", out.losses, bad, "Nothing was updated.")
+        self._check_finite("reconstruction path", out.losses, out.losses.non_finite(), "Nothing was updated.")
         self.opt_encoder.zero_grad(set_to_none=True)
         self.opt_generator.zero_grad(set_to_none=True)
         self.scaler.scale(out.losses.total).backward()
@@ -390,17 +519,23 @@ class Trainer:
         # 2. Cycle path: the frozen network in eval mode; only the generator's gradient is clipped.
         if self.cycle_on:
             frames = batch.frames()
+            # The cycle loss reads only some of the encoder's outputs (not pose or camera, nor shape
+            # when the encoder learns), which DDP's reducer would wait for: when the encoder learns
+            # here it runs unwrapped and its gradients are averaged below.
+            enc = self._enc if gen_in_cycle or not self.dist.enabled else (
+                _Autocast(self.encoder) if self.amp else self.encoder)
             with frozen_eval(self.encoder if gen_in_cycle else self.generator):
-                cyc = cycle_path(self._enc, self._gen, frames.image, out.params, out.masked.hidden,
+                cyc = cycle_path(enc, self._gen, frames.image, out.params, out.masked.hidden,
                                  out.screen_vertices, ctx, self.rng, generator_trains=gen_in_cycle)
                 out = out.with_cycle(cyc, ctx.weights)
-                if not torch.isfinite(cyc.loss.detach()):
-                    raise self._diverged("cycle path", out.losses, ["cycle"],
-                                         "The reconstruction path had already updated the networks in "
-                                         "memory; nothing of this step was saved.")
+                self._check_finite("cycle path", out.losses, [] if torch.isfinite(cyc.loss.detach()) else ["cycle"],
+                                   "The reconstruction path had already updated the networks in memory; "
+                                   "nothing of this step was saved.")
                 self.opt_encoder.zero_grad(set_to_none=True)
                 self.opt_generator.zero_grad(set_to_none=True)
                 self.scaler.scale(ctx.weights.cycle * cyc.loss).backward()
+                if not gen_in_cycle:
+                    dist_util.average_gradients(self.encoder.parameters(), self.dist)
                 if gen_in_cycle:
                     clip = self.cfg.optim.generator_clip
                     if clip:
@@ -420,37 +555,71 @@ class Trainer:
         self.last = out
         return out
 
+    def _interrupted(self, end: int, saved: bool) -> TrainingInterrupted:
+        where = self.checkpoint_path
+        if saved:
+            text = f"Interrupted after step {self.step} of {end}; {where} holds step {self.step}."
+        elif self.checkpoint_step is None:
+            text = (f"Interrupted during step {self.step + 1} of {end}; that step was abandoned and no "
+                    f"checkpoint had been written yet: --resume needs one, so this run starts over.")
+        else:
+            text = (f"Interrupted during step {self.step + 1} of {end}; that step was abandoned. {where} "
+                    f"holds step {self.checkpoint_step}.")
+        return TrainingInterrupted(text, self.step, self.checkpoint_step, saved)
+
     def loader(self, start: int, end: int) -> DataLoader:
         """Batches for steps ``start .. end-1``: the mix's per-source sampler for ``data.source=mix``,
         :class:`StepBatches` otherwise (both a pure function of the step)."""
         b, seed = self.cfg.train.batch_size, self.cfg.run.seed
-        sampler = (self.data.batch_sampler(b, seed, start, end)
-                   or StepBatches(len(self.dataset), b, seed, start, end))
+        rank, world = self.dist.rank, self.dist.world_size
+        sampler = (self.data.batch_sampler(b, seed, start, end, rank, world)
+                   or StepBatches(len(self.dataset), b, seed, start, end, rank, world))
         return self.data.loader(sampler)
 
     def train(self, until: Optional[int] = None) -> Path:
         """Train up to iteration ``until`` (default: ``train.steps``); checkpoint at the end. Returns the
-        run folder. A :class:`TrainingDiverged` propagates with the last checkpoint untouched."""
+        run folder. A :class:`TrainingDiverged` propagates with the last checkpoint untouched.
+
+        Ctrl-C (SIGINT) stops after the current step — on every rank at the same step under
+        torchrun — writes the checkpoint and raises :class:`TrainingInterrupted`; a second Ctrl-C
+        abandons the step at once and keeps the checkpoint on disk."""
         t = self.cfg.train
         end = t.steps if until is None else min(until, t.steps)
-        bar = tqdm(total=end, initial=self.step, desc="SMIRK", disable=not self.progress, dynamic_ncols=True)
-        try:
-            for batch in self.loader(self.step, end):
-                tic = time.perf_counter()
-                trained = self.trained(self.step)
-                out = self.train_step(batch)
-                seconds = time.perf_counter() - tic
-                if t.log_every and (self.step % t.log_every == 0 or self.step == end):
-                    self._log(trained, out, seconds)
-                if t.image_every and self.step % t.image_every == 0:
-                    self.save_images(out, batch.frames())
-                if t.checkpoint_every and self.step % t.checkpoint_every == 0 and self.step < end:
+        bar = tqdm(total=end, initial=self.step, desc="SMIRK", disable=not (self.progress and self.dist.is_main),
+                   dynamic_ncols=True)
+        stopping = False
+        with _StopOnInterrupt(announce=self.dist.is_main) as stop:
+            try:
+                for batch in self.loader(self.step, end):
+                    tic = time.perf_counter()
+                    trained = self.trained(self.step)
+                    out = self.train_step(batch)
+                    seconds = time.perf_counter() - tic
+                    if t.log_every and (self.step % t.log_every == 0 or self.step == end):
+                        self._log(trained, out, seconds)
+                    if t.image_every and self.step % t.image_every == 0:
+                        self.save_images(out, batch.frames())
+                    if t.checkpoint_every and self.step % t.checkpoint_every == 0 and self.step < end:
+                        self.save_checkpoint()
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{float(out.losses.total.detach()):.3g}")
+                    # The ranks agree, so that all of them stop after the same step.
+                    stopping = dist_util.any_rank(stop.requested, self.dist, self.device)
+                    if stopping:
+                        break
+            except (KeyboardInterrupt, RuntimeError) as exc:
+                # A RuntimeError after Ctrl-C: a collective whose peer process already stopped.
+                if isinstance(exc, TrainingDiverged) or not (isinstance(exc, KeyboardInterrupt) or stop.requested):
+                    raise
+                bar.close()
+                raise self._interrupted(end, saved=False) from (None if isinstance(exc, KeyboardInterrupt) else exc)
+            finally:
+                bar.close()
+            if stopping and self.step < end:
+                if self.checkpoint_step != self.step:
                     self.save_checkpoint()
-                bar.update(1)
-                bar.set_postfix(loss=f"{float(out.losses.total.detach()):.3g}")
-        finally:
-            bar.close()
+                raise self._interrupted(end, saved=True)
         self.save_checkpoint()
-        if self.step >= t.steps:
+        if self.step >= t.steps and self.dist.is_main:
             save_smirk_checkpoint(self.run_dir / "smirk.pt", self.encoder, self.generator)
         return self.run_dir
