@@ -37,7 +37,8 @@ import torch
 from tempsmirk import seed_everything
 from tempsmirk.flame import FLAME, load_flame
 from tempsmirk.flame.lbs import batch_rodrigues
-from tempsmirk.viz import draw_mesh_2d, flame_explorer, mesh_figure, plot_landmarks_2d, to_numpy
+from tempsmirk.viz import (draw_mesh_2d, flame_explorer, mesh_figure, plot_landmarks_2d,
+                           to_numpy)
 
 seed_everything(seed)
 plt.rcParams["figure.dpi"] = 72
@@ -46,7 +47,8 @@ if flame_path is None:
 else:  # finds the landmark, eyelid and mask files in the folder (README: Real assets)
     flame = load_flame(flame_path, require=())
 flame = flame.to(device)
-print(f"{flame.source}: {flame.n_vertices} vertices, {len(flame.faces)} triangles, "
+print(flame.source)
+print(f"{flame.n_vertices} vertices, {len(flame.faces)} triangles, "
       f"{flame.n_shape} shape and {flame.n_exp} expression components")
 
 # %% [markdown]
@@ -59,7 +61,8 @@ print(f"{flame.source}: {flame.n_vertices} vertices, {len(flame.faces)} triangle
 
 # %%
 out0 = flame(shape=torch.zeros(1, flame.n_shape, device=device))
-mesh_figure(out0.vertices[0], flame.faces, landmarks=out0.landmarks68[0] if flame.has_landmarks68 else None,
+landmarks = out0.landmarks68[0] if flame.has_landmarks68 else None
+mesh_figure(out0.vertices[0], flame.faces, landmarks=landmarks,
             title="template with the 68 landmarks")
 
 # %% [markdown]
@@ -77,8 +80,9 @@ mesh_figure(out0.vertices[0], flame.faces, landmarks=out0.landmarks68[0] if flam
 # %%
 dirs = to_numpy(flame.shapedirs)
 fig, axes = plt.subplots(1, 4, figsize=(13, 3.6))
-for ax, (k, name) in zip(axes, [(0, "shape 0"), (1, "shape 1"), (flame.n_shape, "expression 0"),
-                                 (flame.n_shape + 2, "expression 2")]):
+components = [(0, "shape 0"), (1, "shape 1"), (flame.n_shape, "expression 0"),
+              (flame.n_shape + 2, "expression 2")]
+for ax, (k, name) in zip(axes, components):
     mag = np.linalg.norm(dirs[:, :, k], axis=1) * 1000
     draw_mesh_2d(ax, flame.v_template, flame.faces, values=mag)
     ax.set_title(f"{name} (max {mag.max():.1f} mm)")
@@ -97,11 +101,13 @@ plt.tight_layout()
 g = torch.Generator().manual_seed(seed)
 beta = torch.randn(2, flame.n_shape, generator=g).to(device)
 psi = torch.randn(2, flame.n_exp, generator=g).to(device)
-pose = (torch.randn(2, 15, generator=g) * 0.2).to(device)  # global, neck, jaw, eyes (axis-angle)
+# global, neck, jaw, eyes (axis-angle)
+pose = (torch.randn(2, 15, generator=g) * 0.2).to(device)
 
 
 def lbs_from_scratch(flame, beta, psi, pose):
-    v = flame.v_template + torch.einsum("bk,vck->bvc", torch.cat([beta, psi], 1), flame.shapedirs)
+    coeffs = torch.cat([beta, psi], 1)
+    v = flame.v_template + torch.einsum("bk,vck->bvc", coeffs, flame.shapedirs)
     joints = torch.einsum("jv,bvc->bjc", flame.j_regressor, v)
     R = batch_rodrigues(pose.reshape(-1, 3)).view(len(pose), -1, 3, 3)
     v = v + ((R[:, 1:] - torch.eye(3)).flatten(1) @ flame.posedirs).view_as(v)
@@ -121,7 +127,8 @@ mine = lbs_from_scratch(flame, beta, psi, pose)
 lib = flame(shape=beta, expression=psi, global_pose=pose[:, :3], neck_pose=pose[:, 3:6],
             jaw_pose=pose[:, 6:9], eye_pose=pose[:, 9:]).vertices
 assert torch.allclose(mine, lib, atol=1e-5), (mine - lib).abs().max()
-print(f"from-scratch LBS matches the library: max |Δ| = {(mine - lib).abs().max():.2e} (FLAME units)")
+print("from-scratch LBS matches the library: "
+      f"max |Δ| = {(mine - lib).abs().max():.2e} (FLAME units)")
 
 # %% [markdown]
 # The jaw opens the mouth by rotating about the jaw joint; the eyes rotate about
@@ -134,8 +141,9 @@ demo = {
     "jaw open": dict(jaw_pose=torch.tensor([[0.35, 0.0, 0.0]])),
     "ψ[2] = 3 (built-in: smile)": dict(expression=torch.tensor([[0.0, 0.0, 3.0]])),
     "head turned 30°": dict(global_pose=torch.tensor([[0.0, np.radians(30), 0.0]])),
-    "eyes left, lids half": dict(eye_pose=torch.tensor([[0.0, 0.35, 0.0, 0.0, 0.35, 0.0]]),
-                                 eyelids=torch.tensor([[0.5, 0.5]])),
+    "eyes left, lids half": dict(
+        eye_pose=torch.tensor([[0.0, 0.35, 0.0, 0.0, 0.35, 0.0]]),
+        eyelids=torch.tensor([[0.5, 0.5]])),
 }
 fig, axes = plt.subplots(1, len(demo), figsize=(3.2 * len(demo), 3.6))
 for ax, (name, kw) in zip(axes, demo.items()):
@@ -165,7 +173,8 @@ for ax, yaw in zip(axes, yaws):
     draw_mesh_2d(ax, out.vertices[0], flame.faces)
     if out.landmarks68 is not None:
         lm = to_numpy(out.landmarks68[0])
-        ax.scatter(lm[:17, 0], lm[:17, 1], s=12, color="orange", label="contour (dynamic)")
+        ax.scatter(lm[:17, 0], lm[:17, 1], s=12, color="orange",
+                   label="contour (dynamic)")
         ax.scatter(lm[17:, 0], lm[17:, 1], s=6, color="crimson", label="static 51")
     if out.landmarks_mp is not None:
         mp = to_numpy(out.landmarks_mp[0])

@@ -42,6 +42,7 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython.display import display
 
 from tempsmirk import seed_everything
 from tempsmirk.flame import FLAME, load_flame
@@ -54,7 +55,7 @@ from tempsmirk.render import (
     smirk_light_directions,
     to_pixel_space,
 )
-from tempsmirk.viz import plot_landmarks_2d, to_numpy
+from tempsmirk.viz import plot_landmarks_2d, table, to_numpy
 
 seed_everything(seed)
 small = profile == "small"
@@ -66,8 +67,9 @@ flame = flame.to(device)
 faces = flame.faces
 face_region = flame.region_faces("face") if "face" in flame.masks else None
 size = 112 if small else 224  # SMIRK renders at 224 px
-print(f"{flame.source}: {flame.n_vertices} vertices, {len(faces)} triangles; "
-      f"face region: {'all faces' if face_region is None else int(face_region.sum())} triangles")
+region = "all faces" if face_region is None else f"{int(face_region.sum())} triangles"
+print(flame.source)
+print(f"{flame.n_vertices} vertices, {len(faces)} triangles; face region: {region}")
 
 # %% [markdown]
 # ## The camera
@@ -93,21 +95,25 @@ print(f"{flame.source}: {flame.n_vertices} vertices, {len(faces)} triangles; "
 # $(v_1 - v_0) \times (v_2 - v_0)$ in pixel space.
 
 # %%
-gt_pose = torch.tensor([[0.12, -0.35, 0.04]], device=device)  # pitch, yaw, roll (axis-angle)
+# pitch, yaw, roll (axis-angle)
+gt_pose = torch.tensor([[0.12, -0.35, 0.04]], device=device)
 gt_cam = torch.tensor([[7.2, 0.01, -0.015]], device=device)
 gen = torch.Generator().manual_seed(seed)
 n_exp = min(flame.n_exp, 10)
 gt_exp = (0.9 * torch.randn(1, n_exp, generator=gen)).to(device)
 gt = flame(expression=gt_exp, global_pose=gt_pose)
 
+scale, shift = torch.tensor([0.8, 1, 1]), torch.tensor([0, 0.03, 0.02])
+cameras = {"(s, tx, ty)": gt_cam,
+           "smaller s": gt_cam * scale.to(device),
+           "tx, ty > 0: right and up": gt_cam + shift.to(device)}
 fig, axes = plt.subplots(1, 3, figsize=(10, 3.6))
-for ax, cam, title in zip(axes, [gt_cam, gt_cam * torch.tensor([0.8, 1, 1], device=device),
-                                 gt_cam + torch.tensor([0, 0.03, 0.02], device=device)],
-                          ["(s, tx, ty)", "smaller s", "tx, ty > 0: right and up"]):
+for ax, (title, cam) in zip(axes, cameras.items()):
     r = render_mesh(gt.vertices, faces, cam, size, face_region)
     ax.imshow(to_numpy(r.image[0].permute(1, 2, 0)))
     if gt.landmarks68 is not None:
-        plot_landmarks_2d(ax, project_points(gt.landmarks68, cam, size).pixels[0], color="C1", s=4)
+        pixels = project_points(gt.landmarks68, cam, size).pixels[0]
+        plot_landmarks_2d(ax, pixels, color="C1", s=4)
     ax.set_title(title)
     ax.axis("off")
 plt.tight_layout()
@@ -139,13 +145,17 @@ assert torch.allclose(p.normalised, p.pixels / (size / 2) - 1, atol=1e-6)
 
 # %%
 def rasterize_brute_force(verts, faces, size):
-    """verts (V, 3) in pixel space -> (size, size) index of the visible face, -1 = background."""
+    """verts (V, 3) in pixel space -> (size, size) index of the visible face,
+    -1 = background."""
     tri = verts[faces]  # (F, 3, 3)
     rows = []
     for i in range(size):
-        p = torch.stack([torch.arange(size) + 0.5, torch.full((size,), i + 0.5)], -1).to(verts)
-        d = tri[None, :, :, :2] - p[:, None, None, :]  # vertices relative to each pixel (W, F, 3, 2)
-        cross = d.roll(-1, 2)[..., 0] * d.roll(-2, 2)[..., 1] - d.roll(-2, 2)[..., 0] * d.roll(-1, 2)[..., 1]
+        centres = [torch.arange(size) + 0.5, torch.full((size,), i + 0.5)]
+        p = torch.stack(centres, -1).to(verts)
+        # vertices relative to each pixel centre (W, F, 3, 2)
+        d = tri[None, :, :, :2] - p[:, None, None, :]
+        a, b = d.roll(-1, 2), d.roll(-2, 2)  # v_{k+1} - p and v_{k+2} - p for each k
+        cross = a[..., 0] * b[..., 1] - b[..., 0] * a[..., 1]
         area = cross.sum(-1, keepdim=True)
         bary = cross / area
         inside = (bary >= 0).all(-1) & (area[..., 0] != 0)
@@ -162,7 +172,8 @@ mine = rasterize_brute_force(screen[0], faces, small_size)
 t1 = time.perf_counter()
 frags = rasterize(screen, faces, small_size)
 t2 = time.perf_counter()
-print(f"brute force {1e3 * (t1 - t0):.0f} ms, library {1e3 * (t2 - t1):.1f} ms at {small_size} px")
+print(f"brute force {1e3 * (t1 - t0):.0f} ms, library {1e3 * (t2 - t1):.1f} ms "
+      f"at {small_size} px")
 assert torch.equal(mine, frags.pix_to_face[0])
 
 # %% [markdown]
@@ -216,7 +227,8 @@ plt.tight_layout()
 r = render_mesh(gt.vertices, faces, gt_cam, size, face_region)
 n = r.normals[0].permute(1, 2, 0)  # (H, W, 3)
 covered = r.mask[0, 0] > 0
-by_hand = SMIRK_ALBEDO * 1.7 * (n @ smirk_light_directions().to(n).T).clamp(0, 1).mean(-1)
+lights = smirk_light_directions().to(n)  # (5, 3)
+by_hand = SMIRK_ALBEDO * 1.7 * (n @ lights.T).clamp(0, 1).mean(-1)
 assert torch.allclose(r.image[0, 0][covered], by_hand[covered], atol=1e-6)
 assert torch.allclose(directional_shading(n)[covered] * SMIRK_ALBEDO, by_hand[covered])
 
@@ -261,7 +273,8 @@ target_lmk = project_points(keypoints(gt), gt_cam, size).normalised.detach()
 pose = torch.zeros(1, 3, device=device, requires_grad=True)
 exp = torch.zeros(1, n_exp, device=device, requires_grad=True)
 cam = torch.tensor([[6.0, 0.0, 0.0]], device=device, requires_grad=True)
-opt = torch.optim.Adam([{"params": [pose, exp], "lr": 0.05}, {"params": [cam], "lr": 0.05}])
+opt = torch.optim.Adam([{"params": [pose, exp], "lr": 0.05},
+                        {"params": [cam], "lr": 0.05}])
 sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=1e-3)
 
 
@@ -272,39 +285,50 @@ def render_params(pose, exp, cam):
 
 with torch.no_grad():
     start = render_params(pose, exp, cam)[1].image
-history = {"landmarks": [], "photometric": [], "pose error (rad)": [], "expression error": [],
-           "face vertex error (mm)": []}
-region_vertices = (torch.as_tensor(flame.masks["face"], device=device) if "face" in flame.masks
-                   else torch.arange(flame.n_vertices, device=device))
+start_cam = cam.detach().clone()
+units = {"landmark loss": "half image widths²", "photometric loss": "intensity, 0–1",
+         "pose error": "rad", "expression error": "coefficients",
+         "face vertex error": "mm"}
+history = {name: [] for name in units}
+if "face" in flame.masks:
+    region_vertices = torch.as_tensor(flame.masks["face"], device=device)
+else:
+    region_vertices = torch.arange(flame.n_vertices, device=device)
 t0 = time.perf_counter()
 for step in range(steps):
     out, rend = render_params(pose, exp, cam)
-    l_lmk = (project_points(keypoints(out), cam, size).normalised - target_lmk).square().sum(-1).mean()
+    projected = project_points(keypoints(out), cam, size).normalised
+    l_lmk = (projected - target_lmk).square().sum(-1).mean()
     l_pho = (rend.image - target).abs().mean()
     loss = 100 * l_lmk + 10 * l_pho
     with torch.no_grad():  # errors of the parameters this loss was computed with
-        history["landmarks"].append(l_lmk.item())
-        history["photometric"].append(l_pho.item())
-        history["pose error (rad)"].append((pose - gt_pose).norm().item())
+        history["landmark loss"].append(l_lmk.item())
+        history["photometric loss"].append(l_pho.item())
+        history["pose error"].append((pose - gt_pose).norm().item())
         history["expression error"].append((exp - gt_exp).norm().item())
         gap = (out.vertices - gt.vertices)[:, region_vertices].norm(dim=-1).mean()
-        history["face vertex error (mm)"].append(1e3 * gap.item())
+        history["face vertex error"].append(1e3 * gap.item())
     opt.zero_grad()
     loss.backward()
     opt.step()
     sched.step()
-print(f"{steps} steps in {time.perf_counter() - t0:.1f} s; camera {to_numpy(cam[0]).round(4)} "
-      f"(truth {to_numpy(gt_cam[0])})")
-for key, values in history.items():
-    print(f"{key:>24}: {values[0]:.4g} -> {values[-1]:.4g}")
+print(f"{steps} steps in {time.perf_counter() - t0:.1f} s")
+
+# %%
+after = f"after {steps} steps"
+camera = {"start": start_cam[0], after: cam[0].detach(), "truth": gt_cam[0]}
+display(table({k: c.tolist() for k, c in camera.items()}, ["s", "tx", "ty"], digits=4,
+              index="camera"))
+display(table({"start": {k: v[0] for k, v in history.items()},
+               after: {k: v[-1] for k, v in history.items()}}, units=units))
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
-for key in ("landmarks", "photometric"):
+for key in ("landmark loss", "photometric loss"):
     axes[0].semilogy(history[key], label=key)
 axes[0].set_title("losses")
-for key in ("pose error (rad)", "expression error", "face vertex error (mm)"):
-    axes[1].semilogy(history[key], label=key)
+for key in ("pose error", "expression error", "face vertex error"):
+    axes[1].semilogy(history[key], label=f"{key} ({units[key]})")
 axes[1].set_title("distance to the ground truth")
 for ax in axes:
     ax.set_xlabel("step")
@@ -322,10 +346,11 @@ for ax, img, title in zip(axes, [start, final, target, (final - target).abs() * 
 plt.tight_layout()
 
 # %%
-# Analysis by synthesis should land close to the truth (loose bounds: a regression test, not a benchmark).
-assert history["pose error (rad)"][-1] < 0.1 * history["pose error (rad)"][0]
-assert history["photometric"][-1] < 0.2 * history["photometric"][0]
-assert history["face vertex error (mm)"][-1] < 0.3 * history["face vertex error (mm)"][0]
+# Analysis by synthesis should land close to the truth
+# (loose bounds: a regression test, not a benchmark).
+assert history["pose error"][-1] < 0.1 * history["pose error"][0]
+assert history["photometric loss"][-1] < 0.2 * history["photometric loss"][0]
+assert history["face vertex error"][-1] < 0.3 * history["face vertex error"][0]
 
 # %% [markdown]
 # Pose and camera come back first: they move many pixels and all landmarks at once. The face

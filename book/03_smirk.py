@@ -43,6 +43,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython.display import display
 
 from IPython.display import Markdown, display
 
@@ -60,7 +61,7 @@ from tempsmirk.training import Trainer, cycle_path, demo_checkpoint, demo_config
 from tempsmirk.training.step import frozen_eval
 from tempsmirk.training.pretrain import (errors_table, held_out_faces, mean_prediction,
                                          parameter_errors, predict, read_learning_curve)
-from tempsmirk.viz import plot_landmarks_2d, show_images
+from tempsmirk.viz import plot_landmarks_2d, show_images, table
 
 gen = seed_everything(seed)
 torch.set_num_threads(2)
@@ -108,17 +109,19 @@ else:
     encoder, generator = load_smirk_checkpoint(checkpoint)
     generator = generator or SmirkGenerator()
 encoder, generator = encoder.to(device).eval(), generator.to(device).eval()
+branches = {}
 for name in ("pose", "shape", "expression"):
     branch = encoder.branch(name)
     n = sum(p.numel() for p in branch.parameters())
-    print(f"{name:>10} branch: {type(branch.encoder).__name__} features, "
-          f"{n / 1e6:.2f} M parameters")
+    branches[name] = [type(branch.encoder).__name__, n / 1e6]
 with torch.no_grad():
     pred = encoder(batch.image.to(device))
-for field, value in pred.as_dict().items():
-    print(f"{field:>12}: {tuple(value.shape)}")
+shapes = {field: [str(tuple(value.shape))] for field, value in pred.as_dict().items()}
 if checkpoint is None:
     assert torch.all(pred.cam[:, 0] == 7.0) and torch.all(pred.shape == 0)
+display(table(branches, ["features", "parameters"], units={"parameters": "M"},
+              index="branch"),
+        table(shapes, ["shape"], index="encoder output"))
 
 # %% [markdown]
 # ## The generator
@@ -221,8 +224,8 @@ cfg = load_config(None, [f"run.dir={run_dir}", f"train.steps={steps}",
                   + ([f"model.init_checkpoint={checkpoint}"] if checkpoint else []))
 trainer = Trainer(cfg, progress=False)
 first = collate_faces([trainer.dataset[i] for i in range(8)]).to(device)
-# What every pass uses and no iteration changes: FLAME, the face mask and sampling weights,
-# the templates, the loss weights and masking settings, the loss modules.
+# What every pass uses and no iteration changes: FLAME, the face mask and sampling
+# weights, the templates, the loss weights and masking settings, the loss modules.
 t, ctx, rng = trainer, trainer.context, torch.Generator().manual_seed(seed)
 
 
@@ -237,12 +240,12 @@ res.losses.total.backward()
 print(f"pass 1: encoder grad norm {grad_norm(t.encoder):.3g}, "
       f"generator grad norm {grad_norm(t.generator):.3g} -> both optimisers step")
 terms = res.losses.as_floats()
-print(f"{'loss':<16}{'value':>10}{'weight':>9}{'weighted':>10}")
-for name, value in terms.items():
-    if name not in ("total", "cycle"):
-        weight = getattr(ctx.weights, name)
-        print(f"{name:<16}{value:>10.4f}{weight:>9g}{value * weight:>10.4f}")
-print(f"{'total (pass 1)':<16}{terms['total']:>29.4f}")
+shown = [name for name in terms if name not in ("total", "cycle")]
+weight = {name: getattr(ctx.weights, name) for name in shown}
+rows = {name: [terms[name], w, terms[name] * w] for name, w in weight.items()}
+rows["total (pass 1)"] = [None, None, terms["total"]]
+table(rows, ["value", "weight", "weighted"], index="loss term", digits=4,
+      formats={"weight": "g"})
 
 # %% [markdown]
 # **Pass 2**, the cycle, has its own backward and step. On even iterations the encoder is

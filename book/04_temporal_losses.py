@@ -30,7 +30,9 @@
 profile = "small"
 device = "cpu"
 seed = 0
-flame_path = None  # FLAME generic_model.pkl with its landmark embeddings beside it, None means the built-in head
+# FLAME generic_model.pkl with its landmark embeddings beside it
+# (None: the built-in head)
+flame_path = None
 
 # %%
 import math
@@ -39,20 +41,25 @@ from dataclasses import fields, replace
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython.display import display
 
 from tempsmirk import seed_everything
 from tempsmirk.data import SyntheticConfig, smooth_trajectory
 from tempsmirk.data.synthetic import sample_params
 from tempsmirk.flame import FlameParams, load_flame
-from tempsmirk.temporal import (TemporalWeights, acceleration, acceleration_error, clip_params, clips,
-                                denoise_tracks, flatten_clips, identity_loss, identity_variance,
-                                jerk, jitter_report, pose_normalised_vertices, smoothness_loss,
+from tempsmirk.reconstruct.compare import MetricsTable
+from tempsmirk.temporal import (TemporalWeights, acceleration, clip_params, clips,
+                                denoise_tracks, flatten_clips, identity_loss,
+                                identity_variance, jerk, jitter_report,
+                                pose_normalised_vertices, smoothness_loss,
                                 temporal_loss)
-from tempsmirk.viz import plot_tracks, plot_tradeoff, smoothing_explorer, to_numpy
+from tempsmirk.viz import (plot_tracks, plot_tradeoff, smoothing_explorer, table,
+                           to_numpy)
 
 gen = seed_everything(seed)
 if profile == "small":
-    torch.set_num_threads(1)  # tiny tensors: more threads only add synchronisation on a busy machine
+    # tiny tensors: more threads only add synchronisation on a busy machine
+    torch.set_num_threads(1)
 plt.rcParams["figure.dpi"] = 72
 flame = load_flame(flame_path, n_shape=300, n_exp=50).to(device)
 n_clips = 2 if profile == "small" else 8
@@ -89,15 +96,13 @@ print(f"{flame.source}; {n_clips} clips of {T} frames")
 
 # %%
 def smooth_scratch(p):  # p (B, T, D)
-    per_clip = [torch.stack([(c[t + 1] - c[t]).abs().sum() for t in range(len(c) - 1)]).mean()
-                for c in p]
-    return torch.stack(per_clip).mean()
+    steps = [[(c[t + 1] - c[t]).abs().sum() for t in range(len(c) - 1)] for c in p]
+    return torch.stack([torch.stack(s).mean() for s in steps]).mean()
 
 
 def identity_scratch(beta):  # beta (B, T, S)
-    per_clip = [torch.stack([(c[t] - c.mean(0)).pow(2).sum() for t in range(len(c))]).mean()
-                for c in beta]
-    return torch.stack(per_clip).mean()
+    spread = [[(c[t] - c.mean(0)).pow(2).sum() for t in range(len(c))] for c in beta]
+    return torch.stack([torch.stack(s).mean() for s in spread]).mean()
 
 
 p = torch.randn(3, 7, 5, generator=gen)
@@ -106,11 +111,11 @@ assert torch.allclose(identity_scratch(p), identity_loss(p, reduction="sum"))
 
 # Two clips, each perfectly still, at different values: no loss at all ...
 still = torch.stack([torch.full((T, 4), 1.0), torch.full((T, 4), -3.0)])
-print("two still clips:          smooth", smoothness_loss(still).item(), " id", identity_loss(still).item())
 # ... but flattened and regrouped as one long clip, the boundary looks like a jump.
 one = clips(still.reshape(2 * T, 4), 2 * T)
-print("the same frames, one clip: smooth", round(smoothness_loss(one).item(), 3),
-      " id", round(identity_loss(one).item(), 3))
+cases = {"two still clips": still, "the same frames, one clip": one}
+display(table({name: [smoothness_loss(x).item(), identity_loss(x).item()]
+               for name, x in cases.items()}, ["L_smooth", "L_id"], index="frames"))
 
 # %% [markdown]
 # ## Mean or sum over the dimensions
@@ -135,9 +140,11 @@ def fork_identity(c):  # one clip (T, S)
     return ((c - c.mean(dim=0, keepdim=True)) ** 2).mean()
 
 
-fork_total = [torch.stack([f(c) for c in p]).mean() for f in (fork_smooth, fork_identity)]
-assert torch.allclose(smoothness_loss(p), fork_total[0])  # reduction="mean", the default
-assert torch.allclose(identity_loss(p), fork_total[1])
+fork_smooth_total = torch.stack([fork_smooth(c) for c in p]).mean()
+fork_identity_total = torch.stack([fork_identity(c) for c in p]).mean()
+# reduction="mean", the default
+assert torch.allclose(smoothness_loss(p), fork_smooth_total)
+assert torch.allclose(identity_loss(p), fork_identity_total)
 
 # %% [markdown]
 # ## Clips with known motion
@@ -155,31 +162,37 @@ n_keys = (T - 1) // cfg.keyframe_every + 2
 keys, _ = sample_params(cfg, n_clips * n_keys, flame.n_shape, flame.n_exp, gen)
 
 
-def clip_track(x):  # keyframes (B·K, D) -> smooth clip tracks (B, T, D), near each clip's first key
+def clip_track(x):
+    """keyframes (B·K, D) -> smooth clip tracks (B, T, D), near each clip's first key"""
     k = x.reshape(n_clips, n_keys, -1)
     k = (1 - cfg.clip_motion) * k[:, :1] + cfg.clip_motion * k
     return smooth_trajectory(k.transpose(0, 1), T).transpose(0, 1)
 
 
-clean = FlameParams(**{f.name: clip_track(getattr(keys, f.name)) for f in fields(FlameParams)})
+names = [f.name for f in fields(FlameParams)]
+clean = FlameParams(**{n: clip_track(getattr(keys, n)) for n in names})
 frame = torch.arange(T, dtype=torch.float32)
 start = torch.randint(4, T - 10, (n_clips, 1), generator=gen)
 jaw_open = 0.25 * torch.sin(math.pi * ((frame - start) / 6).clamp(0, 1)) ** 2
+# (B, T, 3): about the x axis only
+jaw_open = torch.nn.functional.pad(jaw_open[..., None], (0, 2))
 clean = replace(clean, shape=clean.shape[:, :1].expand(-1, T, -1).clone(),
-                jaw_pose=clean.jaw_pose + torch.nn.functional.pad(jaw_open[..., None], (0, 2)))
+                jaw_pose=clean.jaw_pose + jaw_open)
 
-noise_std = dict(global_pose=0.02, cam=0.0, shape=0.05, expression=0.1, eyelids=0.03, jaw_pose=0.015)
-noisy = FlameParams(**{f.name: getattr(clean, f.name) + noise_std[f.name] *
-                       torch.randn(getattr(clean, f.name).shape, generator=gen) for f in fields(FlameParams)})
+noise_std = dict(global_pose=0.02, cam=0.0, shape=0.05, expression=0.1, eyelids=0.03,
+                 jaw_pose=0.015)
+noise = {n: torch.randn(getattr(clean, n).shape, generator=gen) for n in names}
+noisy = FlameParams(**{n: getattr(clean, n) + noise_std[n] * noise[n] for n in names})
 clean, noisy = clean.to(device), noisy.to(device)
 
 fig, axes = plt.subplots(1, 3, figsize=(12, 3))
 styles = {"truth": dict(color="k", lw=2, alpha=0.5), "noisy": dict(color="C7", lw=0.8)}
-for ax, (name, get, unit) in zip(axes, [("expression ψ₀", lambda p: p.expression[0, :, 0], ""),
-                                        ("jaw opening", lambda p: p.jaw_pose[0, :, 0], "rad"),
-                                        ("head yaw", lambda p: p.global_pose[0, :, 1], "rad")]):
-    plot_tracks(ax, {"truth": get(clean), "noisy": get(noisy)}, title=f"clip 0: {name}", ylabel=unit,
-                styles=styles)
+shown = [("expression ψ₀", lambda p: p.expression[0, :, 0], ""),
+         ("jaw opening", lambda p: p.jaw_pose[0, :, 0], "rad"),
+         ("head yaw", lambda p: p.global_pose[0, :, 1], "rad")]
+for ax, (name, get, unit) in zip(axes, shown):
+    plot_tracks(ax, {"truth": get(clean), "noisy": get(noisy)}, title=f"clip 0: {name}",
+                ylabel=unit, styles=styles)
 plt.tight_layout()
 
 # %% [markdown]
@@ -190,16 +203,16 @@ plt.tight_layout()
 # %%
 terms_mean = temporal_loss(noisy, TemporalWeights(reduction="mean")).as_floats()
 terms_sum = temporal_loss(noisy, TemporalWeights(reduction="sum")).as_floats()
-dims = {"expression": noisy.expression, "jaw": noisy.jaw_pose, "pose": noisy.global_pose,
-        "eyelids": noisy.eyelids, "identity": noisy.shape}
-print(f"{'term':<11}{'D':>5}{'mean (fork)':>13}{'sum (printed)':>15}{'sum/mean':>10}")
-for k, x in dims.items():
+dims = {"expression": noisy.expression, "jaw": noisy.jaw_pose,
+        "pose": noisy.global_pose, "eyelids": noisy.eyelids, "identity": noisy.shape}
+rows = {}
+for k in [*dims, "total"]:
     ratio = terms_sum[k] / terms_mean[k]
-    assert round(ratio) == x.shape[-1]
-    d = x.shape[-1]
-    print(f"{k:<11}{d:>5}{terms_mean[k]:>13.4g}{terms_sum[k]:>15.4g}{ratio:>10.1f}")
-print(f"{'weighted':<16}{terms_mean['total']:>13.4g}{terms_sum['total']:>15.4g}"
-      f"{terms_sum['total'] / terms_mean['total']:>10.1f}")
+    d = dims[k].shape[-1] if k in dims else None
+    assert d is None or round(ratio) == d
+    name = "weighted total" if k == "total" else k
+    rows[name] = [d, terms_mean[k], terms_sum[k], ratio]
+table(rows, ["D", "mean (fork)", "sum (printed)", "sum / mean"], index="term", digits=4)
 
 # %% [markdown]
 # ## Measuring jitter
@@ -222,17 +235,23 @@ print(f"{'weighted':<16}{terms_mean['total']:>13.4g}{terms_sum['total']:>15.4g}"
 
 # %%
 x = to_numpy(noisy.expression)
-assert np.allclose(to_numpy(acceleration(noisy.expression)), np.linalg.norm(np.diff(x, n=2, axis=1), axis=-1),
-                   atol=1e-5)
-assert np.allclose(to_numpy(jerk(noisy.expression)), np.linalg.norm(np.diff(x, n=3, axis=1), axis=-1), atol=1e-5)
-v_clean, v_noisy = pose_normalised_vertices(flame, clean), pose_normalised_vertices(flame, noisy)
+second, third = np.diff(x, n=2, axis=1), np.diff(x, n=3, axis=1)
+assert np.allclose(to_numpy(acceleration(noisy.expression)),
+                   np.linalg.norm(second, axis=-1), atol=1e-5)
+assert np.allclose(to_numpy(jerk(noisy.expression)),
+                   np.linalg.norm(third, axis=-1), atol=1e-5)
+v_clean = pose_normalised_vertices(flame, clean)
+v_noisy = pose_normalised_vertices(flame, noisy)
 print("pose-normalised vertices:", tuple(v_noisy.shape))
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 3))
-plot_tracks(axes[0], {"truth": acceleration(clean.expression)[0], "noisy": acceleration(noisy.expression)[0]},
+plot_tracks(axes[0], {"truth": acceleration(clean.expression)[0],
+                      "noisy": acceleration(noisy.expression)[0]},
             title="expression acceleration, clip 0", styles=styles)
-plot_tracks(axes[1], {"truth": 1000 * acceleration(v_clean)[0], "noisy": 1000 * acceleration(v_noisy)[0]},
-            title="vertex acceleration (pose-normalised), clip 0", ylabel="mm / frame²", styles=styles)
+plot_tracks(axes[1], {"truth": 1000 * acceleration(v_clean)[0],
+                      "noisy": 1000 * acceleration(v_noisy)[0]},
+            title="vertex acceleration (pose-normalised), clip 0", ylabel="mm / frame²",
+            styles=styles)
 plt.tight_layout()
 
 # %% [markdown]
@@ -241,17 +260,18 @@ plt.tight_layout()
 # together: a method that returns the same mesh for every frame has no jitter at all.
 
 # %%
-COLUMNS = {"expression_rmse": "ψ err", "expression_accel": "ψ acc", "jaw_error_deg": "jaw err°",
-           "jaw_accel_deg": "jaw acc°", "pose_error_deg": "pose err°", "pose_accel_deg": "pose acc°",
-           "vertex_error_mm": "v err mm", "vertex_accel_mm": "v acc mm", "vertex_accel_error_mm": "v acc-err",
-           "shape_variance": "id var"}
+error_columns = [
+    "expression_rmse", "jaw_error_deg", "pose_error_deg", "vertex_error_mm",
+]
+jitter_columns = [
+    "expression_accel", "jaw_accel_deg", "pose_accel_deg", "vertex_accel_mm",
+    "vertex_accel_error_mm", "shape_variance",
+]
 
 
-def show_reports(reports):  # a text table of JitterReports, one row each
-    print(f"{'':>13}" + "".join(f"{c:>11}" for c in COLUMNS.values()))
-    for name, r in reports.items():
-        row = r.as_row()
-        print(f"{name:>13}" + "".join(f"{row[k]:>11.3g}" if k in row else f"{'—':>11}" for k in COLUMNS))
+def show_reports(reports):  # JitterReports as two tables: per-frame error, then jitter
+    rows = {name: r.as_row() for name, r in reports.items()}
+    display(MetricsTable(rows, error_columns), MetricsTable(rows, jitter_columns))
 
 
 reports = {"truth": jitter_report(clean, flame, clean, v_clean),
@@ -259,11 +279,11 @@ reports = {"truth": jitter_report(clean, flame, clean, v_clean),
 show_reports(reports)
 
 # %% [markdown]
-# (ψ err is the RMSE of the expression coefficients, err° the mean rotation angle between
-# prediction and truth, v err the mean vertex distance, acc the mean acceleration, v acc-err the
-# vertex acceleration error, id var the identity variance.) The truth has some acceleration of
-# its own — real motion is not uniform — and per-frame noise of a few hundredths multiplies it
-# several times over.
+# (The expression RMSE is over the coefficients, the rotation errors are the mean angle
+# between prediction and truth, the vertex error the mean vertex distance; accelerations are
+# mean accelerations, the vertex acceleration error is against the truth's.) The truth has
+# some acceleration of its own — real motion is not uniform — and per-frame noise of a few
+# hundredths multiplies it several times over.
 #
 # ## Identity consistency
 #
@@ -278,24 +298,36 @@ show_reports(reports)
 
 # %%
 beta = noisy.shape.clone().requires_grad_()
-opt = torch.optim.SGD([beta], lr=n_clips * T / 4)  # each step moves every frame halfway to its clip mean
+# each step moves every frame halfway to its clip mean
+opt = torch.optim.SGD([beta], lr=n_clips * T / 4)
 history = [identity_variance(noisy.shape)[0]]
 for _ in range(4):
     opt.zero_grad()
     identity_loss(beta, reduction="sum").backward()
     opt.step()
     history.append(identity_variance(beta.detach())[0])
-print("identity variance of clip 0, step by step:", [f"{h:.3g}" for h in history])
-assert torch.allclose(beta.mean(1), noisy.shape.mean(1), atol=1e-5)  # the clip mean never moved
+display(table({"identity variance, clip 0": history}, [f"step {k}" for k in range(5)],
+              units="coefficients²", index=""))
+# the clip mean never moved
+assert torch.allclose(beta.mean(1), noisy.shape.mean(1), atol=1e-5)
 
 with torch.no_grad():  # shape-only heads of clip 0: (T, V, 3)
-    heads = {name: flame(shape=s[0]).vertices for name, s in
-             (("truth", clean.shape), ("noisy", noisy.shape), ("after L_id", beta))}
+    shapes = {"truth": clean.shape, "noisy": noisy.shape, "after L_id": beta}
+    heads = {name: flame(shape=s[0]).vertices for name, s in shapes.items()}
+
+
+def distance_mm(a, b):  # (T, V, 3) meshes -> (T,) mean vertex distance in mm
+    return 1000 * (a - b).norm(dim=-1).mean(-1)
+
+
 fig, axes = plt.subplots(1, 2, figsize=(11, 3))
-plot_tracks(axes[0], {k: 1000 * (h - h.mean(0)).norm(dim=-1).mean(-1) for k, h in heads.items()},
-            title="each frame's neutral head vs the clip's mean head", ylabel="mm", styles=styles)
-plot_tracks(axes[1], {k: 1000 * (h - heads["truth"]).norm(dim=-1).mean(-1) for k, h in heads.items() if k != "truth"},
-            title="each frame's neutral head vs the true one", ylabel="mm", styles=styles)
+plot_tracks(axes[0], {k: distance_mm(h, h.mean(0)) for k, h in heads.items()},
+            title="each frame's neutral head vs the clip's mean head", ylabel="mm",
+            styles=styles)
+plot_tracks(axes[1], {k: distance_mm(h, heads["truth"]) for k, h in heads.items()
+                      if k != "truth"},
+            title="each frame's neutral head vs the true one", ylabel="mm",
+            styles=styles)
 plt.tight_layout()
 
 # %% [markdown]
@@ -317,21 +349,28 @@ plt.tight_layout()
 # %%
 weights = torch.logspace(-3, 0.5, 10 if profile == "small" else 16)
 groups = {"expression": flame.n_exp, "jaw_pose": 3, "global_pose": 3, "eyelids": 2}
-y = torch.cat([getattr(noisy, g) for g in groups], -1)  # (B, T, D): the smoothed groups side by side
-smoothed_all = denoise_tracks(y, weights, steps=300 if profile == "small" else 600)  # (Λ, B, T, D)
+# (B, T, D): the smoothed groups side by side
+y = torch.cat([getattr(noisy, g) for g in groups], -1)
+# (Λ, B, T, D)
+smoothed_all = denoise_tracks(y, weights, steps=300 if profile == "small" else 600)
 mean_shape = noisy.shape.mean(1, keepdim=True).expand_as(noisy.shape)
-smoothed = [replace(noisy, shape=mean_shape, **dict(zip(groups, q.split(list(groups.values()), -1))))
+smoothed = [replace(noisy, shape=mean_shape,
+                    **dict(zip(groups, q.split(list(groups.values()), -1))))
             for q in smoothed_all]
 sweep = [jitter_report(s, flame, clean, v_clean) for s in smoothed]
 
+panels = [("expression_rmse", "expression_accel", "expression"),
+          ("jaw_error_deg", "jaw_accel_deg", "jaw (deg)"),
+          ("pose_error_deg", "pose_accel_deg", "global pose (deg)"),
+          ("vertex_error_mm", "vertex_accel_mm", "vertices (mm)")]
 fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
-for ax, (err, acc, name) in zip(axes, [("expression_rmse", "expression_accel", "expression"),
-                                       ("jaw_error_deg", "jaw_accel_deg", "jaw (deg)"),
-                                       ("pose_error_deg", "pose_accel_deg", "global pose (deg)"),
-                                       ("vertex_error_mm", "vertex_accel_mm", "vertices (mm)")]):
-    plot_tradeoff(ax, [getattr(r, acc) for r in sweep], [getattr(r, err) for r in sweep],
-                  [f"{w:.2g}" for w in weights.tolist()], truth_jitter=getattr(reports["truth"], acc), title=name)
-    ax.plot(getattr(reports["noisy"], acc), getattr(reports["noisy"], err), "x", color="C7", ms=8)
+for ax, (err, acc, name) in zip(axes, panels):
+    jitter = [getattr(r, acc) for r in sweep]
+    error = [getattr(r, err) for r in sweep]
+    plot_tradeoff(ax, jitter, error, [f"{w:.2g}" for w in weights.tolist()],
+                  truth_jitter=getattr(reports["truth"], acc), title=name)
+    noisy_r = reports["noisy"]  # the input: a grey cross
+    ax.plot(getattr(noisy_r, acc), getattr(noisy_r, err), "x", color="C7", ms=8)
 plt.tight_layout()
 
 # %% [markdown]
@@ -347,9 +386,10 @@ plt.tight_layout()
 # %%
 best = int(np.argmin([r.jaw_error_deg for r in sweep]))
 pick = {"small λ": 1, "best λ (jaw)": best, "large λ": min(best + 3, len(weights) - 1)}
+tracks = {"truth": clean, "noisy": noisy,
+          **{f"{k} = {weights[i]:.2g}": smoothed[i] for k, i in pick.items()}}
 fig, ax = plt.subplots(figsize=(8, 3.2))
-plot_tracks(ax, {"truth": clean.jaw_pose[0, :, 0], "noisy": noisy.jaw_pose[0, :, 0],
-                 **{f"{k} = {weights[i]:.2g}": smoothed[i].jaw_pose[0, :, 0] for k, i in pick.items()}},
+plot_tracks(ax, {name: p.jaw_pose[0, :, 0] for name, p in tracks.items()},
             title="clip 0: jaw opening", ylabel="rad", styles=styles)
 plt.tight_layout()
 
@@ -359,14 +399,14 @@ def amplitude(p):  # mean over clips of the jaw opening's range within the clip 
     return float((jaw.amax(1) - jaw.amin(1)).mean())
 
 
-print(f"jaw opening range: truth {amplitude(clean):.3f} rad, noisy {amplitude(noisy):.3f}, "
-      + ", ".join(f"{k} {amplitude(smoothed[i]):.3f}" for k, i in pick.items()))
+ranges = {name: amplitude(p) for name, p in tracks.items()}
+display(table({"jaw opening range": ranges}, units="rad", index=""))
 show_reports({"truth": reports["truth"], "noisy": reports["noisy"],
               **{f"λ={weights[i]:.2g}": sweep[i] for i in pick.values()}})
 
 # %% [markdown]
-# A large $\lambda$ gives the calmest numbers in the acceleration columns and the worst in the
-# error columns: the syllable is cut to a fraction of its height. This is why jitter is never
+# A large $\lambda$ gives the calmest numbers in the jitter table and the worst in the error
+# table: the syllable is cut to a fraction of its height. This is why jitter is never
 # reported alone in this book, and why the acceleration *error* (against a ground truth, where
 # one exists) is the fairer jitter number: it does not keep improving when real motion is removed.
 #
@@ -384,11 +424,14 @@ show_reports({"truth": reports["truth"], "noisy": reports["noisy"],
 # %%
 w = TemporalWeights()
 frames = flatten_clips(noisy)  # what the encoder outputs for the B·T frames
-print("encoder output:", tuple(frames.expression.shape), "-> clips:", tuple(clip_params(frames, T).expression.shape))
-for name, p in (("truth", clean), ("noisy", noisy), ("best λ (jaw)", smoothed[best])):
-    terms = temporal_loss(clip_params(flatten_clips(p), T), w).as_floats()
-    print(f"{name:>13}: " + "  ".join(f"{k} {v:.4f}" for k, v in terms.items()))
-print(w)
+print("encoder output:", tuple(frames.expression.shape),
+      "-> clips:", tuple(clip_params(frames, T).expression.shape))
+cases = {"truth": clean, "noisy": noisy, "best λ (jaw)": smoothed[best]}
+rows = {name: temporal_loss(clip_params(flatten_clips(p), T), w).as_floats()
+        for name, p in cases.items()}
+rows["weight"] = {k: getattr(w, k) for k in rows["truth"] if k != "total"}
+table(rows, index="clips", digits=4,
+      note=f"terms: element {w.reduction}s, unweighted; total: Σ weight × term")
 
 # %% [markdown]
 # Two practical notes carry over to training. The smoothness loss cannot tell flicker from real
@@ -404,5 +447,10 @@ print(w)
 # yaw with the chosen $\lambda$ (the static figures above tell the same story).
 
 # %%
-track = lambda p: torch.stack([p.expression[0, :, 0], p.jaw_pose[0, :, 0], p.global_pose[0, :, 1]], -1)  # noqa: E731
-smoothing_explorer(track(clean), track(noisy), ["expression ψ₀", "jaw opening (rad)", "head yaw (rad)"])
+def track(p):  # clip 0's ψ₀, jaw opening and head yaw: (T, 3)
+    shown = [p.expression[0, :, 0], p.jaw_pose[0, :, 0], p.global_pose[0, :, 1]]
+    return torch.stack(shown, -1)
+
+
+smoothing_explorer(track(clean), track(noisy),
+                   ["expression ψ₀", "jaw opening (rad)", "head yaw (rad)"])

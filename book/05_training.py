@@ -39,18 +39,20 @@ profile = "small"
 device = "cpu"
 seed = 0
 seeds = 3  # training seeds per condition
-checkpoint = None  # starting SMIRK checkpoint, None means the demo checkpoint (chapter 3)
-mead_root = None  # a data_prep.mead output folder with manifest.csv and clips, None means synthetic clips
+# starting SMIRK checkpoint (None: the demo checkpoint, chapter 3)
+checkpoint = None
+# a data_prep.mead output folder with manifest.csv and clips (None: synthetic clips)
+mead_root = None
 
 # %%
 import tempfile
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from IPython.display import display
+from IPython.display import Markdown, display
 
 from tempsmirk import seed_everything
 from tempsmirk.data import FrameNuisance, MeadClips, SyntheticFaces, collate_faces
@@ -60,27 +62,31 @@ from tempsmirk.temporal import clip_params
 from tempsmirk.training import (DEMO_IMAGE_SIZE, Trainer, demo_checkpoint, demo_data_overrides,
                                 image_grid)
 from tempsmirk.training.experiment import (AUGMENTATION_CONDITIONS, Condition, EvalSpec,
-                                           ExperimentSpec, finetune_config, run_experiment,
-                                           with_augmentation)
+                                           ExperimentSpec, finetune_config,
+                                           run_experiment, with_augmentation)
 from tempsmirk.training.report import METRICS, summary_table, verdict
 from tempsmirk.training.step import clip_step, smirk_step
-from tempsmirk.viz import plot_tracks, plot_tradeoff, to_numpy
+from tempsmirk.viz import plot_tracks, plot_tradeoff, table, to_numpy
 
 gen = seed_everything(seed)
 torch.set_num_threads(2)
 plt.rcParams["figure.dpi"] = 72
 real = mead_root is not None
 size = DEMO_IMAGE_SIZE if checkpoint is None else 224
-overrides = [f"train.device={device}", f"data.synthetic.image_size={size}", f"data.mead.image_size={size}"]
+overrides = [f"train.device={device}", f"data.synthetic.image_size={size}",
+             f"data.mead.image_size={size}"]
 if checkpoint is None:  # clips drawn from the demo checkpoint's faces: size, framing, ranges
     overrides += demo_data_overrides(profile)
 if real:
-    overrides += ["data.source=mead", f"data.mead.root={mead_root}", f"data.mead.clip_length={8 if profile == 'small' else 32}"]
+    mead_t = 8 if profile == "small" else 32
+    overrides += ["data.source=mead", f"data.mead.root={mead_root}",
+                  f"data.mead.clip_length={mead_t}"]
 cfg = finetune_config(profile, overrides)
 flame = load_flame(cfg.model.flame_path, cfg.model.n_shape, cfg.model.n_exp).to(device)
 T = cfg.data.mead.clip_length if real else cfg.data.synthetic.clip_length
-print(f"profile {profile}: {cfg.train.batch_size} clips × {T} frames of {size} px per step, "
-      f"{cfg.train.steps} steps, lr {cfg.optim.lr:g}; data: {cfg.data.source}")
+print(f"profile {profile}, data: {cfg.data.source}")
+print(f"{cfg.train.batch_size} clips × {T} frames of {size} px per step, "
+      f"{cfg.train.steps} steps, lr {cfg.optim.lr:g}")
 
 # %% [markdown]
 # ## The starting checkpoint
@@ -114,25 +120,35 @@ B = cfg.train.batch_size
 if real:
     data = MeadClips(cfg.data.mead, flame.mp_indices.cpu())
     batch = collate_faces([data[i] for i in range(B)])
-    rows, title = list(batch.image), f"{B} MEAD clips × {T} frames (augmentation drawn once per clip)"
+    rows = list(batch.image)
+    title = f"{B} MEAD clips × {T} frames (augmentation drawn once per clip)"
 else:
     syn = cfg.data.synthetic
-    print("per-frame nuisances:", syn.nuisance)
+    nuisance_units = {"crop_shift": "std, half image widths",
+                      "crop_scale": "std, relative",
+                      "pixel_noise": "std, intensity 0–1",
+                      "flicker": "std, relative gain"}
+    display(table({"per-frame nuisance": asdict(syn.nuisance)}, units=nuisance_units,
+                  index=""))
     data = SyntheticFaces(flame, syn)
     clean = SyntheticFaces(flame, replace(syn, nuisance=FrameNuisance()))[0]
     batch = collate_faces([data[i] for i in range(B)])
     rows = list(batch.image) + [clean.image, (batch.image[0] - clean.image) * 4 + 0.5]
     title = f"{B} clips × {T} frames | clip 0 without nuisances | difference × 4"
 plt.figure(figsize=(1.2 * T, 1.25 * len(rows)))
-plt.imshow(image_grid([torch.stack([r[t] for r in rows]) for t in range(T)], max_rows=len(rows)))
+columns = [torch.stack([r[t] for r in rows]) for t in range(T)]  # one per frame
+plt.imshow(image_grid(columns, max_rows=len(rows)))
 plt.axis("off")
 plt.title(title, fontsize=9)
-print("batch:", tuple(batch.image.shape), "-> frames", tuple(batch.frames().image.shape))
+print("batch:", tuple(batch.image.shape),
+      "-> frames", tuple(batch.frames().image.shape))
 if not real:
     gt = batch.params
     step = (gt.expression[0, 1:] - gt.expression[0, :-1]).norm(dim=-1)
-    print("ground truth, clip 0: expression step per frame", np.round(to_numpy(step), 3))
-    print("                      camera scale per frame   ", np.round(to_numpy(gt.cam[0, :, 0]), 3))
+    print("ground truth, clip 0, expression step per frame:")
+    print(np.round(to_numpy(step), 3))
+    print("ground truth, clip 0, camera scale per frame:")
+    print(np.round(to_numpy(gt.cam[0, :, 0]), 3))
 
 # %% [markdown]
 # The expression moves a little from frame to frame, smoothly; the camera scale jumps — that is
@@ -151,30 +167,41 @@ if not real:
 # below we check it against `smirk_step` on the flattened frames plus the weighted terms.
 
 # %%
-run_dir = Path(tempfile.mkdtemp(prefix="tempsmirk_ch5_"))  # runs never go into the source tree
+run_dir = Path(tempfile.mkdtemp(prefix="tempsmirk_ch5_"))  # never into the source tree
 trainer = Trainer(replace(cfg, run=replace(cfg.run, dir=str(run_dir)),
-                          model=replace(cfg.model, init_checkpoint=str(start))), progress=False)
+                          model=replace(cfg.model, init_checkpoint=str(start))),
+                  progress=False)
 batch = next(iter(trainer.loader(0, 1))).to(device)  # the clip batch of step 0
 ctx = trainer.context  # FLAME, masks, templates, loss and temporal weights
 enc, gen_ = trainer.encoder.train(), trainer.generator.train()
 w_t = ctx.temporal
-out = clip_step(enc, gen_, batch, ctx, torch.Generator().manual_seed(seed), shape_trains=True)
+out = clip_step(enc, gen_, batch, ctx, torch.Generator().manual_seed(seed),
+                shape_trains=True)
 frames = smirk_step(enc, gen_, batch.frames(), ctx, torch.Generator().manual_seed(seed),
                     shape_trains=True)
 terms = out.temporal.as_floats()
-weighted = sum(getattr(w_t, k) * terms[k] for k in ("expression", "jaw", "pose", "eyelids", "identity"))
+temporal_terms = ("expression", "jaw", "pose", "eyelids", "identity")
+weighted = sum(getattr(w_t, k) * terms[k] for k in temporal_terms)
 assert torch.allclose(out.losses.total, frames.losses.total + weighted, atol=1e-5)
 print("encoder output", tuple(out.params.expression.shape), "-> clips",
       tuple(clip_params(out.params, T).expression.shape))
-print(f"{'SMIRK loss':<22}{'value':>10}{'weight':>9}{'weighted':>10}")
-for name, value in frames.losses.as_floats().items():
-    if name != "total" and getattr(ctx.weights, name):
-        print(f"{name:<22}{value:>10.4g}{getattr(ctx.weights, name):>9g}{value * getattr(ctx.weights, name):>10.4g}")
-print(f"{'temporal term':<22}")
-for name in ("expression", "jaw", "pose", "eyelids", "identity"):
+
+# %%
+smirk_losses = frames.losses.as_floats()
+rows = {}
+for name, value in smirk_losses.items():
+    weight = 0 if name == "total" else getattr(ctx.weights, name)
+    if weight:  # terms switched off in this profile are left out
+        rows[f"SMIRK: {name}"] = [value, weight, value * weight]
+for name in temporal_terms:
     eq = "eq. 4" if name == "identity" else "eq. 3"
-    print(f"{name + ' (' + eq + ')':<22}{terms[name]:>10.4g}{getattr(w_t, name):>9g}{terms[name] * getattr(w_t, name):>10.4g}")
-print(f"total = SMIRK {frames.losses.as_floats()['total']:.4g} + temporal {weighted:.4g} = {out.losses.as_floats()['total']:.4g}")
+    weight = getattr(w_t, name)
+    rows[f"temporal: {name} ({eq})"] = [terms[name], weight, terms[name] * weight]
+rows["SMIRK total"] = [None, None, smirk_losses["total"]]
+rows["temporal total"] = [None, None, weighted]
+rows["total"] = [None, None, out.losses.as_floats()["total"]]
+table(rows, ["value", "weight", "weighted"], index="loss term", digits=4,
+      formats={"weight": "g"})
 
 # %% [markdown]
 # Which losses SMIRK contributes depends on the profile. The paper fine-tunes with SMIRK's full
@@ -202,10 +229,13 @@ print(f"total = SMIRK {frames.losses.as_floats()['total']:.4g} + temporal {weigh
 # re-executing this chapter trains nothing.
 
 # %%
+small = profile == "small"
+held_out = EvalSpec(n_clips=6 if small else 32, clip_length=16 if small else 64)
 spec = ExperimentSpec(seeds=tuple(range(seed, seed + seeds)),
-                      conditions=(Condition("non-temporal", 0.0), Condition("temporal", 1.0)),
+                      conditions=(Condition("non-temporal", 0.0),
+                                  Condition("temporal", 1.0)),
                       single_seed=(Condition("temporal, λ × 100", 100.0),),
-                      eval=EvalSpec(n_clips=6 if profile == "small" else 32, clip_length=16 if profile == "small" else 64))
+                      eval=held_out)
 result = run_experiment(cfg, start, spec, progress=False)
 print(result.clips.source)
 print(f"{len(result.runs)} runs; training time when they ran: "
@@ -220,11 +250,14 @@ print(f"{len(result.runs)} runs; training time when they ran: "
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(13, 3))
+curves = {"landmarks_mp": "MediaPipe landmark loss",
+          "temporal_expression": "L_smooth on expression (eq. 3)",
+          "temporal_identity": "L_id on shape (eq. 4)"}
 for c in result.conditions:
     r = result.of(c)[0]
-    for ax, key in zip(axes, ("landmarks_mp", "temporal_expression", "temporal_identity")):
+    for ax, key in zip(axes, curves):
         ax.plot(r.log["step"], r.log[key], label=c)
-for ax, title in zip(axes, ("MediaPipe landmark loss", "L_smooth on expression (eq. 3)", "L_id on shape (eq. 4)")):
+for ax, title in zip(axes, curves.values()):
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("step")
     ax.set_yscale("log")
@@ -243,22 +276,24 @@ plt.tight_layout()
 # ends), and the starting checkpoint.
 
 # %%
-table = summary_table(result)
-display(table)
+display(summary_table(result))
 
 # %%
-print(verdict(result))
-print()
-print(verdict(result, treatment="temporal, λ × 100"))
+display(Markdown(verdict(result)))
+display(Markdown(verdict(result, treatment="temporal, λ × 100")))
 if result.truth is not None:
     s, avg, true = result.start.report, result.average, result.truth.vertex_accel_mm
     nt = result.values("non-temporal", "vertex_error_mm").mean()
-    print(f"\nFor scale: the starting checkpoint's vertex error is {s.vertex_error_mm:.3g} mm and its jitter "
-          f"{s.vertex_accel_mm / true:.3g}× the true motion's; answering the average face for every frame "
-          f"gives {avg.vertex_error_mm:.3g} mm with no jitter at all — the start is "
-          f"{'better' if s.vertex_error_mm < avg.vertex_error_mm else 'no better'} than that per frame. "
-          f"Fine-tuning on the clips without the temporal terms {'lowered' if nt < s.vertex_error_mm else 'raised'} "
-          f"the vertex error to {nt:.3g} mm (mean over seeds).")
+    start_is = "better" if s.vertex_error_mm < avg.vertex_error_mm else "no better"
+    moved = "lowered" if nt < s.vertex_error_mm else "raised"
+    display(Markdown(
+        "For scale: the starting checkpoint's vertex error is "
+        f"{s.vertex_error_mm:.3g} mm and its jitter "
+        f"{s.vertex_accel_mm / true:.3g}× the true motion's; answering the average "
+        "face for every frame gives "
+        f"{avg.vertex_error_mm:.3g} mm with no jitter at all — the start is {start_is} "
+        "than that per frame. Fine-tuning on the clips without the temporal terms "
+        f"{moved} the vertex error to {nt:.3g} mm (mean over seeds)."))
 
 # %% [markdown]
 # These sentences are computed from the table's runs (paired by seed), not written by hand: if a
@@ -270,21 +305,25 @@ if result.truth is not None:
 # motion. Without ground truth (real data) only the jitter and identity variance exist.
 
 # %%
-pairs = [("vertex_accel_mm", "vertex_error_mm", "vertices (mm)"), ("expression_accel", "expression_rmse", "expression")]
+pairs = [("vertex_accel_mm", "vertex_error_mm", "vertices (mm)"),
+         ("expression_accel", "expression_rmse", "expression")]
 if real:
     pairs = [("vertex_accel_mm", "shape_variance", "vertices (mm) / identity variance")]
 fig, axes = plt.subplots(1, len(pairs), figsize=(6 * len(pairs), 3.6), squeeze=False)
 for ax, (jit, err, name) in zip(axes[0], pairs):
-    means = [(result.values(c, jit).mean(), result.values(c, err).mean()) for c in result.conditions]
-    plot_tradeoff(ax, [m[0] for m in means], [m[1] for m in means], result.conditions,
-                  truth_jitter=None if result.truth is None else getattr(result.truth, jit), title=name,
+    x = [result.values(c, jit).mean() for c in result.conditions]
+    y = [result.values(c, err).mean() for c in result.conditions]
+    truth_jitter = None if result.truth is None else getattr(result.truth, jit)
+    plot_tradeoff(ax, x, y, result.conditions, truth_jitter=truth_jitter, title=name,
                   ylabel=METRICS[err], xlabel=METRICS[jit])
-    for c in result.conditions:
-        ax.plot(result.values(c, jit), result.values(c, err), ".", color="C0", alpha=0.4)
+    for c in result.conditions:  # one dot per seed
+        seeds_x, seeds_y = result.values(c, jit), result.values(c, err)
+        ax.plot(seeds_x, seeds_y, ".", color="C0", alpha=0.4)
     s = result.start.report
     ax.plot(getattr(s, jit), getattr(s, err), "x", color="C7", ms=8, label="start")
     if result.average is not None:
-        ax.axhline(getattr(result.average, err), color="C7", ls=":", lw=1, label="average face, every frame")
+        ax.axhline(getattr(result.average, err), color="C7", ls=":", lw=1,
+                   label="average face, every frame")
     ax.legend(fontsize=7)
 plt.tight_layout()
 
@@ -302,11 +341,12 @@ if result.clips.target is not None:
     tracks = {"truth": result.clips.target, **tracks}
 styles = {"truth": dict(color="k", lw=2, alpha=0.5), "start": dict(color="C7", lw=0.8)}
 fig, axes = plt.subplots(1, 3, figsize=(14, 3.2))
-for ax, (name, get, unit) in zip(axes, [("head yaw", lambda p: p.global_pose[k, :, 1], "rad"),
-                                        ("jaw opening", lambda p: p.jaw_pose[k, :, 0], "rad"),
-                                        ("expression ψ₀", lambda p: p.expression[k, :, 0], "")]):
-    plot_tracks(ax, {n: get(p) for n, p in tracks.items()}, title=f"held-out clip {k}: {name}", ylabel=unit,
-                styles=styles)
+shown = [("head yaw", lambda p: p.global_pose[k, :, 1], "rad"),
+         ("jaw opening", lambda p: p.jaw_pose[k, :, 0], "rad"),
+         ("expression ψ₀", lambda p: p.expression[k, :, 0], "")]
+for ax, (name, get, unit) in zip(axes, shown):
+    plot_tracks(ax, {n: get(p) for n, p in tracks.items()},
+                title=f"held-out clip {k}: {name}", ylabel=unit, styles=styles)
 plt.tight_layout()
 
 # %% [markdown]
@@ -351,9 +391,14 @@ plt.tight_layout()
 
 # %%
 fork = finetune_config("fork")
-ranges = replace(fork.data.mead.augmentation, per_frame=False)  # each arm sets per_frame
+# each arm sets per_frame
+ranges = replace(fork.data.mead.augmentation, per_frame=False)
 aug_cfg = with_augmentation(cfg, ranges)
-print("augmentation ranges:", ranges)
+range_units = {"zoom_min": "×", "zoom_max": "×", "shift": "± half image widths",
+               "rotation": "± degrees", "brightness": "± relative",
+               "contrast": "± relative", "saturation": "± relative"}
+shown_ranges = {k: v for k, v in asdict(ranges).items() if k in range_units}
+display(table({"augmentation": shown_ranges}, units=range_units, index=""))
 if not real:
     syn = aug_cfg.data.synthetic
     draws = [replace(syn.augmentation, per_frame=pf) for pf in (False, True)]
@@ -366,7 +411,8 @@ if not real:
               "per frame (bottom)", fontsize=9)
     for c, name in zip(shown, ("once per clip", "per frame")):
         roll = np.degrees(to_numpy(c.params.global_pose[:, 2])).round(1)
-        print(f"true head roll (axis-angle z, °), {name:>13}:", roll)
+        print(f"true head roll (axis-angle z, °), drawn {name}:")
+        print(roll)
 
 # %%
 aug_spec = replace(spec, conditions=AUGMENTATION_CONDITIONS, single_seed=())
@@ -376,14 +422,14 @@ print(f"{len(aug_result.runs)} runs; training time when they ran: "
 display(summary_table(aug_result))
 
 # %%
-print(verdict(aug_result, treatment="per-clip augmentation",
-              baseline="per-frame augmentation"))
+display(Markdown(verdict(aug_result, treatment="per-clip augmentation",
+                         baseline="per-frame augmentation")))
 if aug_result.average is not None:
-    avg = aug_result.average.vertex_error_mm
-    for c in aug_result.conditions:
-        e = aug_result.values(c, "vertex_error_mm").mean()
-        print(f"{c}: vertex error {e:.3g} mm, "
-              f"{'below' if e < avg else 'above'} the average face's {avg:.3g} mm")
+    errors = {c: aug_result.values(c, "vertex_error_mm").mean()
+              for c in aug_result.conditions}
+    errors["average face, every frame"] = aug_result.average.vertex_error_mm
+    display(table({c: [e] for c, e in errors.items()}, ["vertex error"], units=["mm"],
+                  index="condition", note="mean over seeds"))
 
 # %% [markdown]
 # The sentences above are computed from the runs, paired by seed. Read them with the first
@@ -416,7 +462,8 @@ if aug_result.average is not None:
 # others, is the `fork` profile below.) Its config:
 
 # %%
-print((repo_root() / "tempsmirk" / "configs" / "temporal_finetune_full.yaml").read_text())
+configs = repo_root() / "tempsmirk" / "configs"
+print((configs / "temporal_finetune_full.yaml").read_text())
 
 # %% [markdown]
 # To run the experiment with it on a GPU, execute this chapter with papermill:
@@ -443,11 +490,12 @@ print((repo_root() / "tempsmirk" / "configs" / "temporal_finetune_full.yaml").re
 # top of the file:
 
 # %%
-configs = repo_root() / "tempsmirk" / "configs"
 print((configs / "temporal_finetune_fork.yaml").read_text())
 t_fork, b_fork = fork.data.mead.clip_length, fork.train.batch_size
 print(f"{t_fork} frames per clip, {b_fork} clip per batch")
-print("temporal weights:", fork.temporal.weights)
+fork_weights = asdict(fork.temporal.weights)
+reduction = fork_weights.pop("reduction")
+table({"temporal weight": fork_weights}, index="", note=f"on element {reduction}s")
 
 # %% [markdown]
 # On a GPU, with a SMIRK checkpoint and prepared MEAD clips:

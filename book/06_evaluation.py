@@ -49,6 +49,7 @@ image_size = None  # encoder input size (None: the demo size, or 224 with checkp
 
 # %%
 import tempfile
+import textwrap
 from functools import partial
 from pathlib import Path
 
@@ -58,7 +59,8 @@ import torch
 from IPython.display import Markdown, display
 
 from tempsmirk import seed_everything
-from tempsmirk.data.affectnet import CROP_RULES, RULE_SCALES, crop_affines, parse_annotations
+from tempsmirk.data.affectnet import (CROP_RULES, RULE_SCALES, crop_affines,
+                                      parse_annotations)
 from tempsmirk.evaluation import (
     EMOTION_CLASSES, PROTOTYPES, SYNTHETIC_CROP_RULE, EmotionLossConfig, EmotionMLP,
     EmotionMLPConfig, EvaluationConfig, SyntheticAffectNetConfig, ccc,
@@ -72,6 +74,7 @@ from tempsmirk.training import (DEMO_IMAGE_SIZE, EvalSpec, ExperimentSpec,
                                 demo_checkpoint, demo_data_overrides, finetune_config, run_experiment)
 from tempsmirk.video.crops import warp_crop
 from tempsmirk.video.io import read_image
+from tempsmirk.viz import table
 
 gen = seed_everything(seed)
 small = profile == "small"
@@ -108,10 +111,11 @@ t = torch.linspace(-0.9, 0.9, 200)
 noise = 0.25 * torch.randn(200, generator=gen)
 cases = {"exact": t, "shifted by +0.3": t + 0.3, "scaled by 0.5": 0.5 * t,
          "noisy": t + noise, "noisy, scaled by 0.5": 0.5 * (t + noise)}
-print(f"{'prediction':<22}{'PCC':>7}{'CCC':>7}{'RMSE':>7}{'SAGR':>7}")
-for name, p in cases.items():
-    scores = (pcc(p, t), ccc(p, t), rmse(p, t), sagr(p, t))
-    print(f"{name:<22}" + "".join(f"{float(x):>7.3f}" for x in scores))
+scores = {name: [float(f(p, t)) for f in (pcc, ccc, rmse, sagr)]
+          for name, p in cases.items()}
+metrics = ["PCC", "CCC", "RMSE", "SAGR"]
+display(table(scores, metrics, formats=dict.fromkeys(metrics, ".3f"),
+              index="prediction"))
 
 # The same CCC from scratch, as eq. (7) is written, against the library.
 p = cases["noisy"]
@@ -154,10 +158,13 @@ plt.tight_layout()
 # validation split (our test set) has the same number of images of every class.
 
 # %%
-for p in PROTOTYPES:
-    parts = ", ".join(f"ψ{c}×{v:g}" for c, v in p.components) or "zero"
-    print(f"{p.name:<9} valence {p.valence:+.2f} arousal {p.arousal:+.2f}  "
-          f"jaw {p.jaw_open:.2f}  eyelids {p.eyelids:.2f}  expression {parts}")
+prototypes = {p.name: [p.valence, p.arousal, p.jaw_open, p.eyelids,
+                       ", ".join(f"ψ{c} × {v:g}" for c, v in p.components) or "zero"]
+              for p in PROTOTYPES}
+table(prototypes, ["valence", "arousal", "jaw opening", "eyelids", "expression"],
+      units=["", "", "rad", "closure, 0–1", "coefficients"], index="class",
+      formats={"valence": "+.2f", "arousal": "+.2f", "jaw opening": ".2f",
+               "eyelids": ".2f"})
 
 # %%
 if affectnet_root is None:
@@ -168,14 +175,17 @@ if affectnet_root is None:
     data_root = write_synthetic_affectnet(None, syn_cfg, progress=False)  # cached
 else:
     data_root = Path(affectnet_root)
-print("data folder:", sorted(p.name for p in data_root.iterdir()))
+print("data folder:", *sorted(p.name for p in data_root.iterdir()), sep="\n  ")
 images_dir = data_root / IMAGES_DIR if (data_root / IMAGES_DIR).is_dir() else data_root
 if (data_root / "training.csv").is_file():
-    print((data_root / "training.csv").read_text().splitlines()[1][:160], "…")
+    header, first_row = (data_root / "training.csv").read_text().splitlines()[:2]
+    print("training.csv columns:", textwrap.fill(header.replace(",", ", "), 80),
+          "first row:", first_row[:80] + " …", sep="\n")
     rows, report = parse_annotations(data_root / "training.csv")
     print(report.summary())
     counts = np.bincount([r.expression for r in rows], minlength=8)
-    print("training images per class:", dict(zip(EMOTION_CLASSES, counts.tolist())))
+    display(table({"training images": dict(zip(EMOTION_CLASSES, counts.tolist()))},
+                  index="", note="kept rows per expression class"))
 
 # %%
 if (data_root / "training.csv").is_file():
@@ -240,7 +250,8 @@ if (data_root / "training.csv").is_file():
 
 # %%
 crop_size = image_size if affectnet_root is None else 224
-crop_rule = SYNTHETIC_CROP_RULE if affectnet_root is None else None  # smirk, or as prepared
+# on AffectNet: smirk, or the rule the prepared folder was cropped with
+crop_rule = SYNTHETIC_CROP_RULE if affectnet_root is None else None
 index = prepare_index(data_root, crop_size=crop_size, rule=crop_rule, progress=False)
 splits = {s: sum(x == s for x in index.split) for s in ("train", "validation")}
 print(f"{len(index)} crops ({index.crop.describe()}): {splits}")
@@ -284,9 +295,10 @@ share = {}
 for sampler in ("natural", "balanced"):
     drawn = labels[sample_epoch(labels, sampler, g)].numpy()
     share[sampler] = np.bincount(drawn, minlength=8) / len(labels)
-print(f"{'class':<10}{'natural':>9}{'balanced':>10}")
-for k, name in enumerate(EMOTION_CLASSES):
-    print(f"{name:<10}{share['natural'][k]:>9.1%}{share['balanced'][k]:>10.1%}")
+table({name: [share["natural"][k], share["balanced"][k]]
+       for k, name in enumerate(EMOTION_CLASSES)},
+      ["natural", "balanced"], units="share of an epoch's draws", index="class",
+      formats={"natural": ".1%", "balanced": ".1%"})
 
 # %% [markdown]
 # **Model selection** as EMOCA: a tenth of the training split is held out; its loss is computed
@@ -327,7 +339,8 @@ print(f"MLP: {mlp_cfg.n_hidden} × {mlp_cfg.hidden} hidden, {n_params / 1e6:.2f}
 # are also the defaults; `--synthetic` instead of `--affectnet` evaluates on the stand-in):
 #
 # ```
-# python -m tempsmirk evaluate --affectnet ROOT --checkpoint NAME=PATH [--checkpoint ...] \
+# python -m tempsmirk evaluate --affectnet ROOT \
+#     --checkpoint NAME=PATH [--checkpoint ...] \
 #     --crop-rule smirk --image-size 224 --inputs expression,jaw_pose --hidden 2048 \
 #     --layers 4 --sampler balanced --batch-size 64 --lr 1e-4 --w-nll 1 --w-v-mse 1 \
 #     --w-a-mse 1 --w-va-pcc 1 --w-va-ccc 1 --va-scheme shake --val-interval 0.2 \
@@ -355,12 +368,13 @@ oracle = None
 if gt_file.is_file():
     oracle = partial(ground_truth_params, load_ground_truth(gt_file))
 eval_cfg = EvaluationConfig(image_size=image_size, crop_rule=index.crop.rule,
-                            crop_scale=index.crop.scale, crop_size=crop_size, mlp=mlp_cfg)
+                            crop_scale=index.crop.scale, crop_size=crop_size,
+                            mlp=mlp_cfg)
 results = evaluate_encoders(index, encoders, eval_cfg, oracle, device=device, seed=seed,
                             progress=False)
-display(Markdown(results_table(results)))
-protocol = protocol_table(eval_cfg, index.crop)
-display(Markdown("**Protocol** of this table, beside EMOCA's:\n\n" + protocol))
+display(results_table(results, style="table"))
+display(Markdown("**Protocol** of this table, beside EMOCA's:"),
+        protocol_table(eval_cfg, index.crop, style="table"))
 
 # %%
 comparison_figure(results, row_height=3.0);
@@ -386,7 +400,8 @@ ax.set_title("EmotionVA MLP: training (dotted) and held-out loss", fontsize=9);
 
 # %%
 out_dir = Path(tempfile.mkdtemp(prefix="tempsmirk_ch6_"))  # never into the source tree
-print(sorted(p.name for p in write_report(results, out_dir, eval_cfg, index.crop)))
+written = write_report(results, out_dir, eval_cfg, index.crop)
+print("report:", *sorted(p.name for p in written), sep="\n  ")
 
 # %% [markdown]
 # ## On real AffectNet

@@ -18,8 +18,8 @@
 # look at. One command does it:
 #
 # ```
-# python -m tempsmirk reconstruct VIDEO --checkpoint CKPT [--flame generic_model.pkl] --out DIR \
-#     [--smooth one_euro|savgol] [--meshes obj|ply]
+# python -m tempsmirk reconstruct VIDEO --checkpoint CKPT --out DIR \
+#     [--flame generic_model.pkl] [--smooth one_euro|savgol] [--meshes obj|ply]
 # ```
 #
 # It decodes the video, finds MediaPipe landmarks in every frame, cuts a face crop around them,
@@ -41,7 +41,8 @@ profile = "small"
 device = "cpu"
 seed = 0
 video_path = None  # a face video; None: ../shared's video, else the synthetic clip
-checkpoint = None  # SMIRK checkpoint (official layout or ours); None: the book's demo encoder
+# SMIRK checkpoint (official layout or ours); None: the book's demo encoder
+checkpoint = None
 flame_path = None  # FLAME model file or asset folder (None: the built-in head)
 
 # %%
@@ -59,7 +60,8 @@ from tempsmirk.data.synthetic import sample_clip
 from tempsmirk.fitting import (FitConfig, LandmarkFlame, initial_params,
                                project_targets, track)
 from tempsmirk.paths import cache_dir, shared_root
-from tempsmirk.reconstruct import OneEuro, SavitzkyGolay, load_models, reconstruct_video, smooth_params
+from tempsmirk.reconstruct import (OneEuro, SavitzkyGolay, load_models,
+                                   reconstruct_video, smooth_params)
 from tempsmirk.reconstruct.compare import (MetricsTable, average_track,
                                            detection_metrics, encoder_track, fit_track,
                                            frame_track, mesh_overlay, track_metrics,
@@ -70,20 +72,23 @@ from tempsmirk.temporal import jitter_report
 from tempsmirk.training import DEMO_IMAGE_SIZE, demo_checkpoint
 from tempsmirk.video.crops import landmarks_to_crop, warp_crop
 from tempsmirk.video.io import iter_frames, write_video
-from tempsmirk.viz import mesh_figure, plot_tracks, plot_tradeoff, show_images
+from tempsmirk.viz import mesh_figure, plot_tracks, plot_tradeoff, show_images, table
 
 gen = seed_everything(seed)
 if profile == "small":
-    torch.set_num_threads(1)  # small crops: a second thread mostly waits, and on a busy machine spins
+    # small crops: a second thread mostly waits, and on a busy machine spins
+    torch.set_num_threads(1)
 plt.rcParams["figure.dpi"] = 72
-work = cache_dir("book", "07_video")  # videos and results of this chapter, overwritten each run
+# videos and results of this chapter, overwritten each run
+work = cache_dir("book", "07_video")
 demo = checkpoint is None
 ckpt = demo_checkpoint(profile) if demo else Path(checkpoint)
 encoder, generator, flame = load_models(ckpt, flame_path, device=device)
 # The demo encoder reads DEMO_IMAGE_SIZE-px crops; official SMIRK checkpoints read 224 px.
 crop_size = DEMO_IMAGE_SIZE if demo else 224
 print(f"encoder from {'the demo checkpoint' if demo else ckpt}: {crop_size}-px crops, "
-      f"generator {'yes' if generator is not None else 'no'}; {flame.source}")
+      f"generator {'yes' if generator is not None else 'no'}")
+print(flame.source)
 
 # %% [markdown]
 # ## A synthetic clip with known parameters
@@ -101,8 +106,9 @@ print(f"encoder from {'the demo checkpoint' if demo else ckpt}: {crop_size}-px c
 T = 48 if profile == "small" else 160
 frame_px = 160 if profile == "small" else 256
 lost = [20, 21, 22]
-clip = SyntheticFaces(flame, SyntheticConfig(image_size=frame_px, clip_length=T, n_items=1, seed=seed,
-                                             scale_min=4.2, scale_max=4.8, keyframe_every=12))[0]
+clip_cfg = SyntheticConfig(image_size=frame_px, clip_length=T, n_items=1, seed=seed,
+                           scale_min=4.2, scale_max=4.8, keyframe_every=12)
+clip = SyntheticFaces(flame, clip_cfg)[0]
 truth = clip.params  # (T, ...) ground truth
 frames = (clip.image.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
 frames[lost] = 0
@@ -121,16 +127,19 @@ print(f"{T} frames of {frame_px} px written to {video.name}; frames {lost} are b
 
 # %%
 crop_scale = 1.4
-rec = reconstruct_video(video, encoder, flame, work / "out", generator=generator, crop_size=crop_size,
-                        scale=crop_scale, batch_size=16, progress=False)
+rec = reconstruct_video(video, encoder, flame, work / "out", generator=generator,
+                        crop_size=crop_size, scale=crop_scale, batch_size=16,
+                        progress=False)
 found = rec.video.found
 box = crop_size / rec.video.crop_affine[:, 0, 0]  # (T,) crop box side in frame pixels
-true_crop_scale = truth.cam[:, 0].numpy() * frame_px / box  # the frame camera seen through the crop
-print(f"face found in {found.sum()} of {len(found)} frames; not found: {np.flatnonzero(~found).tolist()}")
+# the frame camera seen through the crop
+true_crop_scale = truth.cam[:, 0].numpy() * frame_px / box
+print(f"face found in {found.sum()} of {len(found)} frames; "
+      f"not found: {np.flatnonzero(~found).tolist()}")
 print("wrote", sorted(p.name for p in rec.folder.iterdir()))
 print(f"camera scale in the crop: true {np.median(true_crop_scale):.2f}, "
       f"predicted {rec.raw.cam[:, 0].median():.2f} (medians)")
-print(rec.times.table())
+rec.times.table()
 
 # %% [markdown]
 # ## Landmarks and crops
@@ -149,13 +158,16 @@ for ax, ax_crop, i in zip(axes[0], axes[1], show):
         ax.scatter(*rec.landmarks[i, :, :2].T, s=0.3, color="lime")
     k = rec.video.crop_affine[i, 0, 0]
     side = crop_size / k
-    corner = (-rec.video.crop_affine[i, :, 2] - 0.5) / k  # frame pixel edge of the box's corner
+    # frame pixel edge of the box's corner
+    corner = (-rec.video.crop_affine[i, :, 2] - 0.5) / k
     ax.add_patch(plt.Rectangle(corner, side, side, fill=False, color="C1", lw=1.5))
     ax.set_title(f"frame {i}" + ("" if found[i] else " (no face)"), fontsize=9)
     ax_crop.imshow(warp_crop(frames[i], rec.video.crop_affine[i], crop_size))
     if found[i]:  # the same landmarks in the crop (normalised [-1, 1] -> crop pixels)
-        pts = landmarks_to_crop(rec.landmarks[i:i + 1], rec.video.crop_affine[i:i + 1], crop_size)[0]
-        ax_crop.scatter(*((pts[:, :2] + 1) * crop_size / 2 - 0.5).T, s=0.3, color="lime")
+        pts = landmarks_to_crop(rec.landmarks[i:i + 1], rec.video.crop_affine[i:i + 1],
+                                crop_size)[0]
+        pixels = (pts[:, :2] + 1) * crop_size / 2 - 0.5
+        ax_crop.scatter(*pixels.T, s=0.3, color="lime")
     ax_crop.set_title(f"crop, {crop_size} px", fontsize=9)
 for ax in axes.flat:
     ax.axis("off")
@@ -175,10 +187,13 @@ plt.tight_layout()
 
 # %%
 fps = 24.0
-filters = {"one_euro": OneEuro(min_cutoff=1.0, beta=0.5), "savgol": SavitzkyGolay(window=9, order=2)}
-tracks = {"raw": rec.raw, **{name: smooth_params(rec.raw, f, fps) for name, f in filters.items()}}
+filters = {"one_euro": OneEuro(min_cutoff=1.0, beta=0.5),
+           "savgol": SavitzkyGolay(window=9, order=2)}
+tracks = {"raw": rec.raw}
+tracks.update({name: smooth_params(rec.raw, f, fps) for name, f in filters.items()})
 tracks["truth"] = truth
-curves = [("expression ψ₀", lambda p: p.expression[:, 0]), ("jaw opening (rad)", lambda p: p.jaw_pose[:, 0]),
+curves = [("expression ψ₀", lambda p: p.expression[:, 0]),
+          ("jaw opening (rad)", lambda p: p.jaw_pose[:, 0]),
           ("head yaw (rad)", lambda p: p.global_pose[:, 1])]
 styles = {"truth": dict(color="k", lw=2, alpha=0.35), "raw": dict(color="C7", lw=0.9)}
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.2))
@@ -194,11 +209,12 @@ plt.tight_layout()
 # shift); on the synthetic clip that can be compared with the camera the frames were rendered with.
 
 # %%
-cam = frame_camera(rec.video.params.cam, torch.from_numpy(rec.video.crop_affine), crop_size, rec.video.frame_size)
+affine = torch.from_numpy(rec.video.crop_affine)
+cam = frame_camera(rec.video.params.cam, affine, crop_size, rec.video.frame_size)
 fig, axes = plt.subplots(1, 3, figsize=(13, 2.8))
 for d, (ax, name) in enumerate(zip(axes, ["scale s", "shift tx", "shift ty"])):
-    plot_tracks(ax, {"truth": truth.cam[:, d], "predicted, in the frame": cam[:, d]}, title=name,
-                styles={"truth": dict(color="k", lw=2, alpha=0.35)})
+    plot_tracks(ax, {"truth": truth.cam[:, d], "predicted, in the frame": cam[:, d]},
+                title=name, styles={"truth": dict(color="k", lw=2, alpha=0.35)})
 plt.tight_layout()
 
 # %% [markdown]
@@ -227,8 +243,10 @@ MetricsTable({name: r.as_row() for name, r in reports.items()}, columns)
 # dashed line is the truth's own jitter.
 
 # %%
-sweeps = {"Savitzky–Golay window": {w: SavitzkyGolay(window=w) for w in (5, 9, 13, 19, 27)},
-          "One-Euro min cutoff (Hz)": {c: OneEuro(min_cutoff=c) for c in (4.0, 2.0, 1.0, 0.5, 0.25)}}
+sweeps = {"Savitzky–Golay window":
+          {w: SavitzkyGolay(window=w) for w in (5, 9, 13, 19, 27)},
+          "One-Euro min cutoff (Hz)":
+          {c: OneEuro(min_cutoff=c) for c in (4.0, 2.0, 1.0, 0.5, 0.25)}}
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
 for ax, (title, settings) in zip(axes, sweeps.items()):
     points = []
@@ -236,9 +254,12 @@ for ax, (title, settings) in zip(axes, sweeps.items()):
         r = jitter_report(smooth_params(rec.raw, f, fps)[None], flame, truth[None])
         points.append((r.vertex_accel_mm, r.vertex_error_mm))
     x, y = np.array(points).T
-    plot_tradeoff(ax, x, y, list(settings), truth_jitter=reports["truth"].vertex_accel_mm,
-                  xlabel="vertex acceleration (mm/frame²)", ylabel="vertex error (mm)", title=title)
-    ax.plot([reports["raw"].vertex_accel_mm], [reports["raw"].vertex_error_mm], "kx", label="raw (no filter)")
+    plot_tradeoff(ax, x, y, list(settings),
+                  truth_jitter=reports["truth"].vertex_accel_mm,
+                  xlabel="vertex acceleration (mm/frame²)", ylabel="vertex error (mm)",
+                  title=title)
+    raw = reports["raw"]
+    ax.plot([raw.vertex_accel_mm], [raw.vertex_error_mm], "kx", label="raw (no filter)")
     ax.legend(fontsize=7, loc="upper right")
 plt.tight_layout()
 
@@ -387,7 +408,7 @@ for name, short in zip(shown, [enc_name, "fit, λ = 0", f"fit, λ = {default.smo
     for j, (x0, y0, x1, y1) in enumerate(box):
         pictures.append(drawn[j, y0:y1, x0:x1].transpose(2, 0, 1) / 255)  # (C, H, W)
         titles.append(f"{short}, frame {show_at[j]}")
-show_images(pictures, titles, rows=len(shown), scale=2.6)
+show_images(pictures, titles, rows=len(shown), scale=2.6);
 
 # %% [markdown]
 # ### Against the truth
@@ -478,6 +499,7 @@ MetricsTable({name: track_metrics(model, flame, t, rec.landmarks, found, truth_t
 # `tests/benchmarks/bench_fit.py` times the whole command, stage by stage.
 
 # %%
-for name in list(fits)[:2]:
-    print(f"{name}: {runs[name].seconds:.1f} s for {len(seen)} frames, "
-          f"{len(seen) / runs[name].seconds:.0f} frames/s")
+timed = {name: [runs[name].seconds, len(seen) / runs[name].seconds]
+         for name in list(fits)[:2]}
+table(timed, ["time", "speed"], units=["s", "frames/s"], index="fit",
+      note=f"{len(seen)} frames")

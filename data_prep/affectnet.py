@@ -18,17 +18,29 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from tempsmirk.cli_help import ExamplesHelpFormatter
 from tempsmirk.data.affectnet import CROP_RULES, DEFAULT_RULE, prepare_affectnet
 from tempsmirk.video.crops import DEFAULT_SIZE
 
 __all__ = ["main"]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+#: The end of ``--help``.
+EXAMPLES = """\
+examples:
+  # SMIRK's crops (MediaPipe box x 1.4), for tempsmirk evaluate --affectnet DIR
+  python -m data_prep.affectnet AFFECTNET_ROOT --out prepared/affectnet
+  # EMOCA's crops, for encoders trained on EMOCA/DECA crops
+  python -m data_prep.affectnet AFFECTNET_ROOT --out prepared/emoca_crops --rule emoca"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of :func:`main`."""
     parser = argparse.ArgumentParser(
         prog="python -m data_prep.affectnet",
         description="Crop AffectNet faces (codes 0-7 with valid valence/arousal) and write "
-                    "DIR/index.csv plus a report of everything dropped.")
+                    "DIR/index.csv plus a report of everything dropped.",
+        epilog=EXAMPLES, formatter_class=ExamplesHelpFormatter)
     parser.add_argument("root", type=Path, help="folder holding training.csv / validation.csv")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--images", type=Path, default=None,
@@ -39,7 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=None, help="the rule's box scale (default: its own)")
     parser.add_argument("--size", type=int, default=DEFAULT_SIZE)
     parser.add_argument("--quiet", action="store_true")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         index, reports = prepare_affectnet(args.root, args.out, args.images, args.rule, args.scale,
                                            args.size, show_progress=not args.quiet)

@@ -19,6 +19,7 @@ from typing import Sequence
 
 from tqdm.auto import tqdm
 
+from tempsmirk.cli_help import ExamplesHelpFormatter
 from tempsmirk.video.crops import CROPS_FILE, DEFAULT_SCALE, DEFAULT_SIGMA_SECONDS, DEFAULT_SIZE, crop_video
 from tempsmirk.video.io import VideoDecodeError, is_video
 from tempsmirk.video.landmarks import LANDMARKS_FILE, load_landmarks
@@ -26,10 +27,21 @@ from tempsmirk.video.landmarks import LANDMARKS_FILE, load_landmarks
 __all__ = ["main"]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+#: The end of ``--help``.
+EXAMPLES = """\
+examples:
+  # after: python -m data_prep.landmarks face.mp4 --out prepared/
+  python -m data_prep.crops face.mp4 --out prepared/
+  # a folder of videos, crops redone at SMIRK's test-time scale
+  python -m data_prep.crops videos/ --out prepared/ --scale 1.6 --overwrite"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of :func:`main`."""
     parser = argparse.ArgumentParser(
         prog="python -m data_prep.crops",
-        description="224 px face crops for videos whose landmarks data_prep.landmarks wrote to DIR.")
+        description="224 px face crops for videos whose landmarks data_prep.landmarks wrote to DIR.",
+        epilog=EXAMPLES, formatter_class=ExamplesHelpFormatter)
     parser.add_argument("input", type=Path, help="a video or a folder of videos")
     parser.add_argument("--out", type=Path, required=True,
                         help="the DIR given to data_prep.landmarks (crops go beside landmarks.npz)")
@@ -38,7 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sigma-seconds", type=float, default=DEFAULT_SIGMA_SECONDS)
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--quiet", action="store_true")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if args.input.is_dir():
         videos = sorted(p for p in args.input.iterdir() if p.is_file() and is_video(p))
     elif args.input.is_file():

@@ -48,6 +48,7 @@ from typing import Optional, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
+from tempsmirk.cli_help import ExamplesHelpFormatter
 from tempsmirk.data.face_corpus import CORPUS_KINDS, CorpusInfo, CorpusRow, write_corpus
 from tempsmirk.data.landmark_files import (FAN_IMAGE_SUFFIX, FAN_VIDEO_SUFFIX, MEDIAPIPE_SUFFIX,
                                            LandmarkFileError, landmark_path, read_fan_image, read_fan_video,
@@ -297,16 +298,47 @@ def _manifest_report(kind: str, rows: Sequence[CorpusRow], unexpected: Sequence[
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+#: The ends of ``--help``: the whole command, ``mediapipe`` and ``manifest``.
+MEDIAPIPE_EXAMPLES = """\
+examples:
+  # one .npy per image (SMIRK's layout) under --out; a re-run skips finished files
+  python -m data_prep.faces mediapipe /data/FFHQ256/images --out /data/FFHQ256/mediapipe
+  # LRS3: the landmark files beside the videos, as SMIRK keeps them
+  python -m data_prep.faces mediapipe /data/LRS3 --out /data/LRS3"""
+MANIFEST_EXAMPLES = """\
+examples:
+  # FFHQ with MediaPipe's and FAN's landmarks
+  python -m data_prep.faces manifest ffhq /data/FFHQ256/images \\
+      --mediapipe /data/FFHQ256/mediapipe --fan /data/FFHQ256/fan_landmarks \\
+      --out corpora/ffhq
+  # CelebA, one item per identity
+  python -m data_prep.faces manifest celeba /data/CelebA/img_align_celeba \\
+      --identities /data/CelebA/identity_CelebA.txt --out corpora/celeba"""
+EXAMPLES = """\
+examples (each command's --help has more):
+  python -m data_prep.faces mediapipe /data/FFHQ256/images --out /data/FFHQ256/mediapipe
+  python -m data_prep.faces manifest ffhq /data/FFHQ256/images \\
+      --mediapipe /data/FFHQ256/mediapipe --out corpora/ffhq"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of :func:`main` (commands ``mediapipe`` and ``manifest``)."""
+    fmt = ExamplesHelpFormatter
     parser = argparse.ArgumentParser(prog="python -m data_prep.faces",
-                                     description="SMIRK's training corpora: MediaPipe landmarks, then a manifest.")
+                                     description="SMIRK's training corpora: MediaPipe landmarks, then a manifest.",
+                                     epilog=EXAMPLES, formatter_class=fmt)
     sub = parser.add_subparsers(dest="command", required=True)
-    mp = sub.add_parser("mediapipe", help="MediaPipe's 478 points for every image and video under INPUT")
+    mp = sub.add_parser("mediapipe", help="MediaPipe's 478 points for every image and video under INPUT",
+                        description="MediaPipe's 478 points for every image and video under INPUT.",
+                        epilog=MEDIAPIPE_EXAMPLES, formatter_class=fmt)
     mp.add_argument("input", type=Path)
     mp.add_argument("--out", type=Path, required=True, help="landmark folder (mirrors INPUT)")
     mp.add_argument("--overwrite", action="store_true", help="redo files whose output exists")
     mp.add_argument("--quiet", action="store_true")
-    mf = sub.add_parser("manifest", help="scan a corpus and write DIR/corpus.json + DIR/manifest.csv")
+    mf = sub.add_parser("manifest", help="scan a corpus and write DIR/corpus.json + DIR/manifest.csv",
+                        description="Scan a corpus and write DIR/corpus.json + DIR/manifest.csv "
+                                    "(every file, with why it is left out if it is).",
+                        epilog=MANIFEST_EXAMPLES, formatter_class=fmt)
     mf.add_argument("kind", choices=sorted(CORPUS_KINDS))
     mf.add_argument("root", type=Path, help="the dataset folder")
     mf.add_argument("--out", type=Path, required=True, help="where corpus.json and manifest.csv go")
@@ -317,7 +349,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help='mead, mead_sides: {"train": [...], "val": [...], "test": [...]} (default SMIRK\'s)')
     mf.add_argument("--val-fraction", type=float, default=0.2, help="lrs3: share of trainval speakers for val")
     mf.add_argument("--quiet", action="store_true")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     show = not args.quiet
     try:
         if args.command == "mediapipe":

@@ -33,6 +33,7 @@ from typing import Literal, Sequence
 
 from tqdm.auto import tqdm
 
+from tempsmirk.cli_help import ExamplesHelpFormatter
 from tempsmirk.video.io import VideoDecodeError, is_image, is_video, probe_video
 from tempsmirk.video.landmarks import LANDMARKS_FILE, extract_images, extract_video, save_landmarks
 
@@ -152,11 +153,22 @@ def run_jobs(jobs: Sequence[Job], overwrite: bool = False, show_progress: bool =
     return RunSummary(tuple(outcomes))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+#: The end of ``--help``.
+EXAMPLES = """\
+examples:
+  # one video: prepared/face/landmarks.npz
+  python -m data_prep.landmarks face.mp4 --out prepared/
+  # a folder of videos and images, keeping what decodes of videos that end early
+  python -m data_prep.landmarks videos/ --out prepared/ --accept-short"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of :func:`main`."""
     parser = argparse.ArgumentParser(
         prog="python -m data_prep.landmarks",
         description="MediaPipe FaceMesh landmarks (478 points) for a video, a folder of videos, "
-                    "or a folder of images. Writes DIR/<stem>/landmarks.npz per video.")
+                    "or a folder of images. Writes DIR/<stem>/landmarks.npz per video.",
+        epilog=EXAMPLES, formatter_class=ExamplesHelpFormatter)
     parser.add_argument("input", type=Path, help="a video, or a folder of videos and/or images")
     parser.add_argument("--out", type=Path, required=True, help="output folder DIR")
     parser.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
@@ -164,7 +176,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--accept-short", action="store_true",
                         help="keep the decodable frames of a video that ends before its header "
                              "says (reported as a warning) instead of failing it")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         jobs = plan_jobs(args.input, args.out)
     except (FileNotFoundError, ValueError) as exc:

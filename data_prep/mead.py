@@ -38,6 +38,7 @@ from typing import Sequence
 import av
 from tqdm.auto import tqdm
 
+from tempsmirk.cli_help import ExamplesHelpFormatter
 from tempsmirk.data.mead import MeadClip, clip_output_dir, write_manifest
 from tempsmirk.video.crops import CROPS_FILE, DEFAULT_SCALE, DEFAULT_SIGMA_SECONDS, DEFAULT_SIZE, crop_video
 from tempsmirk.video.io import VideoDecodeError, is_video
@@ -213,11 +214,23 @@ def _summary(manifest: Manifest, outcomes: Sequence[Outcome[MeadClip]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+#: The end of ``--help``.
+EXAMPLES = """\
+examples:
+  # the manifest only (clips, frame counts, subject splits), to check the layout first
+  python -m data_prep.mead MEAD_ROOT --out prepared/mead --manifest-only
+  # landmarks and crops of the frontal clips of SMIRK's train and val subjects
+  python -m data_prep.mead MEAD_ROOT --out prepared/mead --views front \\
+      --splits train val"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of :func:`main`."""
     parser = argparse.ArgumentParser(
         prog="python -m data_prep.mead",
         description="MEAD manifest (DIR/manifest.csv) with subject splits, then landmarks and "
-                    "crops per clip under DIR/clips/.")
+                    "crops per clip under DIR/clips/.",
+        epilog=EXAMPLES, formatter_class=ExamplesHelpFormatter)
     parser.add_argument("root", type=Path, help="MEAD root holding <subject>/video/...")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--views", nargs="+", default=None, help="camera views to keep (default all)")
@@ -228,7 +241,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--manifest-only", action="store_true", help="write the manifest and stop")
     parser.add_argument("--no-crops", action="store_true", help="landmarks only")
     parser.add_argument("--quiet", action="store_true")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         split = SubjectSplit.from_json(args.split_json) if args.split_json else SMIRK_MEAD_SPLIT
         manifest = build_manifest(args.root, split, args.views, show_progress=not args.quiet)

@@ -19,6 +19,8 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
+from tempsmirk.cli_help import ExamplesHelpFormatter
+
 __all__ = ["main"]
 
 
@@ -87,13 +89,40 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The end of ``train --help``: the built-in head, resuming, and a real SMIRK checkpoint.
+TRAIN_EXAMPLES = """\
+examples:
+  # SMIRK on synthetic faces of the built-in head (no assets; a CPU is enough)
+  python -m tempsmirk train --config tempsmirk/configs/smirk_synthetic_small.yaml \\
+      run.dir=runs/demo
+  # continue that run exactly where it stopped (after Ctrl-C or a crash)
+  python -m tempsmirk train --config tempsmirk/configs/smirk_synthetic_small.yaml \\
+      run.dir=runs/demo --resume
+  # temporal fine-tuning of a real SMIRK checkpoint with a real FLAME (GPU)
+  python -m tempsmirk train --config tempsmirk/configs/temporal_finetune_full.yaml \\
+      model.init_checkpoint=SMIRK_em1.pt model.flame_path=smirk/assets \\
+      run.dir=runs/temporal"""
+
+#: The end of ``python -m tempsmirk --help``: one line per command.
+EXAMPLES = """\
+examples (each command's --help has more):
+  python -m tempsmirk train --config tempsmirk/configs/smirk_synthetic_small.yaml \\
+      run.dir=runs/demo
+  python -m tempsmirk reconstruct face.mp4 --fit --out out/
+  python -m tempsmirk evaluate --synthetic --per-class 100 --image-size 64 \\
+      --out results/"""
+
+
 def build_parser() -> argparse.ArgumentParser:
+    fmt = ExamplesHelpFormatter
     parser = argparse.ArgumentParser(prog="python -m tempsmirk",
-                                     description="tempsmirk: temporally consistent FLAME reconstruction")
+                                     description="tempsmirk: temporally consistent FLAME reconstruction",
+                                     epilog=EXAMPLES, formatter_class=fmt)
     sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", help="train SMIRK (chapter 3)",
+    train = sub.add_parser("train", help="train SMIRK (chapters 3 and 5)",
                            description="Train SMIRK. Overrides are dotted keys of tempsmirk.config.Config, "
-                                       "e.g. run.dir=runs/a train.steps=200 data.synthetic.image_size=64.")
+                                       "e.g. run.dir=runs/a train.steps=200 data.synthetic.image_size=64.",
+                           epilog=TRAIN_EXAMPLES, formatter_class=fmt)
     train.add_argument("--config", required=True, help="YAML config file (see tempsmirk/configs/)")
     train.add_argument("--resume", action="store_true",
                        help="continue from RUN_DIR/checkpoints/last.pt (same result as an uninterrupted run)")

@@ -1,19 +1,26 @@
-"""Plots and widgets for the book (plotly 3D meshes, matplotlib landmarks, ipywidgets explorers).
+"""Plots, tables and widgets for the book (plotly 3D meshes, matplotlib landmarks, result tables,
+ipywidgets explorers).
 
 Plotly figures embed in the built HTML when ``PLOTLY_RENDERER=notebook`` (the
 Makefile sets it). Widgets need a live kernel (JupyterLab); the HTML shows their
-static first state.
+static first state. :func:`table` is the one way results are tabulated: an HTML table in a
+notebook, aligned text in a terminal, markdown in a report file.
 """
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+import html
+import math
+from dataclasses import dataclass
+from numbers import Integral, Real
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
 __all__ = ["mesh_figure", "draw_mesh_2d", "plot_landmarks_2d", "flame_explorer", "to_numpy",
-           "show_images", "plot_tracks", "plot_tradeoff", "smoothing_explorer"]
+           "show_images", "plot_tracks", "plot_tradeoff", "smoothing_explorer", "Table", "table",
+           "format_number"]
 
 SKIN = "rgb(222,190,170)"
 
@@ -260,3 +267,190 @@ def smoothing_explorer(clean, noisy, names: Sequence[str], weight_range=(1e-3, 3
     slider.observe(update, names="value")
     hint = W.HTML("<i>Move the slider to smooth the clip (needs a live kernel).</i>")
     return W.VBox([hint, slider, view])
+
+
+# ----------------------------------------------------------------------------- tables
+MISSING = "—"
+
+
+def format_number(value: Any, digits: int = 3, spec: Optional[str] = None) -> str:
+    """One table cell. ``spec`` (a format spec such as ``".1%"`` or ``"+.2f"``) wins; otherwise
+    floats keep ``digits`` significant digits in fixed notation (``0.0835``, ``16.1``, ``1368``),
+    switching to scientific only below 1e-4 or from 1e7 (``3.02e-13``). Integers print whole;
+    None and NaN print as a dash; strings pass through."""
+    if value is None:
+        return MISSING
+    if isinstance(value, str):
+        return value
+    if isinstance(value, torch.Tensor):
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, Integral) and spec is None:
+        return str(int(value))
+    if not isinstance(value, Real):
+        return str(value)
+    v = float(value)
+    if math.isnan(v):
+        return MISSING
+    if math.isinf(v):
+        return "∞" if v > 0 else "−∞"
+    if spec is not None:
+        return format(v, spec)
+    if v == 0:
+        return "0"
+    scientific = f"{v:.{max(digits - 1, 0)}e}"  # rounded first: 0.00999999 has exponent -2
+    exponent = int(scientific.split("e")[1])
+    if exponent < -4 or exponent >= 7:
+        return scientific
+    return f"{v:.{max(digits - 1 - exponent, 0)}f}"
+
+
+@dataclass(frozen=True, repr=False)
+class Table:
+    """A formatted table (build it with :func:`table`): rows of text cells under column labels
+    with units. Shown as an HTML table in Jupyter (``_repr_html_``), as aligned text by
+    ``print``/``repr``, and as a markdown table by :meth:`to_markdown`.
+
+    columns: labels; units: one per column ("" for none); index: the row-label column's header
+    (None: rows have no labels); labels: row labels; cells: (rows, columns) text; numeric: per
+    column, whether it holds numbers (right-aligned); caption above, note below.
+    """
+
+    columns: tuple[str, ...]
+    units: tuple[str, ...]
+    index: Optional[str]
+    labels: tuple[str, ...]
+    cells: tuple[tuple[str, ...], ...]
+    numeric: tuple[bool, ...]
+    caption: str = ""
+    note: str = ""
+
+    def headers(self) -> list[str]:
+        """Column headers with units in parentheses, the row-label column first (if any)."""
+        head = [c + (f" ({u})" if u else "") for c, u in zip(self.columns, self.units)]
+        return ([self.index] if self.index is not None else []) + head
+
+    def _body(self) -> list[list[str]]:
+        if self.index is None:
+            return [list(r) for r in self.cells]
+        return [[label, *r] for label, r in zip(self.labels, self.cells)]
+
+    def _aligned_right(self) -> list[bool]:
+        return ([False] if self.index is not None else []) + list(self.numeric)
+
+    def __str__(self) -> str:
+        head, body, right = self.headers(), self._body(), self._aligned_right()
+        width = [max(len(x[k]) for x in [head, *body]) for k in range(len(head))]
+        line = lambda cells: "  ".join(  # noqa: E731
+            (c.rjust(w) if r else c.ljust(w)) for c, w, r in zip(cells, width, right)).rstrip()
+        text = [line(head), *map(line, body)]
+        return "\n".join(([self.caption] if self.caption else []) + text
+                         + ([self.note] if self.note else []))
+
+    __repr__ = __str__
+
+    def to_markdown(self) -> str:
+        """A pipe table (numbers right-aligned), caption and note as paragraphs around it."""
+        esc = lambda c: c.replace("|", "\\|")  # noqa: E731
+        head = self.headers()
+        rule = ["---:" if r else "---" for r in self._aligned_right()]
+        rows = [head, rule, *self._body()]
+        text = "\n".join("| " + " | ".join(esc(c) for c in r) + " |" for r in rows)
+        if self.caption:
+            text = f"{self.caption}\n\n{text}"
+        return text + (f"\n\n{self.note}" if self.note else "") + "\n"
+
+    def _repr_html_(self) -> str:
+        # Inline styles: they survive notebook sanitising and need no stylesheet in the book.
+        e = html.escape
+        left = ' style="text-align:left"'
+        # Numbers right-aligned, digits of equal width, never broken; headers wrap at spaces.
+        num = ' style="text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums"'
+        right = ' style="text-align:right"'
+        th = [f"<th{left}>{e(self.index)}</th>"] if self.index is not None else []
+        unit = lambda u: e(u).replace("/", "/<wbr>")  # noqa: E731  (mm/frame² may break)
+        th += [f"<th{right if n else left}>{e(c)}" + (f"<br><small>{unit(u)}</small>" if u else "")
+               + "</th>" for c, u, n in zip(self.columns, self.units, self.numeric)]
+        trs = []
+        for i, row in enumerate(self.cells):
+            tds = [f"<th{left}>{e(self.labels[i])}</th>"] if self.index is not None else []
+            tds += [f"<td{num if n else left}>{e(c)}</td>" for c, n in zip(row, self.numeric)]
+            trs.append("<tr>" + "".join(tds) + "</tr>")
+        caption = f"<caption>{e(self.caption)}</caption>" if self.caption else ""
+        note = f"<p><small>{e(self.note)}</small></p>" if self.note else ""
+        # A little smaller than the prose, so that eight or nine columns fit the book's page.
+        return (f'<table style="font-size:0.9em">{caption}<thead><tr>{"".join(th)}</tr></thead>'
+                f"<tbody>{''.join(trs)}</tbody></table>{note}")
+
+
+RowValues = Union[Sequence[Any], Mapping[str, Any]]
+
+
+def _per_column(value, columns: Sequence[str], default, what: str) -> list:
+    """A scalar, a sequence (one per column) or a mapping (column -> value, others ``default``)."""
+    if isinstance(value, Mapping):
+        unknown = [k for k in value if k not in columns]
+        if unknown:
+            raise ValueError(f"table: {what} names columns {unknown} that are not among {list(columns)}")
+        return [value.get(c, default) for c in columns]
+    if isinstance(value, (list, tuple)):
+        if len(value) != len(columns):
+            raise ValueError(f"table: {len(value)} {what} for {len(columns)} columns; give one per "
+                             f"column or a mapping column -> value")
+        return list(value)
+    return [default if value is None else value] * len(columns)
+
+
+def table(rows: Union[Mapping[str, RowValues], Sequence[Sequence[Any]]],
+          columns: Optional[Sequence[str]] = None,
+          units: Union[None, Sequence[str], Mapping[str, str]] = None,
+          digits: Union[int, Sequence[int], Mapping[str, int]] = 3,
+          formats: Optional[Mapping[str, str]] = None,
+          index: Optional[str] = "",
+          caption: str = "",
+          note: str = "") -> Table:
+    """Tabulate results: an HTML table in the book, aligned text in a terminal (``print``).
+
+    Args:
+        rows: row label -> values (a sequence in ``columns`` order, or a mapping column ->
+            value, where a missing column shows a dash); or a sequence of unlabelled rows.
+        columns: column labels (default, for mapping rows: their keys in order of appearance).
+        units: each column's unit, shown under (HTML) or after (text) its label: a sequence,
+            or a mapping column -> unit ("" or absent: none).
+        digits: significant digits of floats (:func:`format_number`), for all columns or per
+            column (sequence or mapping).
+        formats: column -> format spec (e.g. ``".1%"``, ``".4f"``), replacing ``digits``.
+        index: header of the row-label column (ignored for unlabelled rows).
+        caption, note: a line above and a line below the table.
+    Returns:
+        :class:`Table`.
+    """
+    labelled = isinstance(rows, Mapping)
+    values = list(rows.values()) if labelled else list(rows)
+    if columns is None:
+        if not all(isinstance(v, Mapping) for v in values):
+            raise ValueError("table: give columns=... unless every row is a mapping column -> value")
+        columns = list(dict.fromkeys(k for v in values for k in v))
+    columns = [str(c) for c in columns]
+    unit_list = [u or "" for u in _per_column(units, columns, "", "units")]
+    digit_list = _per_column(digits, columns, 3, "digits")
+    spec_list = _per_column(dict(formats or {}), columns, None, "formats")
+    cells, numeric = [], [False] * len(columns)
+    is_number = lambda x: isinstance(x, (Real, torch.Tensor)) and not isinstance(x, bool)  # noqa: E731
+    for r, v in enumerate(values):
+        if isinstance(v, Mapping):
+            row = [v.get(c) for c in columns]
+        else:
+            row = list(v)
+            if len(row) != len(columns):
+                name = list(rows)[r] if labelled else r
+                raise ValueError(f"table: row {name!r} has {len(row)} values for {len(columns)} "
+                                 f"columns {columns}")
+        for k, x in enumerate(row):
+            numeric[k] = numeric[k] or is_number(x)
+        cells.append(tuple(format_number(x, d, s) for x, d, s in zip(row, digit_list, spec_list)))
+    return Table(columns=tuple(columns), units=tuple(unit_list),
+                 index=index if labelled else None,
+                 labels=tuple(str(k) for k in rows) if labelled else (),
+                 cells=tuple(cells), numeric=tuple(numeric), caption=caption, note=note)

@@ -26,23 +26,36 @@ import sys
 from functools import partial
 from pathlib import Path
 
-__all__ = ["register", "run", "parse_checkpoints", "parse_inputs", "EMOCA_EXAMPLE"]
+from tempsmirk.cli_help import ExamplesHelpFormatter
+
+__all__ = ["register", "run", "parse_checkpoints", "parse_inputs", "EMOCA_EXAMPLE", "EXAMPLES"]
 
 #: The command ``evaluate --help`` ends with: every protocol setting spelt out at EMOCA's value.
 EMOCA_EXAMPLE = """\
-EMOCA's protocol, every setting spelt out (the defaults; --crop-rule auto is smirk on AffectNet):
-
   python -m tempsmirk evaluate --affectnet AFFECTNET_ROOT \\
       --checkpoint non-temporal=smirk.pt --checkpoint temporal=temporal.pt \\
       --crop-rule smirk --image-size 224 \\
       --inputs expression,jaw_pose --hidden 2048 --layers 4 \\
       --sampler balanced --batch-size 64 --lr 1e-4 \\
       --w-nll 1 --w-v-mse 1 --w-a-mse 1 --w-va-pcc 1 --w-va-ccc 1 --va-scheme shake \\
-      --val-interval 0.2 --patience 10 --max-epochs 50 --holdout 0.1 --out results/
+      --val-interval 0.2 --patience 10 --max-epochs 50 --holdout 0.1 --out results/"""
 
+#: The end of ``evaluate --help``: the synthetic set (no assets), real AffectNet, EMOCA's protocol.
+EXAMPLES = f"""\
 --crop-rule smirk frames faces as SMIRK's encoders were trained (MediaPipe box x 1.4); use
 --crop-rule emoca for encoders trained on EMOCA/DECA crops (68-landmark box x 1.1 x 1.25), and
---inputs shape,expression,jaw_pose for the input of EMOCA's released models."""
+--inputs shape,expression,jaw_pose for the input of EMOCA's released models.
+
+examples:
+  # no assets: the synthetic AffectNet-format set; the oracle row (the true parameters)
+  python -m tempsmirk evaluate --synthetic --per-class 100 --image-size 64 \\
+      --out results/
+  # real AffectNet, two encoders (every other setting at EMOCA's value)
+  python -m tempsmirk evaluate --affectnet AFFECTNET_ROOT \\
+      --checkpoint non-temporal=smirk.pt --checkpoint temporal=temporal.pt \\
+      --out results/
+  # the same, EMOCA's protocol spelt out (the defaults; --crop-rule auto is smirk here)
+{EMOCA_EXAMPLE}"""
 
 
 def parse_checkpoints(items: list[str]) -> dict[str, Path]:
@@ -88,7 +101,7 @@ def register(subparsers) -> argparse.ArgumentParser:
         description="Train the EmotionVA MLP on each encoder's FLAME parameters (AffectNet training "
                     "split) as EMOCA trains it and report V-CCC, V-RMSE, A-CCC, A-RMSE, E-ACC and "
                     "SAGR on the validation split (all over the whole split).",
-        epilog=EMOCA_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EXAMPLES, formatter_class=ExamplesHelpFormatter)
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--affectnet", type=Path, metavar="ROOT",
                         help="AffectNet root (training.csv, validation.csv, images) or a prepared "

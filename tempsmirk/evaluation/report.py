@@ -2,7 +2,7 @@
 
 Explained in chapter 6. :mod:`tempsmirk.evaluation.pipeline` runs the encoders and the emotion
 MLP and returns one :class:`~tempsmirk.evaluation.pipeline.EncoderResult` per row; this module
-only presents them: :func:`results_table` (markdown or CSV), :func:`protocol_table` and
+only presents them: :func:`results_table` (markdown, CSV or an HTML table), :func:`protocol_table` and
 :func:`write_report` (tables, metrics, settings and per-encoder figures from
 :mod:`tempsmirk.evaluation.plots`).
 """
@@ -23,6 +23,7 @@ from tempsmirk.data.affectnet import RULE_SCALES, CropSettings
 from tempsmirk.evaluation.metrics import EMOTION_CLASSES, TABLE_COLUMNS
 from tempsmirk.evaluation.pipeline import EncoderResult, EvaluationConfig
 from tempsmirk.evaluation.plots import result_figure
+from tempsmirk.viz import Table, table
 
 __all__ = ["results_table", "protocol_table", "write_report"]
 
@@ -31,9 +32,11 @@ PathLike = Union[str, os.PathLike]
 _EXTRA_COLUMNS = ("V-SAGR", "A-SAGR")
 
 
-def results_table(results: Sequence[EncoderResult], style: str = "markdown", digits: int = 4) -> str:
-    """The paper's Table 2 layout plus EMOCA's SAGR: one row per encoder; ``style`` ``"markdown"``
-    or ``"csv"`` (which adds the PCCs, N and the epoch of the kept MLP weights)."""
+def results_table(results: Sequence[EncoderResult], style: str = "markdown",
+                  digits: int = 4) -> Union[str, Table]:
+    """The paper's Table 2 layout plus EMOCA's SAGR: one row per encoder; ``style`` ``"markdown"``,
+    ``"csv"`` (which adds the PCCs, N and the epoch of the kept MLP weights) or ``"table"`` (a
+    :class:`tempsmirk.viz.Table`: an HTML table in a notebook)."""
     if style == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
@@ -43,24 +46,23 @@ def results_table(results: Sequence[EncoderResult], style: str = "markdown", dig
             writer.writerow((r.name, *(f"{v:.6f}" for v in m.row()), f"{m.v_sagr:.6f}", f"{m.a_sagr:.6f}",
                              f"{m.v_pcc:.6f}", f"{m.a_pcc:.6f}", m.n, f"{r.history.best_epoch:.2f}"))
         return buf.getvalue()
-    if style != "markdown":
-        raise ValueError(f"style is 'markdown' or 'csv', got {style!r}")
-    columns = TABLE_COLUMNS + _EXTRA_COLUMNS
-    arrows = ("↑", "↓", "↑", "↓", "↑", "↑", "↑")
-    head = "| encoder | " + " | ".join(c + a for c, a in zip(columns, arrows)) + " |"
-    lines = [head, "|" + "---|" * (len(columns) + 1)]
-    for r in results:
-        m = r.metrics
-        values = (*m.row(), m.v_sagr, m.a_sagr)
-        lines.append(f"| {r.name} | " + " | ".join(f"{v:.{digits}f}" for v in values) + " |")
-    return "\n".join(lines) + "\n"
+    if style not in ("markdown", "table"):
+        raise ValueError(f"style is 'markdown', 'csv' or 'table', got {style!r}")
+    columns = [c + a for c, a in zip(TABLE_COLUMNS + _EXTRA_COLUMNS, ("↑", "↓", "↑", "↓", "↑", "↑", "↑"))]
+    rows = {r.name: (*r.metrics.row(), r.metrics.v_sagr, r.metrics.a_sagr) for r in results}
+    view = table(rows, columns, formats={c: f".{digits}f" for c in columns}, index="encoder")
+    return view if style == "table" else view.to_markdown()
 
 
-def protocol_table(cfg: EvaluationConfig, crop: Optional[CropSettings] = None) -> str:
-    """How the table was measured, beside EMOCA's protocol (markdown). Explained in chapter 6.
+def protocol_table(cfg: EvaluationConfig, crop: Optional[CropSettings] = None,
+                   style: str = "markdown") -> Union[str, Table]:
+    """How the table was measured, beside EMOCA's protocol: markdown, or with ``style="table"`` a
+    :class:`tempsmirk.viz.Table` (an HTML table in a notebook). Explained in chapter 6.
 
     ``crop``: the crops' settings (``index.crop``); None takes ``cfg``'s rule.
     """
+    if style not in ("markdown", "table"):
+        raise ValueError(f"style is 'markdown' or 'table', got {style!r}")
     m, loss = cfg.mlp, cfg.mlp.loss
     if crop is None:
         crop = CropSettings(cfg.crop_rule, cfg.crop_scale or RULE_SCALES[cfg.crop_rule], cfg.crop_size)
@@ -89,9 +91,8 @@ def protocol_table(cfg: EvaluationConfig, crop: Optional[CropSettings] = None) -
          "EmoNet's held-out part of training, every 0.2 epoch, patience 10, ≤ 50 epochs, best reloaded"),
         ("test scores", "whole validation set at once", "per batch of 64 (Lightning test step)"),
     ]
-    lines = ["| setting | this table | EMOCA |", "|---|---|---|"]
-    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
-    return "\n".join(lines) + "\n"
+    view = table({a: (b, c) for a, b, c in rows}, ["this table", "EMOCA"], index="setting")
+    return view if style == "table" else view.to_markdown()
 
 
 def _slug(name: str) -> str:

@@ -19,6 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from tempsmirk.cli_help import ExamplesHelpFormatter
 from tempsmirk.fitting.config import FitConfig
 from tempsmirk.reconstruct.smoothing import METHODS, OneEuro, SavitzkyGolay, make_smoothing
 
@@ -29,6 +30,18 @@ _EURO, _SG = OneEuro(), SavitzkyGolay()
 
 _FIT = FitConfig()
 
+#: The end of ``reconstruct --help``: the built-in head, then real assets.
+EXAMPLES = """\
+examples:
+  # no assets: the built-in head fitted to MediaPipe's landmarks, temporal terms on
+  python -m tempsmirk reconstruct face.mp4 --fit --out out/
+  # an official SMIRK checkpoint and FLAME (SMIRK's assets/), filtered, with meshes
+  python -m tempsmirk reconstruct face.mp4 --checkpoint SMIRK_em1.pt \\
+      --flame smirk/assets --out out/ --smooth one_euro --meshes obj
+  # the encoder's prediction refined by the fit, on a GPU
+  python -m tempsmirk reconstruct face.mp4 --checkpoint SMIRK_em1.pt \\
+      --flame smirk/assets --fit --device cuda --out out/"""
+
 
 def register(subparsers) -> argparse.ArgumentParser:
     """Add the ``reconstruct`` command to an ``argparse`` subparsers object; returns its parser."""
@@ -37,7 +50,8 @@ def register(subparsers) -> argparse.ArgumentParser:
         description="Reconstruct every frame of a video: MediaPipe landmarks, smoothed face crops, then a "
                     "SMIRK encoder (--checkpoint), FLAME fitted to the landmarks with the temporal losses "
                     "(--fit), or the encoder refined by fitting (both). Writes DIR/<stem>/params.npz and "
-                    "overlay.mp4.")
+                    "overlay.mp4.",
+        epilog=EXAMPLES, formatter_class=ExamplesHelpFormatter)
     p.add_argument("video", type=Path, help="input video (anything PyAV decodes: mp4, mov, mkv, ...)")
     p.add_argument("--checkpoint", type=Path, default=None,
                    help="SMIRK checkpoint (official layout or ours); optional with --fit")

@@ -37,6 +37,7 @@ from torch import Tensor
 from tempsmirk.flame.params import FlameParams
 from tempsmirk.render.camera import project_points
 from tempsmirk.video.crops import DEFAULT_SCALE, boxes_from_landmarks, crop_affine, invert_affine, transform_points
+from tempsmirk.viz import Table, table
 
 __all__ = ["Track", "COLUMNS", "MetricsTable", "frame_track", "encoder_track", "fit_track", "landmarks_in_frame",
            "crop_scale_px", "track_metrics", "truth_metrics", "detection_metrics", "identity_errors", "average_track",
@@ -216,6 +217,7 @@ COLUMNS = {
     "expression_rmse": ("expression RMSE", "coefficients"),
     "expression_accel": ("expression acceleration", "coefficients/frame²"),
     "expression_accel_error": ("expression acceleration error", "coefficients/frame²"),
+    "shape_variance": ("identity variance", "coefficients²"),
     "seconds": ("time", "s"),
 }
 
@@ -224,7 +226,8 @@ COLUMNS = {
 class MetricsTable:
     """Rows of :func:`track_metrics` (method name -> metrics) shown with labels and units; columns
     are those of :data:`COLUMNS` that some row has (or ``columns``). Pixels are pixels of a 224-px
-    crop; accelerations are per frame². ``note`` is printed under the table."""
+    crop; accelerations are per frame². ``note`` is printed under the table. Rendered by
+    :func:`tempsmirk.viz.table` (HTML in notebooks, aligned text in a terminal)."""
 
     rows: Mapping[str, Mapping[str, float]]
     columns: Optional[Sequence[str]] = None
@@ -235,28 +238,19 @@ class MetricsTable:
             return list(self.columns)
         return [c for c in COLUMNS if any(c in r and r[c] == r[c] for r in self.rows.values())]
 
-    @staticmethod
-    def _cell(v: Optional[float]) -> str:
-        if v is None or not math.isfinite(v):
-            return "—"
-        return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
+    def table(self) -> Table:
+        cols = self._columns()
+        rows = {name: [r.get(c) for c in cols] for name, r in self.rows.items()}
+        return table(rows, [COLUMNS[c][0] for c in cols], units=[COLUMNS[c][1] for c in cols],
+                     index="method", note=self.note)
 
     def __str__(self) -> str:
-        cols = self._columns()
-        head = ["method", *(f"{COLUMNS[c][0]} ({COLUMNS[c][1]})" for c in cols)]
-        body = [[name, *(self._cell(r.get(c)) for c in cols)] for name, r in self.rows.items()]
-        width = [max(len(x[k]) for x in [head, *body]) for k in range(len(head))]
-        lines = ["  ".join(c.rjust(w) for c, w in zip(cells, width)) for cells in [head, *body]]
-        return "\n".join(lines + ([self.note] if self.note else []))
+        return str(self.table())
+
+    __repr__ = __str__  # a notebook's text/plain and a terminal show the table, not the fields
 
     def _repr_html_(self) -> str:
-        cols = self._columns()
-        th = "".join(f"<th>{COLUMNS[c][0]}<br><small>{COLUMNS[c][1]}</small></th>" for c in cols)
-        trs = "".join(f"<tr><td style='text-align:left'>{name}</td>"
-                      + "".join(f"<td>{self._cell(r.get(c))}</td>" for c in cols) + "</tr>"
-                      for name, r in self.rows.items())
-        note = f"<p><small>{self.note}</small></p>" if self.note else ""
-        return f"<table><thead><tr><th>method</th>{th}</tr></thead><tbody>{trs}</tbody></table>{note}"
+        return self.table()._repr_html_()
 
 
 # ----------------------------------------------------------------------------- pictures

@@ -59,6 +59,7 @@ from tempsmirk.video.crops import (DEFAULT_SCALE, DEFAULT_SIGMA_SECONDS, crop_af
 from tempsmirk.video.gaps import NoFaceError, fill_gaps
 from tempsmirk.video.io import VideoDecodeError, iter_frames, probe_video, write_video
 from tempsmirk.video.landmarks import detect_frames
+from tempsmirk.viz import Table, table
 
 if TYPE_CHECKING:
     from tempsmirk.fitting import FitConfig, FitResult
@@ -120,16 +121,14 @@ class StageTimes:
         """Wall time less the time spent writing files."""
         return self.total - self.write
 
-    def table(self) -> str:
-        """A text table: per-stage ms/frame and frames/s, then end to end with and without writing."""
-        rows = [f"{'stage':<24}{'ms/frame':>10}{'frames/s':>11}"]
-        for stage in STAGES:
-            s = getattr(self, stage)
-            if s > 0:
-                rows.append(f"{stage:<24}{1e3 * s / self.frames:>10.2f}{self.frames / s:>11.1f}")
-        for label, s in (("end to end", self.total), ("end to end, no writing", self.without_write)):
-            rows.append(f"{label:<24}{1e3 * s / self.frames:>10.2f}{self.frames / s:>11.1f}")
-        return "\n".join(rows)
+    def table(self) -> Table:
+        """Per-stage ms/frame and frames/s, then end to end with and without writing: an HTML
+        table in a notebook, aligned text when printed (:func:`tempsmirk.viz.table`)."""
+        rows = {stage: getattr(self, stage) for stage in STAGES if getattr(self, stage) > 0}
+        rows.update({"end to end": self.total, "end to end, no writing": self.without_write})
+        return table({k: [1e3 * s / self.frames, self.frames / s] for k, s in rows.items()},
+                     ["time", "speed"], units=["ms/frame", "frames/s"], index="stage",
+                     note=f"{self.frames} frames")
 
 
 class _Stopwatch:

@@ -76,6 +76,9 @@ def test_end_to_end_oracle_beats_chance(tiny_affectnet, tiny_index, untrained_ck
     table = results_table(results)
     assert all(c in table.splitlines()[0] for c in TABLE_COLUMNS + ("V-SAGR", "A-SAGR"))
     assert f"| oracle (ground truth) | {oracle.metrics.v_ccc:.4f} |" in table
+    view = results_table(results, "table")  # the same table for a notebook (HTML)
+    assert view.labels == ("oracle (ground truth)", "untrained") and view.to_markdown() == table
+    assert view.cells[1][4] == f"{untrained.metrics.e_acc:.4f}"
     assert oracle.metrics.v_sagr > 0.7  # the oracle's valence mostly has the right sign
     written = write_report(results, tmp_path / "report", cfg, tiny_index.crop)
     names = sorted(p.name for p in written)
@@ -97,6 +100,7 @@ def test_protocol_table_states_every_setting():
     from tempsmirk.evaluation.emotion import EmotionLossConfig, EmotionMLPConfig
 
     text = protocol_table(EvaluationConfig())
+    assert protocol_table(EvaluationConfig(), style="table").to_markdown() == text
     for piece in ("smirk: MediaPipe box x 1.4, 224 px", "expression (50) + jaw_pose (3), standardised",
                   "4 × 2048", "class-balanced", "1·NLL + 1·MSE_v + 1·MSE_a + 1·(1 − PCC̄) + 1·(1 − CCC̄); shake",
                   "Adam 0.0001", "every 0.2 epoch, patience 10 checks, ≤ 50 epochs", "whole validation set"):
