@@ -57,7 +57,8 @@ from tempsmirk.smirk import (AUGMENTATIONS, MaskingConfig, SmirkEncoder, SmirkGe
                              face_hull_points, face_sampling_weights,
                              load_smirk_checkpoint, mask_face, point_pixels,
                              sample_points, transfer_pixels)
-from tempsmirk.training import Trainer, cycle_path, demo_checkpoint, demo_config, first_path
+from tempsmirk.training import (Trainer, cycle_path, demo_checkpoint, demo_config,
+                                first_path)
 from tempsmirk.training.step import frozen_eval
 from tempsmirk.training.pretrain import (errors_table, held_out_faces, mean_prediction,
                                          parameter_errors, predict, read_learning_curve)
@@ -340,7 +341,8 @@ plt.title("input | rendering | masked input | reconstruction | "
 # opening, the expression and the eyelids (0 = no better than the average face, 1 = exact).
 
 # %%
-demo = demo_checkpoint(profile)  # trained on first use (minutes), then read from the cache
+# trained on first use (minutes), then read from the cache
+demo = demo_checkpoint(profile)
 pre = demo_config(profile).pretrain
 print(f"{pre.n_items} faces of {demo_config(profile).data.synthetic.image_size} px, "
       f"{pre.steps} steps of {pre.batch_size}")
@@ -364,5 +366,6 @@ demo_encoder, _ = load_smirk_checkpoint(demo, with_generator=False)
 encoders = {"untrained": SmirkEncoder(), "demo checkpoint": demo_encoder}
 rows = {"dataset mean": parameter_errors(mean_prediction(held.params), held.params)}
 for name, enc in encoders.items():
-    rows[name] = parameter_errors(predict(enc, held.float_images, len(held)), held.params)
+    predicted = predict(enc, held.float_images, len(held))
+    rows[name] = parameter_errors(predicted, held.params)
 display(Markdown(errors_table(rows)))

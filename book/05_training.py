@@ -59,8 +59,8 @@ from tempsmirk.data import FrameNuisance, MeadClips, SyntheticFaces, collate_fac
 from tempsmirk.flame import load_flame
 from tempsmirk.paths import repo_root
 from tempsmirk.temporal import clip_params
-from tempsmirk.training import (DEMO_IMAGE_SIZE, Trainer, demo_checkpoint, demo_data_overrides,
-                                image_grid)
+from tempsmirk.training import (DEMO_IMAGE_SIZE, Trainer, demo_checkpoint,
+                                demo_data_overrides, image_grid)
 from tempsmirk.training.experiment import (AUGMENTATION_CONDITIONS, Condition, EvalSpec,
                                            ExperimentSpec, finetune_config,
                                            run_experiment, with_augmentation)
@@ -75,7 +75,8 @@ real = mead_root is not None
 size = DEMO_IMAGE_SIZE if checkpoint is None else 224
 overrides = [f"train.device={device}", f"data.synthetic.image_size={size}",
              f"data.mead.image_size={size}"]
-if checkpoint is None:  # clips drawn from the demo checkpoint's faces: size, framing, ranges
+# clips drawn from the demo checkpoint's faces: size, framing, ranges
+if checkpoint is None:
     overrides += demo_data_overrides(profile)
 if real:
     mead_t = 8 if profile == "small" else 32

@@ -71,7 +71,8 @@ from tempsmirk.evaluation import (
 from tempsmirk.evaluation.metrics import EmotionPrediction, EmotionTargets
 from tempsmirk.evaluation.synthetic_affectnet import GROUND_TRUTH_FILE, IMAGES_DIR
 from tempsmirk.training import (DEMO_IMAGE_SIZE, EvalSpec, ExperimentSpec,
-                                demo_checkpoint, demo_data_overrides, finetune_config, run_experiment)
+                                demo_checkpoint, demo_data_overrides, finetune_config,
+                                run_experiment)
 from tempsmirk.video.crops import warp_crop
 from tempsmirk.video.io import read_image
 from tempsmirk.viz import table

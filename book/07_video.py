@@ -84,7 +84,7 @@ work = cache_dir("book", "07_video")
 demo = checkpoint is None
 ckpt = demo_checkpoint(profile) if demo else Path(checkpoint)
 encoder, generator, flame = load_models(ckpt, flame_path, device=device)
-# The demo encoder reads DEMO_IMAGE_SIZE-px crops; official SMIRK checkpoints read 224 px.
+# The demo encoder reads DEMO_IMAGE_SIZE-px crops; official SMIRK checkpoints 224 px.
 crop_size = DEMO_IMAGE_SIZE if demo else 224
 print(f"encoder from {'the demo checkpoint' if demo else ckpt}: {crop_size}-px crops, "
       f"generator {'yes' if generator is not None else 'no'}")
