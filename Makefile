@@ -16,7 +16,7 @@ export PLOTLY_RENDERER := notebook
 export HF_HUB_OFFLINE := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: venv book test unit notebooks nbval build-book bench sync-notebooks clean
+.PHONY: venv book test lint unit notebooks nbval build-book bench sync-notebooks clean
 
 venv: $(STAMP)
 
@@ -38,7 +38,11 @@ build-book:
 	$(BIN)/jupyter-book build . --all
 	$(BIN)/python tests/book/check_math_offline.py _build/html
 
-test: venv unit notebooks nbval build-book
+test: venv lint unit notebooks nbval build-book
+
+# pyflakes, pycodestyle, import order and bugbear over the library, the chapters and the tests.
+lint:
+	$(BIN)/ruff check .
 
 unit:
 	$(BIN)/python -m pytest tests

@@ -295,7 +295,7 @@ if "face" in flame.masks:
 else:
     region_vertices = torch.arange(flame.n_vertices, device=device)
 t0 = time.perf_counter()
-for step in range(steps):
+for _ in range(steps):
     out, rend = render_params(pose, exp, cam)
     projected = project_points(keypoints(out), cam, size).normalised
     l_lmk = (projected - target_lmk).square().sum(-1).mean()

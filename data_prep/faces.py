@@ -48,17 +48,25 @@ from typing import Optional, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from tempsmirk.cli_help import ExamplesHelpFormatter
-from tempsmirk.data.face_corpus import CORPUS_KINDS, CorpusInfo, CorpusRow, write_corpus
-from tempsmirk.data.landmark_files import (FAN_IMAGE_SUFFIX, FAN_VIDEO_SUFFIX, MEDIAPIPE_SUFFIX,
-                                           LandmarkFileError, landmark_path, read_fan_image, read_fan_video,
-                                           read_mediapipe_image, read_mediapipe_video, write_mediapipe_image,
-                                           write_mediapipe_video)
-from tempsmirk.video.io import ImageReadError, VideoDecodeError, is_image, is_video, read_image
-from tempsmirk.video.landmarks import FaceMesh, extract_video
-
 from data_prep.mead import SMIRK_MEAD_SPLIT, SubjectSplit, build_manifest, count_frames
 from data_prep.runs import Outcome, summary
+from tempsmirk.cli_help import ExamplesHelpFormatter
+from tempsmirk.data.face_corpus import CORPUS_KINDS, CorpusInfo, CorpusRow, write_corpus
+from tempsmirk.data.landmark_files import (
+    FAN_IMAGE_SUFFIX,
+    FAN_VIDEO_SUFFIX,
+    MEDIAPIPE_SUFFIX,
+    LandmarkFileError,
+    landmark_path,
+    read_fan_image,
+    read_fan_video,
+    read_mediapipe_image,
+    read_mediapipe_video,
+    write_mediapipe_image,
+    write_mediapipe_video,
+)
+from tempsmirk.video.io import ImageReadError, VideoDecodeError, is_image, is_video, read_image
+from tempsmirk.video.landmarks import FaceMesh, extract_video
 
 __all__ = ["MediaFile", "media_files", "run_mediapipe", "scan_corpus", "check_landmarks",
            "read_identities", "main", "MEAD_SIDE_VIEWS"]

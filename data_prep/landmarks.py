@@ -33,11 +33,10 @@ from typing import Literal, Sequence
 
 from tqdm.auto import tqdm
 
+from data_prep.runs import Outcome, summary
 from tempsmirk.cli_help import ExamplesHelpFormatter
 from tempsmirk.video.io import VideoDecodeError, is_image, is_video, probe_video
 from tempsmirk.video.landmarks import LANDMARKS_FILE, extract_images, extract_video, save_landmarks
-
-from data_prep.runs import Outcome, summary
 
 __all__ = [
     "Job",

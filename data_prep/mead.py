@@ -38,13 +38,12 @@ from typing import Sequence
 import av
 from tqdm.auto import tqdm
 
+from data_prep.runs import Outcome, summary
 from tempsmirk.cli_help import ExamplesHelpFormatter
 from tempsmirk.data.mead import MeadClip, clip_output_dir, write_manifest
 from tempsmirk.video.crops import CROPS_FILE, DEFAULT_SCALE, DEFAULT_SIGMA_SECONDS, DEFAULT_SIZE, crop_video
 from tempsmirk.video.io import VideoDecodeError, is_video
 from tempsmirk.video.landmarks import LANDMARKS_FILE, extract_video, load_landmarks, save_landmarks
-
-from data_prep.runs import Outcome, summary
 
 __all__ = [
     "SubjectSplit",

@@ -20,9 +20,15 @@ from tempsmirk.data.build import DataConfig, TrainingData, build_dataset
 from tempsmirk.data.clips import MeadClips, MeadConfig
 from tempsmirk.data.faces import FaceCropConfig, FaceSource
 from tempsmirk.data.mix import FaceMix, FaceMixConfig, MixedBatches, MixSource
-from tempsmirk.data.synthetic import (FrameNuisance, SyntheticConfig, SyntheticFaces, apply_nuisance, item_seed,
-                                      smooth_trajectory)
 from tempsmirk.data.rendered import RenderedFaces, cached_face_set, render_face_set
+from tempsmirk.data.synthetic import (
+                                      FrameNuisance,
+                                      SyntheticConfig,
+                                      SyntheticFaces,
+                                      apply_nuisance,
+                                      item_seed,
+                                      smooth_trajectory,
+)
 from tempsmirk.data.types import FaceBatch, FaceSample, collate_faces
 
 __all__ = ["ClipAugmentation", "FaceBatch", "FaceSample", "FrameNuisance", "MeadClips", "MeadConfig",

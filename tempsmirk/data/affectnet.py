@@ -4,7 +4,8 @@
 from the command line, and :func:`tempsmirk.evaluation.pipeline.prepare_index` on first use);
 :func:`read_index` reads the result. ``ROOT`` holds ``training.csv`` and ``validation.csv``
 (either may be absent, not both); images are looked up under ``images_dir`` (``--images``), by
-default ``ROOT/Manually_Annotated_Images`` when that folder exists, else ``ROOT``. The CSV layout is in the guide (section 2):
+default ``ROOT/Manually_Annotated_Images`` when that folder exists, else ``ROOT``. The CSV layout
+is in the guide (section 2):
 ``subDirectory_filePath, face_x, face_y, face_width, face_height, facial_landmarks``
 (136 ';'-separated numbers), ``expression``, ``valence``, ``arousal``.
 

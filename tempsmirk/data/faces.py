@@ -50,9 +50,17 @@ from torch.utils.data import Dataset
 from tempsmirk.data.augmentation import FaceAugmentationConfig, augment_faces, draw_augmentation
 from tempsmirk.data.clips import MP_TO_IBUG68
 from tempsmirk.data.face_corpus import CorpusInfo, CorpusRow, read_corpus
-from tempsmirk.data.landmark_files import (FAN_IMAGE_SUFFIX, FAN_VIDEO_SUFFIX, MEDIAPIPE_SUFFIX,
-                                           LandmarkFileError, landmark_path, read_fan_image, read_fan_video,
-                                           read_mediapipe_image, read_mediapipe_video)
+from tempsmirk.data.landmark_files import (
+    FAN_IMAGE_SUFFIX,
+    FAN_VIDEO_SUFFIX,
+    MEDIAPIPE_SUFFIX,
+    LandmarkFileError,
+    landmark_path,
+    read_fan_image,
+    read_fan_video,
+    read_mediapipe_image,
+    read_mediapipe_video,
+)
 from tempsmirk.data.synthetic import item_seed
 from tempsmirk.data.types import FaceSample
 from tempsmirk.video.gaps import fill_gaps

@@ -55,8 +55,7 @@ from tempsmirk.evaluation.pipeline import (
     prepare_index,
     untrained_checkpoint,
 )
-from tempsmirk.evaluation.plots import (comparison_figure, plot_confusion, plot_history, plot_va_scatter,
-                                        result_figure)
+from tempsmirk.evaluation.plots import comparison_figure, plot_confusion, plot_history, plot_va_scatter, result_figure
 from tempsmirk.evaluation.report import protocol_table, results_table, write_report
 from tempsmirk.evaluation.synthetic_affectnet import (
     PROTOTYPES,

@@ -185,9 +185,14 @@ def run(args: argparse.Namespace) -> int:
 
     from tempsmirk.evaluation.pipeline import EvaluationConfig, evaluate_encoders, prepare_index
     from tempsmirk.evaluation.report import protocol_table, results_table, write_report
-    from tempsmirk.evaluation.synthetic_affectnet import (GROUND_TRUTH_FILE, SYNTHETIC_CROP_RULE,
-                                                          SyntheticAffectNetConfig, ground_truth_params,
-                                                          load_ground_truth, write_synthetic_affectnet)
+    from tempsmirk.evaluation.synthetic_affectnet import (
+        GROUND_TRUTH_FILE,
+        SYNTHETIC_CROP_RULE,
+        SyntheticAffectNetConfig,
+        ground_truth_params,
+        load_ground_truth,
+        write_synthetic_affectnet,
+    )
 
     def fail(message: str) -> int:
         print(f"error: {message}", file=sys.stderr)

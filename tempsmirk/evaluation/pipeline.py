@@ -43,13 +43,29 @@ from tqdm.auto import tqdm
 
 from tempsmirk.atomic import atomic_write_bytes
 from tempsmirk.cachekey import file_digest, file_stamps, fingerprint
-from tempsmirk.data.affectnet import (CROP_RULES, DEFAULT_RULE, RULE_SCALES, AffectNetIndex,
-                                      prepare_affectnet, read_index)
-from tempsmirk.evaluation.emotion import (EmotionMLP, EmotionMLPConfig, TrainingHistory, emotion_inputs,
-                                          predict_emotion, train_emotion_mlp)
-from tempsmirk.evaluation.metrics import (EmotionMetrics,
-                                          EmotionPrediction, EmotionTargets, confusion_matrix,
-                                          emotion_metrics)
+from tempsmirk.data.affectnet import (
+    CROP_RULES,
+    DEFAULT_RULE,
+    RULE_SCALES,
+    AffectNetIndex,
+    prepare_affectnet,
+    read_index,
+)
+from tempsmirk.evaluation.emotion import (
+    EmotionMLP,
+    EmotionMLPConfig,
+    TrainingHistory,
+    emotion_inputs,
+    predict_emotion,
+    train_emotion_mlp,
+)
+from tempsmirk.evaluation.metrics import (
+    EmotionMetrics,
+    EmotionPrediction,
+    EmotionTargets,
+    confusion_matrix,
+    emotion_metrics,
+)
 from tempsmirk.flame.params import FlameParams
 from tempsmirk.paths import cache_dir
 from tempsmirk.smirk.encoder import SmirkEncoder

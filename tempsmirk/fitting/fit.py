@@ -12,14 +12,16 @@ L_id), minimising::
       + w_ψ · mean ψ²  +  w_β · mean β²  +  w_jaw · mean θ_jaw²                          (priors)
       + λ_smooth · Σ_g w_g L_smooth(g)  +  λ_id · L_id  +  λ_smooth · w_cam L_smooth(camera)
 
-over the frames where a face was found (the means run over frames, points and coefficients). u are MediaPipe's detections (the 105 points FLAME's
+over the frames where a face was found (the means run over frames, points and coefficients). u are
+MediaPipe's detections (the 105 points FLAME's
 MediaPipe embedding places, and, where the model has an iBUG embedding, the 17 jaw-contour points
 read off MediaPipe's face oval with :data:`tempsmirk.data.clips.MP_TO_IBUG68`). The priors are
 SMIRK's regularisers (:mod:`tempsmirk.losses.regularizers`); L_smooth and L_id are eqs. (3)–(4)
 as printed (norms, summed over each group's dimensions; :func:`tempsmirk.temporal.smoothness_loss`
 and :func:`~tempsmirk.temporal.identity_loss` applied per dimension), with the fit's own group
 weights (:class:`~tempsmirk.fitting.FitConfig`); the camera term is ours — without it the
-landmarks' frame-to-frame jitter moves into the camera. Frames without a face keep their index and their ``found = False`` flag:
+landmarks' frame-to-frame jitter moves into the camera. Frames without a face keep their index and
+their ``found = False`` flag:
 they have no data and no prior, only the temporal terms, and after the fit they are set to the
 straight line between their neighbours (a minimiser of L_smooth across the gap).
 

@@ -17,6 +17,6 @@ from tempsmirk.flame.io import FlameFileError, UnsafePickleError
 from tempsmirk.flame.model import FLAME, FlameOutput
 from tempsmirk.flame.params import PARAM_FIELDS, FlameParams
 
-
-__all__ = ["FLAME", "FlameOutput", "FlameParams", "PARAM_FIELDS", "FlameFileError", "UnsafePickleError", "builtin_head", "HeadAssets", "HeadFiles",
-           "FlameAssets", "MissingAssetWarning", "load_flame", "resolve_flame_assets"]
+__all__ = ["FLAME", "FlameOutput", "FlameParams", "PARAM_FIELDS", "FlameFileError",
+           "UnsafePickleError", "builtin_head", "HeadAssets", "HeadFiles", "FlameAssets",
+           "MissingAssetWarning", "load_flame", "resolve_flame_assets"]

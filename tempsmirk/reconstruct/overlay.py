@@ -94,7 +94,8 @@ def frame_camera(cam: Tensor, affine: Tensor, crop_size: int, frame_size: tuple[
     (a square whose top-left corner is the frame's; the frame is its top-left W × H part).
     For a square frame this is directly comparable with a camera fitted to the frame."""
     side = max(frame_size)
-    return window_camera(cam, affine, crop_size, torch.zeros(cam.shape[0], 2, dtype=torch.int64, device=cam.device), side)
+    origin = torch.zeros(cam.shape[0], 2, dtype=torch.int64, device=cam.device)
+    return window_camera(cam, affine, crop_size, origin, side)
 
 
 @dataclass(frozen=True)

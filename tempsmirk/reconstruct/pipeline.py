@@ -50,12 +50,23 @@ from tqdm.auto import tqdm
 
 from tempsmirk.flame.params import FlameParams
 from tempsmirk.reconstruct.export import OVERLAY_FILE, PARAMS_FILE, MeshFolder, VideoParams, save_params
-from tempsmirk.reconstruct.overlay import (blend_windows, compose_panels, generator_panel, projected_landmarks,
-                                           render_windows)
+from tempsmirk.reconstruct.overlay import (
+    blend_windows,
+    compose_panels,
+    generator_panel,
+    projected_landmarks,
+    render_windows,
+)
 from tempsmirk.reconstruct.smoothing import Smoothing, describe, smooth_params
 from tempsmirk.smirk.masking import face_hull_points
-from tempsmirk.video.crops import (DEFAULT_SCALE, DEFAULT_SIGMA_SECONDS, crop_affine, landmarks_to_crop, video_boxes,
-                                   warp_crop)
+from tempsmirk.video.crops import (
+    DEFAULT_SCALE,
+    DEFAULT_SIGMA_SECONDS,
+    crop_affine,
+    landmarks_to_crop,
+    video_boxes,
+    warp_crop,
+)
 from tempsmirk.video.gaps import NoFaceError, fill_gaps
 from tempsmirk.video.io import VideoDecodeError, iter_frames, probe_video, write_video
 from tempsmirk.video.landmarks import detect_frames

@@ -47,14 +47,15 @@ from tempsmirk.config import Config, PretrainConfig
 from tempsmirk.data.rendered import RenderedFaces
 from tempsmirk.data.synthetic import item_seed
 from tempsmirk.data.transforms import colour_jitter
-from tempsmirk.smirk.checkpoint import atomic_torch_save
 from tempsmirk.flame import FlameParams
+from tempsmirk.smirk.checkpoint import atomic_torch_save
 from tempsmirk.smirk.encoder import BRANCHES, SmirkEncoder
 
-__all__ = ["training_faces", "held_out_faces", "train_stages", "LearningCurve", "read_learning_curve",
-           "errors_table", "constant_prediction", "mean_prediction", "HeadValues", "head_values", "head_layer", "pooled_features", "StandardisedHeads", "PretrainTerms",
-           "pretrain_loss", "ParameterErrors", "parameter_errors", "predict", "Pretrainer", "PRETRAIN_FORMAT",
-           "PRETRAIN_LOG_FIELDS"]
+__all__ = ["training_faces", "held_out_faces", "train_stages", "LearningCurve",
+           "read_learning_curve", "errors_table", "constant_prediction", "mean_prediction",
+           "HeadValues", "head_values", "head_layer", "pooled_features", "StandardisedHeads",
+           "PretrainTerms", "pretrain_loss", "ParameterErrors", "parameter_errors", "predict",
+           "Pretrainer", "PRETRAIN_FORMAT", "PRETRAIN_LOG_FIELDS"]
 
 PRETRAIN_FORMAT = "tempsmirk.pretrain/1"
 _EPS = 1e-8
@@ -608,10 +609,10 @@ def train_stages(cfg: Config, resume: bool = False, progress: bool = True) -> Pa
     checkpoint. Each stage resumes where it stopped with ``resume``; without it a folder that
     already holds a stage's state is refused.
     """
+    from tempsmirk.flame import load_flame
     from tempsmirk.seeding import seed_everything
     from tempsmirk.smirk import SmirkGenerator
     from tempsmirk.smirk.checkpoint import save_smirk_checkpoint
-    from tempsmirk.flame import load_flame
     from tempsmirk.training.trainer import Trainer
 
     run_dir, m = Path(cfg.run.dir), cfg.model

@@ -50,8 +50,16 @@ from tempsmirk.losses import (
 )
 from tempsmirk.render import project_points, render_mesh
 from tempsmirk.smirk.cycle import Augmented, augment_params
-from tempsmirk.smirk.masking import (MaskedInput, face_hull_points, mask_face, mask_image, point_pixels,
-                                     sample_points, scaled_pixels, transfer_pixels)
+from tempsmirk.smirk.masking import (
+    MaskedInput,
+    face_hull_points,
+    mask_face,
+    mask_image,
+    point_pixels,
+    sample_points,
+    scaled_pixels,
+    transfer_pixels,
+)
 from tempsmirk.temporal import TemporalTerms, clip_params, temporal_loss
 from tempsmirk.training.context import StepContext
 

@@ -29,10 +29,10 @@ from pathlib import Path
 
 import torch
 
+from tempsmirk.flame import load_flame
 from tempsmirk.paths import shared_data
 from tempsmirk.reconstruct import prepare_encoder, reconstruct_video
 from tempsmirk.smirk import SmirkEncoder, SmirkGenerator
-from tempsmirk.flame import load_flame
 from tempsmirk.video.io import iter_frames, probe_video, write_video
 
 VIDEO = ("video", "pexels_woman_emotions.mp4")

@@ -6,7 +6,8 @@ Reads ``FLAME_sample.ply`` from the shared data folder (see :mod:`tempsmirk.path
 forward and forward+backward milliseconds per image for the whole head and for the face region,
 on CPU at each batch size and, when CUDA is available, at batch 256 on the GPU. Times are medians
 over ``--repeats`` runs after two warm-up runs, with the best run in brackets (on a shared machine
-the best run is the better estimate of what the code costs; the load average is printed first). Goals (issue 3): CPU <= 10 ms/image forward+backward
+the best run is the better estimate of what the code costs; the load average is printed first).
+Goals (issue 3): CPU <= 10 ms/image forward+backward
 at batch 8 for the face region; GPU >= 2000 images/s at batch 256.
 """
 
@@ -97,15 +98,19 @@ def main() -> None:
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads of {os.cpu_count()}; load average {load}")
     print("ms/image: median [best] over the repeats")
-    print(f"{'device':6} {'region':6} {'batch':>5} {'px/img':>7} {'fwd ms/img':>16} {'fwd+bwd ms/img':>16} {'img/s (f+b)':>12}")
+    print(f"{'device':6} {'region':6} {'batch':>5} {'px/img':>7} {'fwd ms/img':>16} "
+          f"{'fwd+bwd ms/img':>16} {'img/s (f+b)':>12}")
     runs = [(torch.device("cpu"), b) for b in args.batches]
     if torch.cuda.is_available():
         runs.append((torch.device("cuda"), args.gpu_batch))
     for device, batch in runs:
         for name, mask in (("head", None), ("face", region)):
             fwd, fb, covered = bench(vertices, faces, mask, batch, device, args.repeats)
-            print(f"{device.type:6} {name:6} {batch:5d} {covered:7d} {fwd[0]:8.2f} [{fwd[1]:5.2f}] "
-                  f"{fb[0]:8.2f} [{fb[1]:5.2f}] {1e3 / fb[0]:12.0f}", flush=True)
+            print(
+                f"{device.type:6} {name:6} {batch:5d} {covered:7d} {fwd[0]:8.2f} [{fwd[1]:5.2f}] "
+                f"{fb[0]:8.2f} [{fb[1]:5.2f}] {1e3 / fb[0]:12.0f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

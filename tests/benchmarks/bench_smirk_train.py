@@ -38,9 +38,20 @@ def main() -> None:
     import tempfile
 
     run = tempfile.mkdtemp(prefix="bench_smirk_")
-    cfg = load_config(None, [f"run.dir={run}", f"train.batch_size={args.batch}", f"train.device={args.device}",
-                             f"train.amp={args.amp}", f"data.synthetic.image_size={args.size}", "loss.weights.perceptual=0",
-                             "train.steps=1000", "train.log_every=0", "train.image_every=0"])
+    cfg = load_config(
+        None,
+        [
+            f"run.dir={run}",
+            f"train.batch_size={args.batch}",
+            f"train.device={args.device}",
+            f"train.amp={args.amp}",
+            f"data.synthetic.image_size={args.size}",
+            "loss.weights.perceptual=0",
+            "train.steps=1000",
+            "train.log_every=0",
+            "train.image_every=0",
+        ],
+    )
     t = Trainer(cfg, progress=False)
     data = SyntheticFaces(t.context.flame, SyntheticConfig(image_size=args.size, n_items=args.batch))
     batch = collate_faces([data[i] for i in range(args.batch)]).to(t.device)
@@ -49,6 +60,7 @@ def main() -> None:
         if t.device.type == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter()
+
     t.train_step(batch)  # warm-up (allocations, first-call overheads)
     t.train_step(batch)
     first, cycle, steps = [], [], []
@@ -57,8 +69,17 @@ def main() -> None:
         out = first_path(t.encoder, t.generator, batch, t.context, t.rng, render=True)
         first.append(clock() - tic)
         tic = clock()
-        c = cycle_path(t.encoder, t.generator, batch.image, out.params, out.masked.hidden, out.screen_vertices,
-                       t.context, t.rng, True)
+        c = cycle_path(
+            t.encoder,
+            t.generator,
+            batch.image,
+            out.params,
+            out.masked.hidden,
+            out.screen_vertices,
+            t.context,
+            t.rng,
+            True,
+        )
         cycle.append(clock() - tic)
         del out, c
         tic = clock()
@@ -67,8 +88,10 @@ def main() -> None:
         steps.append((clock() - tic) / 2)
     best = lambda xs: min(xs)  # noqa: E731
     where = f"CPU ({torch.get_num_threads()} threads)" if t.device.type == "cpu" else str(t.device)
-    print(f"SMIRK training iteration on {where}{', AMP' if args.amp else ''}, batch {args.batch}, "
-          f"{args.size} px, best of {args.repeats}:")
+    print(
+        f"SMIRK training iteration on {where}{', AMP' if args.amp else ''}, batch {args.batch}, "
+        f"{args.size} px, best of {args.repeats}:"
+    )
     print(f"  first path (forward)            {best(first):7.3f} s")
     print(f"  cycle path (forward)            {best(cycle):7.3f} s")
     print(f"  iteration (both passes, fwd+bwd+Adam) {best(steps):7.3f} s  (mean of an even and an odd iteration)")

@@ -30,11 +30,21 @@ from functools import partial
 import numpy as np
 import torch
 
-from tempsmirk.evaluation import (EmotionLossConfig, EmotionMLPConfig, EmotionPrediction,
-                                  SyntheticAffectNetConfig, emotion_metrics, encoder_parameters,
-                                  evaluate_parameters, ground_truth_params, index_targets,
-                                  load_ground_truth, prepare_index, untrained_checkpoint,
-                                  write_synthetic_affectnet)
+from tempsmirk.evaluation import (
+    EmotionLossConfig,
+    EmotionMLPConfig,
+    EmotionPrediction,
+    SyntheticAffectNetConfig,
+    emotion_metrics,
+    encoder_parameters,
+    evaluate_parameters,
+    ground_truth_params,
+    index_targets,
+    load_ground_truth,
+    prepare_index,
+    untrained_checkpoint,
+    write_synthetic_affectnet,
+)
 from tempsmirk.training import DEMO_IMAGE_SIZE, demo_checkpoint
 
 COLUMNS = ("v_ccc", "v_rmse", "a_ccc", "a_rmse", "e_acc", "v_sagr", "a_sagr")

@@ -35,8 +35,15 @@ from tempsmirk.data import SyntheticConfig, SyntheticFaces
 from tempsmirk.fitting import FitConfig, LandmarkFlame
 from tempsmirk.paths import shared_data
 from tempsmirk.reconstruct import OneEuro, load_models, reconstruct_video
-from tempsmirk.reconstruct.compare import (MetricsTable, average_track, detection_metrics, encoder_track, fit_track,
-                                           frame_track, track_metrics)
+from tempsmirk.reconstruct.compare import (
+    MetricsTable,
+    average_track,
+    detection_metrics,
+    encoder_track,
+    fit_track,
+    frame_track,
+    track_metrics,
+)
 from tempsmirk.training import DEMO_IMAGE_SIZE, demo_checkpoint
 from tempsmirk.video.io import iter_frames, probe_video, write_video
 

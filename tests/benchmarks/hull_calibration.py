@@ -32,11 +32,11 @@ def main() -> None:
     ap.add_argument("--scales", type=float, nargs="+", default=[0.0, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6])
     ap.add_argument("--synthetic", type=int, default=96, help="synthetic faces")
     args = ap.parse_args()
-    from tempsmirk.video.landmarks import FaceMesh, extract_video
     from tempsmirk.data import SyntheticConfig, SyntheticFaces, collate_faces
     from tempsmirk.data.clips import MP_TO_IBUG68
     from tempsmirk.flame import FLAME
     from tempsmirk.paths import shared_data
+    from tempsmirk.video.landmarks import FaceMesh, extract_video
 
     flame = FLAME.builtin(0)
     mp = flame.mp_indices.cpu()

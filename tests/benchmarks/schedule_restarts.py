@@ -24,10 +24,23 @@ from tempsmirk.training.trainer import lr_factor
 
 
 def run(restart: bool, epochs: int, length: int, size: int, seed: int) -> list[dict]:
-    cfg = load_config(None, [f"run.dir={tempfile.mkdtemp(prefix='sched_')}", f"train.steps={epochs * length}",
-                             "train.batch_size=8", f"data.synthetic.image_size={size}", "data.synthetic.n_items=4096",
-                             "loss.weights.perceptual=0", "loss.weights.shape_reg=0.01", "train.log_every=0", "train.image_every=0",
-                             "train.checkpoint_every=0", "train.device=cpu", f"run.seed={seed}"])
+    cfg = load_config(
+        None,
+        [
+            f"run.dir={tempfile.mkdtemp(prefix='sched_')}",
+            f"train.steps={epochs * length}",
+            "train.batch_size=8",
+            f"data.synthetic.image_size={size}",
+            "data.synthetic.n_items=4096",
+            "loss.weights.perceptual=0",
+            "loss.weights.shape_reg=0.01",
+            "train.log_every=0",
+            "train.image_every=0",
+            "train.checkpoint_every=0",
+            "train.device=cpu",
+            f"run.seed={seed}",
+        ],
+    )
     t = Trainer(cfg, progress=False)
     o = cfg.optim
     rows = []
@@ -56,14 +69,20 @@ def main() -> None:
     e, n = args.epochs, args.epoch_length
     runs = {name: run(name == "restarts", e, n, args.size, args.seed) for name in ("one cosine", "restarts")}
     print(f"{e} epochs x {n} iterations, batch 8, {args.size} px, seed {args.seed} (synthetic faces)")
-    print(f"{'schedule':<12}" + "".join(f"{'L1 ep' + str(k + 1):>10}{'lmk ep' + str(k + 1):>10}" for k in range(e))
-          + f"{'L1 after restarts':>20}")
+    print(
+        f"{'schedule':<12}"
+        + "".join(f"{'L1 ep' + str(k + 1):>10}{'lmk ep' + str(k + 1):>10}" for k in range(e))
+        + f"{'L1 after restarts':>20}"
+    )
     for name, rows in runs.items():
         l1 = np.array([r["reconstruction"] for r in rows]).reshape(e, n)
         lmk = np.array([r["landmarks_mp"] + r["landmarks_fan"] for r in rows]).reshape(e, n)
         after = l1[1:, :5].mean() if e > 1 else float("nan")
-        print(f"{name:<12}" + "".join(f"{l1[k].mean():>10.4f}{lmk[k].mean():>10.4f}" for k in range(e))
-              + f"{after:>20.4f}")
+        print(
+            f"{name:<12}"
+            + "".join(f"{l1[k].mean():>10.4f}{lmk[k].mean():>10.4f}" for k in range(e))
+            + f"{after:>20.4f}"
+        )
 
 
 if __name__ == "__main__":

@@ -26,11 +26,18 @@ from pathlib import Path
 import torch
 
 from tempsmirk.data import SyntheticFaces, collate_faces
-from tempsmirk.smirk import SmirkEncoder, load_smirk_checkpoint
 from tempsmirk.flame import load_flame
+from tempsmirk.smirk import SmirkEncoder, load_smirk_checkpoint
 from tempsmirk.training.demo import DEMO_TARGETS, demo_checkpoint, demo_config, demo_run_dir
-from tempsmirk.training.pretrain import (constant_prediction, errors_table, mean_prediction, parameter_errors,
-                                         predict, read_learning_curve, train_stages)
+from tempsmirk.training.pretrain import (
+    constant_prediction,
+    errors_table,
+    mean_prediction,
+    parameter_errors,
+    predict,
+    read_learning_curve,
+    train_stages,
+)
 
 COLUMNS = ("pose_deg", "pose_ratio", "yaw_corr", "jaw_open_deg", "jaw_r2", "expression_r2", "expression_rmse",
            "eyelid_r2", "shape_r2")
@@ -44,7 +51,9 @@ def curve(log: Path) -> str:
     cols = ("pose_ratio", "jaw_r2", "expression_r2", "eyelid_r2", "shape_r2")
     lines = ["| step | minutes | " + " | ".join(cols) + " |", "|---" * (len(cols) + 2) + "|"]
     for k in range(len(c.step)):
-        lines.append(f"| {c.step[k]} | {c.minutes[k]:.1f} | " + " | ".join(f"{getattr(c, n)[k]:.3f}" for n in cols) + " |")
+        lines.append(
+            f"| {c.step[k]} | {c.minutes[k]:.1f} | " + " | ".join(f"{getattr(c, n)[k]:.3f}" for n in cols) + " |"
+        )
     return "\n".join(lines)
 
 
@@ -52,8 +61,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", default="small", help="demo profile (small or full)")
     ap.add_argument("--checkpoint", help="score this SMIRK checkpoint instead of the demo one")
-    ap.add_argument("--data-config", help="draw the held-out faces from this config's data.synthetic "
-                                          "(default: the demo config), e.g. an older recipe's")
+    ap.add_argument(
+        "--data-config",
+        help="draw the held-out faces from this config's data.synthetic "
+        "(default: the demo config), e.g. an older recipe's",
+    )
     ap.add_argument("--out", help="train a fresh run of the demo recipe (with the overrides) into this new folder")
     ap.add_argument("--eval-items", type=int, default=512)
     ap.add_argument("--threads", type=int, default=2)
@@ -73,8 +85,10 @@ def main() -> None:
         from tempsmirk.training.demo import DEMO_CONFIG, DEMO_IMAGE_SIZE
 
         out = Path(args.out)
-        cfg = load_config(repo_root() / "tempsmirk" / "configs" / DEMO_CONFIG,
-                          [f"run.dir={out}", f"data.synthetic.image_size={DEMO_IMAGE_SIZE}", *args.overrides])
+        cfg = load_config(
+            repo_root() / "tempsmirk" / "configs" / DEMO_CONFIG,
+            [f"run.dir={out}", f"data.synthetic.image_size={DEMO_IMAGE_SIZE}", *args.overrides],
+        )
         ckpt, log = train_stages(cfg, resume=True, progress=True), out / "pretrain" / "log.csv"
     else:
         cached = (demo_run_dir(args.profile) / "smirk.pt").is_file()
@@ -93,18 +107,25 @@ def main() -> None:
     torch.manual_seed(0)
     untrained = SmirkEncoder(n_exp=cfg.model.n_exp, n_shape=cfg.model.n_shape)
     encoder, _ = load_smirk_checkpoint(ckpt, cfg.model.n_exp, cfg.model.n_shape, with_generator=False)
-    rows = {"zeros": parameter_errors(constant_prediction(gt, gt[:1].map(torch.zeros_like)), gt),
-            "dataset mean": parameter_errors(mean_prediction(gt), gt),
-            "untrained": parameter_errors(predict(untrained, images), gt),
-            "trained": parameter_errors(predict(encoder, images), gt)}
+    rows = {
+        "zeros": parameter_errors(constant_prediction(gt, gt[:1].map(torch.zeros_like)), gt),
+        "dataset mean": parameter_errors(mean_prediction(gt), gt),
+        "untrained": parameter_errors(predict(untrained, images), gt),
+        "trained": parameter_errors(predict(encoder, images), gt),
+    }
     s = cfg.data.synthetic
     print(f"checkpoint: {ckpt}")
     if not args.checkpoint:
-        print(f"obtained in {minutes:.1f} min ({'read from the cache' if cached else 'trained now, cache cold or partly warm'}); "
-              f"{cfg.pretrain.steps} pretraining steps of {cfg.pretrain.batch_size} faces, "
-              f"{cfg.train.steps} SMIRK steps; {s.image_size} px")
-    print(f"{len(images)} held-out faces (data seed 12345): expression std {s.expression_std} on "
-          f"{s.expression_components} components, jaw U(0, {s.jaw_open}), eyelids U(0, {s.eyelid_max})\n")
+        print(
+            f"obtained in {minutes:.1f} min "
+            f"({'read from the cache' if cached else 'trained now, cache cold or partly warm'}); "
+            f"{cfg.pretrain.steps} pretraining steps of {cfg.pretrain.batch_size} faces, "
+            f"{cfg.train.steps} SMIRK steps; {s.image_size} px"
+        )
+    print(
+        f"{len(images)} held-out faces (data seed 12345): expression std {s.expression_std} on "
+        f"{s.expression_components} components, jaw U(0, {s.jaw_open}), eyelids U(0, {s.eyelid_max})\n"
+    )
     print(errors_table(rows, COLUMNS))
     print("\ntargets (issue 15), trained row:")
     for name, op, bound in DEMO_TARGETS:

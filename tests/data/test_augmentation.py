@@ -18,8 +18,16 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from tempsmirk.data import ClipAugmentation, SyntheticConfig, SyntheticFaces
-from tempsmirk.data.augmentation import (FaceAugmentationConfig, augment_colour, augment_faces, augment_frames,
-                                         draw_augmentation, draw_clip_transform, roll_global_pose, ssr_matrices)
+from tempsmirk.data.augmentation import (
+    FaceAugmentationConfig,
+    augment_colour,
+    augment_faces,
+    augment_frames,
+    draw_augmentation,
+    draw_clip_transform,
+    roll_global_pose,
+    ssr_matrices,
+)
 from tempsmirk.data.synthetic import item_seed, render_faces, sample_appearance
 from tempsmirk.data.transforms import warp_images, zoom_shift_images, zoom_shift_points
 

@@ -12,9 +12,9 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from face_corpora import FAN_GAP, FAN_SHIFT, NO_FAN_IMAGE, fan_points
 from torch.utils.data import DataLoader
 
-from face_corpora import FAN_GAP, FAN_SHIFT, NO_FAN_IMAGE, fan_points
 from tempsmirk.data.augmentation import FaceAugmentationConfig
 from tempsmirk.data.clips import MP_TO_IBUG68
 from tempsmirk.data.face_corpus import read_corpus

@@ -46,16 +46,23 @@ def test_crop_jitter_moves_landmarks_and_camera_consistently(head):
 def test_warped_frame_matches_a_rendering_with_the_jittered_camera(head):
     """The image moved by the crop shows what rendering with the returned camera shows."""
     cfg = dataclasses.replace(_with(crop_shift=0.06, crop_scale=0.06), image_size=64)
-    noisy, clean = SyntheticFaces(head, cfg)[0], SyntheticFaces(head, dataclasses.replace(cfg, nuisance=FrameNuisance()))[0]
+    noisy, clean = (
+        SyntheticFaces(head, cfg)[0],
+        SyntheticFaces(head, dataclasses.replace(cfg, nuisance=FrameNuisance()))[0],
+    )
     g = torch.Generator().manual_seed(item_seed(cfg.seed, 0))
     appearance = sample_appearance(head, 64, g)
     eye = torch.zeros(T, 6)
     # Eye pose is not stored in params; the comparison masks the eyes out via the face region only.
     rerendered, _, _ = render_faces(head, noisy.params, eye, appearance, 64)
     centre = ((noisy.landmarks68[:, 30] + 1) * 32).round().long()  # nose tip, pixels
-    win = lambda img, c: img[:, c[1] - 6:c[1] + 6, c[0] - 10:c[0] - 2]  # a cheek patch beside the nose  # noqa: E731
-    err_moved = torch.stack([(win(noisy.image[t], centre[t]) - win(rerendered[t], centre[t])).abs().mean() for t in range(T)])
-    err_still = torch.stack([(win(clean.image[t], centre[t]) - win(rerendered[t], centre[t])).abs().mean() for t in range(T)])
+    win = lambda img, c: img[:, c[1] - 6 : c[1] + 6, c[0] - 10 : c[0] - 2]  # a cheek patch beside the nose  # noqa: E731
+    err_moved = torch.stack(
+        [(win(noisy.image[t], centre[t]) - win(rerendered[t], centre[t])).abs().mean() for t in range(T)]
+    )
+    err_still = torch.stack(
+        [(win(clean.image[t], centre[t]) - win(rerendered[t], centre[t])).abs().mean() for t in range(T)]
+    )
     assert err_moved.mean() < 0.5 * err_still.mean()
 
 
@@ -66,8 +73,12 @@ def test_noise_and_flicker_change_frames_independently(head):
     ratio = torch.stack([(flick.image[t] / clean.image[t])[inside[t]].median() for t in range(T)])
     assert ratio.std() > 0.02  # each frame its own gain
     for t in range(T):  # ... applied to the whole frame
-        torch.testing.assert_close((flick.image[t] / clean.image[t])[inside[t]],
-                                   torch.full_like(clean.image[t][inside[t]], float(ratio[t])), atol=1e-4, rtol=0)
+        torch.testing.assert_close(
+            (flick.image[t] / clean.image[t])[inside[t]],
+            torch.full_like(clean.image[t][inside[t]], float(ratio[t])),
+            atol=1e-4,
+            rtol=0,
+        )
     noisy = SyntheticFaces(head, _with(pixel_noise=0.03))[0]
     assert torch.equal(noisy.landmarks68, clean.landmarks68) and torch.equal(noisy.params.cam, clean.params.cam)
     resid = (noisy.image - clean.image)[inside]

@@ -8,9 +8,16 @@ import pickle
 import numpy as np
 import pytest
 
-from tempsmirk.data.landmark_files import (LandmarkFileError, landmark_path, read_fan_image, read_fan_video,
-                                           read_mediapipe_image, read_mediapipe_video, write_mediapipe_image,
-                                           write_mediapipe_video)
+from tempsmirk.data.landmark_files import (
+    LandmarkFileError,
+    landmark_path,
+    read_fan_image,
+    read_fan_video,
+    read_mediapipe_image,
+    read_mediapipe_video,
+    write_mediapipe_image,
+    write_mediapipe_video,
+)
 
 
 def _mp(seed=0, t=None):

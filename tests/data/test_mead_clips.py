@@ -156,8 +156,8 @@ def test_real_face_clip_through_data_prep(shared_dir, tmp_path):
     """A real face through data_prep.mead, then MeadClips: landmarks land on the face, and the
     MediaPipe -> iBUG-68 map puts the 68 points in anatomical order."""
     from data_prep.mead import main
-    from tempsmirk.video.io import iter_frames
     from tempsmirk.flame import FLAME
+    from tempsmirk.video.io import iter_frames
 
     frames = np.stack(list(islice(iter_frames(shared_dir / "data" / "video" / "pexels_woman_emotions.mp4"), 8)))
     write_video(tmp_path / "mead" / "M003/video/front/happy/level_1/001.mp4", frames, fps=24)

@@ -47,8 +47,7 @@ def test_face_pixels_differ_from_background(head):
     """Where the landmarks say the face is, the image is the rendered head, not the background."""
     cfg = SyntheticConfig(image_size=64, n_items=1, seed=2)
     s = SyntheticFaces(head, cfg)[0]
-    from tempsmirk.data.synthetic import sample_appearance
-    from tempsmirk.data.synthetic import item_seed
+    from tempsmirk.data.synthetic import item_seed, sample_appearance
 
     bg = sample_appearance(head, 64, torch.Generator().manual_seed(item_seed(2, 0))).background
     nose = ((s.landmarks68[30] + 1) * 32).long()  # iBUG 30 = nose tip

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 import pytest
-
-import json
 
 from tempsmirk.evaluation.cli import parse_checkpoints, parse_inputs, register
 

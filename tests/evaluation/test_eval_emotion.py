@@ -9,9 +9,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tempsmirk.evaluation.emotion import (EmotionLossConfig, EmotionMLP, EmotionMLPConfig, emotion_inputs,
-                                          emotion_losses, holdout_loss, predict_emotion, sample_epoch,
-                                          train_emotion_mlp, va_term_weights)
+from tempsmirk.evaluation.emotion import (
+    EmotionLossConfig,
+    EmotionMLP,
+    EmotionMLPConfig,
+    emotion_inputs,
+    emotion_losses,
+    holdout_loss,
+    predict_emotion,
+    sample_epoch,
+    train_emotion_mlp,
+    va_term_weights,
+)
 from tempsmirk.evaluation.metrics import EmotionPrediction, EmotionTargets
 from tempsmirk.flame.params import FlameParams
 

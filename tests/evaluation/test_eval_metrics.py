@@ -6,8 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from tempsmirk.evaluation.metrics import (EmotionPrediction, EmotionTargets, accuracy, ccc,
-                                          confusion_matrix, emotion_metrics, pcc, rmse, sagr)
+from tempsmirk.evaluation.metrics import (
+    EmotionPrediction,
+    EmotionTargets,
+    accuracy,
+    ccc,
+    confusion_matrix,
+    emotion_metrics,
+    pcc,
+    rmse,
+    sagr,
+)
 
 
 def _torchmetrics():

@@ -10,8 +10,13 @@ import torch
 
 from tempsmirk.evaluation import pipeline
 from tempsmirk.evaluation.metrics import TABLE_COLUMNS
-from tempsmirk.evaluation.pipeline import (EvaluationConfig, encoder_parameters, evaluate_encoders,
-                                           prepare_index, subset_index)
+from tempsmirk.evaluation.pipeline import (
+    EvaluationConfig,
+    encoder_parameters,
+    evaluate_encoders,
+    prepare_index,
+    subset_index,
+)
 from tempsmirk.evaluation.report import protocol_table, results_table, write_report
 from tempsmirk.evaluation.synthetic_affectnet import ground_truth_params, load_ground_truth
 

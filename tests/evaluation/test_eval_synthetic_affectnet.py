@@ -7,10 +7,18 @@ import pytest
 import torch
 
 from tempsmirk.data.affectnet import CSV_COLUMNS, parse_annotations, read_index
-from tempsmirk.evaluation.synthetic_affectnet import (FROWN, GROUND_TRUTH_FILE, IMAGES_DIR, PROTOTYPES, SMILE,
-                                                      SyntheticAffectNetConfig, ground_truth_params,
-                                                      load_ground_truth, sample_emotions,
-                                                      write_synthetic_affectnet)
+from tempsmirk.evaluation.synthetic_affectnet import (
+    FROWN,
+    GROUND_TRUTH_FILE,
+    IMAGES_DIR,
+    PROTOTYPES,
+    SMILE,
+    SyntheticAffectNetConfig,
+    ground_truth_params,
+    load_ground_truth,
+    sample_emotions,
+    write_synthetic_affectnet,
+)
 from tempsmirk.render import project_points
 from tempsmirk.video.io import read_image
 
@@ -99,8 +107,11 @@ def test_index_aligns_with_ground_truth(tiny_affectnet, tiny_index, tiny_config)
 
 
 def test_training_split_has_affectnets_class_mix(tmp_path):
-    from tempsmirk.evaluation.synthetic_affectnet import (AFFECTNET_TRAIN_COUNTS, SyntheticAffectNetConfig,
-                                                          train_class_counts)
+    from tempsmirk.evaluation.synthetic_affectnet import (
+        AFFECTNET_TRAIN_COUNTS,
+        SyntheticAffectNetConfig,
+        train_class_counts,
+    )
 
     # The published counts of AffectNet's manually annotated training split (287,651 images).
     assert sum(AFFECTNET_TRAIN_COUNTS) == 287651

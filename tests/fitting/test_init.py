@@ -29,13 +29,22 @@ def test_rigid_from_landmarks_exact_for_rigid_projections():
     """Noiseless orthographic projections of a rotated, scaled, shifted point set (rotating about
     a root joint, as FLAME's global pose does) give back rotation and camera."""
     g = torch.Generator().manual_seed(1)
-    points = torch.randn(60, 3, generator=g, dtype=torch.float64) * torch.tensor([0.05, 0.06, 0.03], dtype=torch.float64)
+    points = torch.randn(60, 3, generator=g, dtype=torch.float64) * torch.tensor(
+        [0.05, 0.06, 0.03], dtype=torch.float64
+    )
     root = torch.tensor([0.001, -0.02, -0.03], dtype=torch.float64)
     t = 8
-    pose = (torch.rand(t, 3, generator=g, dtype=torch.float64) - 0.5) * torch.tensor([0.6, 1.2, 0.4], dtype=torch.float64)
-    cam = torch.stack([5 + 3 * torch.rand(t, generator=g, dtype=torch.float64),
-                       (torch.rand(t, generator=g, dtype=torch.float64) - 0.5) * 0.05,
-                       (torch.rand(t, generator=g, dtype=torch.float64) - 0.5) * 0.05], 1)
+    pose = (torch.rand(t, 3, generator=g, dtype=torch.float64) - 0.5) * torch.tensor(
+        [0.6, 1.2, 0.4], dtype=torch.float64
+    )
+    cam = torch.stack(
+        [
+            5 + 3 * torch.rand(t, generator=g, dtype=torch.float64),
+            (torch.rand(t, generator=g, dtype=torch.float64) - 0.5) * 0.05,
+            (torch.rand(t, generator=g, dtype=torch.float64) - 0.5) * 0.05,
+        ],
+        1,
+    )
     posed = torch.einsum("tij,lj->tli", batch_rodrigues(pose), points - root) + root
     targets = project_points(posed, cam).normalised
     valid = torch.ones(t, 60, dtype=torch.bool)

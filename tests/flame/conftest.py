@@ -6,8 +6,8 @@ import pickle
 import types
 
 import pytest
-
 from flame_layout import dump_chumpy_wrapped, make_flame_layout, write_landmark_embedding
+
 from tempsmirk.meshio import read_ply
 
 

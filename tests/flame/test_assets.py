@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from flame_layout import write_smirk_extras
+
 from tempsmirk.flame import FLAME, MissingAssetWarning, load_flame, resolve_flame_assets
 from tempsmirk.flame.assets import LAYOUT
 from tempsmirk.flame.io import FlameFileError, load_mask_triangles

@@ -13,8 +13,14 @@ import pytest
 import scipy.sparse as sp
 from scipy.spatial import cKDTree
 
-from tempsmirk.flame.builtin import (EXPRESSION_NAMES, IBUG_MIRROR, MEDIAPIPE_INDICES, MEDIAPIPE_MIRROR, HeadAssets,
-                                     builtin_head)
+from tempsmirk.flame.builtin import (
+    EXPRESSION_NAMES,
+    IBUG_MIRROR,
+    MEDIAPIPE_INDICES,
+    MEDIAPIPE_MIRROR,
+    HeadAssets,
+    builtin_head,
+)
 
 MASK_KEYS = {"face", "eye_region", "left_eye_region", "right_eye_region", "left_eyeball", "right_eyeball",
              "lips", "nose", "forehead", "scalp", "neck", "boundary", "left_ear", "right_ear"}

@@ -14,11 +14,17 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-
 from flame_layout import _Ch, _CscMatrix, _registered, dump_py2
+
 from tempsmirk.flame import FLAME, FlameFileError, UnsafePickleError
-from tempsmirk.flame.io import (load_dynamic_embedding, load_flame_model, load_landmark_embedding,
-                                load_npy_restricted, load_static_embedding, restricted_load)
+from tempsmirk.flame.io import (
+    load_dynamic_embedding,
+    load_flame_model,
+    load_landmark_embedding,
+    load_npy_restricted,
+    load_static_embedding,
+    restricted_load,
+)
 from tempsmirk.flame.landmarks import contour_row, rotation_yaw
 
 pytestmark = pytest.mark.needs_shared_data

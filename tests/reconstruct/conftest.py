@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from tempsmirk.video.io import write_video
 from tempsmirk.data import SyntheticConfig, SyntheticFaces
 from tempsmirk.flame import FLAME
 from tempsmirk.smirk import SmirkEncoder, SmirkGenerator, save_smirk_checkpoint
-
+from tempsmirk.video.io import write_video
 
 
 @dataclass(frozen=True)

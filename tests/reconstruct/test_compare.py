@@ -7,12 +7,18 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from tempsmirk.video.crops import crop_affine, landmarks_to_crop
 from tempsmirk.fitting import LandmarkFlame
 from tempsmirk.flame.params import FlameParams
-from tempsmirk.reconstruct.compare import (MetricsTable, Track, crop_scale_px, identity_errors, landmarks_in_frame,
-                                           track_metrics)
+from tempsmirk.reconstruct.compare import (
+    MetricsTable,
+    Track,
+    crop_scale_px,
+    identity_errors,
+    landmarks_in_frame,
+    track_metrics,
+)
 from tempsmirk.render import project_points
+from tempsmirk.video.crops import crop_affine, landmarks_to_crop
 
 
 def a_track(flame, t: int = 6) -> Track:

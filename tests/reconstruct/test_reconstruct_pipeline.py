@@ -18,8 +18,7 @@ from tempsmirk.paths import shared_data
 from tempsmirk.reconstruct import pipeline
 from tempsmirk.reconstruct.cli import register
 from tempsmirk.reconstruct.export import VideoParams, load_params, save_params
-from tempsmirk.reconstruct.overlay import (blend_windows, compose_panels, paste_windows, render_windows,
-                                           window_camera)
+from tempsmirk.reconstruct.overlay import blend_windows, compose_panels, paste_windows, render_windows, window_camera
 from tempsmirk.reconstruct.pipeline import prepare_encoder, reconstruct_video
 from tempsmirk.reconstruct.smoothing import SavitzkyGolay, smooth_params
 from tempsmirk.render import project_points, render_mesh

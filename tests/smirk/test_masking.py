@@ -265,11 +265,11 @@ def test_forehead_points_cover_the_synthetic_face(head):
 def test_forehead_hull_matches_mediapipes_hull(shared_dir):
     """On real faces the 68 + 105 + forehead hull stands in for the hull of all 478 MediaPipe
     points (module docstring: IoU 0.947 over the whole video; here 30 frames)."""
-    from tempsmirk.video.io import iter_frames
-    from tempsmirk.video.landmarks import FaceMesh
     from tempsmirk.data.clips import MP_TO_IBUG68
     from tempsmirk.flame import FLAME
     from tempsmirk.paths import shared_data
+    from tempsmirk.video.io import iter_frames
+    from tempsmirk.video.landmarks import FaceMesh
 
     frames = list(islice(iter_frames(shared_data("video", "pexels_woman_emotions.mp4")), 0, 120, 4))
     with FaceMesh(tracking=False) as mesh:

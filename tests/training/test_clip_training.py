@@ -12,11 +12,11 @@ from torch import nn
 
 from tempsmirk.config import LossConfig, load_config
 from tempsmirk.data import FaceBatch, SyntheticConfig, SyntheticFaces, collate_faces
+from tempsmirk.flame import load_flame
 from tempsmirk.flame.params import FlameParams
 from tempsmirk.losses import LossWeights
 from tempsmirk.smirk import SmirkEncoder, SmirkGenerator
 from tempsmirk.temporal import TemporalWeights, temporal_loss
-from tempsmirk.flame import load_flame
 from tempsmirk.training import Trainer, smirk_step, step_context
 from tempsmirk.training.step import clip_step
 
@@ -51,11 +51,20 @@ def _scratch_temporal(flat: FlameParams, b: int, t: int, w: TemporalWeights) -> 
                             for i in range(b)]).mean()
 
     def ident(x):
-        return torch.stack([torch.stack([red((x[i * t + k] - x[i * t:(i + 1) * t].mean(0)).pow(2)) for k in range(t)]).mean()
-                            for i in range(b)]).mean()
+        return torch.stack(
+            [
+                torch.stack([red((x[i * t + k] - x[i * t : (i + 1) * t].mean(0)).pow(2)) for k in range(t)]).mean()
+                for i in range(b)
+            ]
+        ).mean()
 
-    terms = dict(expression=smooth(flat.expression), jaw=smooth(flat.jaw_pose), pose=smooth(flat.global_pose),
-                 eyelids=smooth(flat.eyelids), identity=ident(flat.shape))
+    terms = dict(
+        expression=smooth(flat.expression),
+        jaw=smooth(flat.jaw_pose),
+        pose=smooth(flat.global_pose),
+        eyelids=smooth(flat.eyelids),
+        identity=ident(flat.shape),
+    )
     terms["total"] = sum(getattr(w, k) * v for k, v in terms.items())
     return terms
 
@@ -93,8 +102,14 @@ class _ClipConstant(nn.Module):
     def forward(self, img):
         m = img.mean(dim=(1, 2, 3))[:, None] * self.w
         col = lambda d: m.expand(-1, d)  # noqa: E731
-        return FlameParams(global_pose=col(3) * 0.1, cam=torch.cat([col(1) * 0 + 7, col(2) * 0], 1),
-                           shape=col(300), expression=col(50), eyelids=col(2) * 0.5, jaw_pose=col(3) * 0.1)
+        return FlameParams(
+            global_pose=col(3) * 0.1,
+            cam=torch.cat([col(1) * 0 + 7, col(2) * 0], 1),
+            shape=col(300),
+            expression=col(50),
+            eyelids=col(2) * 0.5,
+            jaw_pose=col(3) * 0.1,
+        )
 
 
 def test_differences_never_cross_clip_boundaries(parts):
@@ -102,8 +117,14 @@ def test_differences_never_cross_clip_boundaries(parts):
     although the frames regrouped as one clip would jump at the boundary."""
     b0 = parts["batch"]
     image = torch.stack([torch.full_like(b0.image[0], 0.2), torch.full_like(b0.image[1], 0.8)])
-    batch = FaceBatch(image=image, landmarks68=b0.landmarks68, landmarks_mp=b0.landmarks_mp,
-                      landmarks_valid=b0.landmarks_valid, params=None, index=b0.index)
+    batch = FaceBatch(
+        image=image,
+        landmarks68=b0.landmarks68,
+        landmarks_mp=b0.landmarks_mp,
+        landmarks_valid=b0.landmarks_valid,
+        params=None,
+        index=b0.index,
+    )
     lw = LossWeights(reconstruction=0.0, perceptual=0.0, cycle=0.0)
     out = _step(clip_step, _ClipConstant(), SmirkGenerator(), parts, batch, lw, temporal=TemporalWeights())
     assert all(v == 0 for v in out.temporal.as_floats().values())
@@ -137,8 +158,12 @@ def test_zero_weights_clip_run_equals_frame_run(tmp_path, tiny_overrides):
 
 
 def test_temporal_clip_run_logs_terms_and_resumes_exactly(tmp_path, tiny_overrides):
-    extra = ["temporal.enabled=true", "temporal.weights.identity=2.0", "loss.weights.reconstruction=0",
-             "loss.weights.cycle=0"]
+    extra = [
+        "temporal.enabled=true",
+        "temporal.weights.identity=2.0",
+        "loss.weights.reconstruction=0",
+        "loss.weights.cycle=0",
+    ]
     a = _trainer(tmp_path, "a", tiny_overrides, extra)
     assert a.clip_length == T
     a.train(until=2)
@@ -154,7 +179,9 @@ def test_temporal_clip_run_logs_terms_and_resumes_exactly(tmp_path, tiny_overrid
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4] and {r["trained"] for r in rows} == {"encoder"}
     w = a.cfg.temporal.weights
     for r in rows:
-        weighted = sum(getattr(w, k) * float(r[f"temporal_{k}"]) for k in ("expression", "jaw", "pose", "eyelids", "identity"))
+        weighted = sum(
+            getattr(w, k) * float(r[f"temporal_{k}"]) for k in ("expression", "jaw", "pose", "eyelids", "identity")
+        )
         assert float(r["temporal_total"]) == pytest.approx(weighted, rel=1e-5)
         assert float(r["temporal_total"]) > 0
 
@@ -163,7 +190,9 @@ def test_clip_mode_checks_and_fine_tuning_start(tmp_path, tiny_overrides):
     from tempsmirk.smirk import save_smirk_checkpoint
 
     with pytest.raises(ValueError, match="temporal.enabled needs clip data"):
-        Trainer(load_config(None, tiny_overrides + [f"run.dir={tmp_path / 'x'}", "temporal.enabled=true"]), progress=False)
+        Trainer(
+            load_config(None, tiny_overrides + [f"run.dir={tmp_path / 'x'}", "temporal.enabled=true"]), progress=False
+        )
     assert _trainer(tmp_path, "y", tiny_overrides, ["train.batch_size=1"]).clip_length == T  # one clip is fine
     torch.manual_seed(7)
     enc, gen = SmirkEncoder(), SmirkGenerator()
@@ -186,8 +215,14 @@ class _OneFrameClips(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         s = self.data[i]
-        return dataclasses.replace(s, image=s.image[:1], landmarks68=s.landmarks68[:1], landmarks_mp=s.landmarks_mp[:1],
-                                   landmarks_valid=s.landmarks_valid[:1], params=s.params[:1])
+        return dataclasses.replace(
+            s,
+            image=s.image[:1],
+            landmarks68=s.landmarks68[:1],
+            landmarks_mp=s.landmarks_mp[:1],
+            landmarks_valid=s.landmarks_valid[:1],
+            params=s.params[:1],
+        )
 
 
 def test_batchnorm_needs_two_frames_not_two_clips(tmp_path, tiny_overrides):
@@ -219,10 +254,22 @@ def test_fork_profile_trains_one_32_frame_clip_per_step(tmp_path):
     from tempsmirk.training.experiment import finetune_config
 
     start = save_smirk_checkpoint(tmp_path / "start.pt", SmirkEncoder(), SmirkGenerator())
-    cfg = finetune_config("fork", ["data.source=synthetic", "data.synthetic.image_size=32", "data.synthetic.n_items=2",
-                                   "data.num_workers=0", "train.device=cpu", "train.steps=1", "train.log_every=1",
-                                   "train.image_every=0", "train.checkpoint_every=0", f"run.dir={tmp_path / 'fork'}",
-                                   f"model.init_checkpoint={start}"])
+    cfg = finetune_config(
+        "fork",
+        [
+            "data.source=synthetic",
+            "data.synthetic.image_size=32",
+            "data.synthetic.n_items=2",
+            "data.num_workers=0",
+            "train.device=cpu",
+            "train.steps=1",
+            "train.log_every=1",
+            "train.image_every=0",
+            "train.checkpoint_every=0",
+            f"run.dir={tmp_path / 'fork'}",
+            f"model.init_checkpoint={start}",
+        ],
+    )
     with pytest.warns(UserWarning):  # no local VGG16 weights: the perceptual loss is off (it says so)
         t = Trainer(cfg, progress=False)
     assert t.clip_length == 32 and cfg.train.batch_size == 1 and t.trainable_branches == ("pose", "shape", "expression")
@@ -238,5 +285,7 @@ def test_fork_profile_trains_one_32_frame_clip_per_step(tmp_path):
         row = next(csv.DictReader(fh))
     w = cfg.temporal.weights
     assert (w.expression, w.jaw, w.pose, w.eyelids, w.identity, w.reduction) == (0.1, 0.05, 0.1, 0.05, 0.05, "mean")
-    weighted = sum(getattr(w, k) * float(row[f"temporal_{k}"]) for k in ("expression", "jaw", "pose", "eyelids", "identity"))
+    weighted = sum(
+        getattr(w, k) * float(row[f"temporal_{k}"]) for k in ("expression", "jaw", "pose", "eyelids", "identity")
+    )
     assert float(row["temporal_total"]) == pytest.approx(weighted, rel=1e-5) and weighted > 0

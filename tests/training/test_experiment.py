@@ -8,13 +8,23 @@ import numpy as np
 import pytest
 import torch
 
+from tempsmirk.config import ConfigError, config_from_yaml
 from tempsmirk.smirk import SmirkEncoder, SmirkGenerator, load_smirk_checkpoint, save_smirk_checkpoint
 from tempsmirk.temporal import JitterReport
 from tempsmirk.training import Trainer
-from tempsmirk.config import ConfigError, config_from_yaml
-from tempsmirk.training.experiment import (AUGMENTATION_CONDITIONS, Condition, EvalSpec, ExperimentResult,
-                                           ExperimentSpec, RunResult, eval_clips, finetune_config, predict_clips,
-                                           run_experiment, with_augmentation)
+from tempsmirk.training.experiment import (
+    AUGMENTATION_CONDITIONS,
+    Condition,
+    EvalSpec,
+    ExperimentResult,
+    ExperimentSpec,
+    RunResult,
+    eval_clips,
+    finetune_config,
+    predict_clips,
+    run_experiment,
+    with_augmentation,
+)
 from tempsmirk.training.report import summary_table, verdict
 
 TINY = ["data.synthetic.image_size=32", "data.synthetic.clip_length=4", "data.synthetic.n_items=8",
@@ -43,14 +53,18 @@ def test_experiment_runs_pairs_caches_and_tabulates(tmp_path, start, monkeypatch
     for k in ("landmarks_mp", "landmarks_fan", "temporal_expression"):
         assert first(runs["non-temporal", 0], k) == first(runs["temporal", 0], k) == first(runs["λ × 50", 0], k)
     assert first(runs["non-temporal", 0], "landmarks_mp") != first(runs["non-temporal", 1], "landmarks_mp")
-    assert (runs["non-temporal", 0].log["temporal_total"] == 0).all() and (runs["temporal", 0].log["temporal_total"] > 0).all()
+    assert (runs["non-temporal", 0].log["temporal_total"] == 0).all() and (
+        runs["temporal", 0].log["temporal_total"] > 0
+    ).all()
     ratio = runs["λ × 50", 0].log["temporal_total"][0] / runs["temporal", 0].log["temporal_total"][0]
     assert ratio == pytest.approx(50, rel=1e-4)
     assert not torch.equal(runs["non-temporal", 0].predictions.expression, runs["temporal", 0].predictions.expression)
     # The stored encoder is the one that made the stored predictions.
     enc, gen = load_smirk_checkpoint(runs["temporal", 1].weights)
     assert gen is None and not (runs["temporal", 1].weights.parent / "run" / "smirk.pt").exists()
-    torch.testing.assert_close(predict_clips(enc, res.clips.images).expression, runs["temporal", 1].predictions.expression)
+    torch.testing.assert_close(
+        predict_clips(enc, res.clips.images).expression, runs["temporal", 1].predictions.expression
+    )
 
     # Cached: a second call trains nothing and returns the same numbers.
     monkeypatch.setattr(Trainer, "train", lambda self, until=None: pytest.fail("a cached run trained again"))
@@ -59,8 +73,14 @@ def test_experiment_runs_pairs_caches_and_tabulates(tmp_path, start, monkeypatch
     assert torch.equal(again.runs[1].predictions.shape, res.runs[1].predictions.shape)
 
     table = summary_table(res)
-    assert table.rows == ("ground truth", "average face, every frame", "start (no fine-tuning)", "non-temporal",
-                          "temporal", "λ × 50")
+    assert table.rows == (
+        "ground truth",
+        "average face, every frame",
+        "start (no fine-tuning)",
+        "non-temporal",
+        "temporal",
+        "λ × 50",
+    )
     assert table.n == (1, 1, 1, 2, 2, 1)
     j = table.metrics.index("vertex_accel_mm")
     v = [runs["temporal", s].report.vertex_accel_mm for s in (0, 1)]
@@ -76,17 +96,30 @@ def _report(jitter: float, error: float) -> JitterReport:
 def _result(pairs, truth=None) -> ExperimentResult:
     """pairs: (condition, seed, jitter, error); truth: the true motion's jitter, or None."""
     mk = lambda c, s, j, e: RunResult(c, 1.0, s, _report(j, e), None, None, 0.0)  # noqa: E731
-    return ExperimentResult(mk("start", -1, 1, 1), tuple(mk(*p) for p in pairs),
-                            None if truth is None else _report(truth, 0.0), None)
+    return ExperimentResult(
+        mk("start", -1, 1, 1), tuple(mk(*p) for p in pairs), None if truth is None else _report(truth, 0.0), None
+    )
 
 
 def test_verdict_words_follow_the_numbers():
-    better = _result([("non-temporal", 0, 2.0, 1.0), ("temporal", 0, 1.0, 1.1),
-                      ("non-temporal", 1, 2.0, 1.0), ("temporal", 1, 1.5, 1.1)])
+    better = _result(
+        [
+            ("non-temporal", 0, 2.0, 1.0),
+            ("temporal", 0, 1.0, 1.1),
+            ("non-temporal", 1, 2.0, 1.0),
+            ("temporal", 1, 1.5, 1.1),
+        ]
+    )
     s = verdict(better)
     assert s.startswith("Temporal training reduced jitter") and "-0.75 (-38 %)" in s and "at a cost" in s
-    mixed = _result([("non-temporal", 0, 2.0, 1.0), ("temporal", 0, 1.0, 0.9),
-                     ("non-temporal", 1, 2.0, 1.0), ("temporal", 1, 2.5, 0.9)])
+    mixed = _result(
+        [
+            ("non-temporal", 0, 2.0, 1.0),
+            ("temporal", 0, 1.0, 0.9),
+            ("non-temporal", 1, 2.0, 1.0),
+            ("temporal", 1, 2.5, 0.9),
+        ]
+    )
     s = verdict(mixed)
     assert "reduced on average (not in every seed)" in s and "lower in 1 of 2" in s and "with no cost" in s
     worse = _result([("non-temporal", 0, 1.0, 1.0), ("temporal", 0, 2.0, 1.0)])
@@ -105,8 +138,9 @@ def test_augmentation_arms_differ_only_in_the_draw(tmp_path, start):
     fork = finetune_config("fork")
     cfg = with_augmentation(finetune_config("small", TINY), fork.data.mead.augmentation)
     assert cfg.data.synthetic.augment and cfg.data.synthetic.augmentation.rotation == 10
-    spec = ExperimentSpec(seeds=(0,), conditions=AUGMENTATION_CONDITIONS, single_seed=(),
-                          eval=EvalSpec(n_clips=2, clip_length=4))
+    spec = ExperimentSpec(
+        seeds=(0,), conditions=AUGMENTATION_CONDITIONS, single_seed=(), eval=EvalSpec(n_clips=2, clip_length=4)
+    )
     res = run_experiment(cfg, start, spec, root=tmp_path, progress=False)
     clip, frame = res.of("per-clip augmentation")[0], res.of("per-frame augmentation")[0]
     configs = [config_from_yaml((r.weights.parent / "run" / "config.yaml").read_text()) for r in (clip, frame)]
@@ -117,7 +151,9 @@ def test_augmentation_arms_differ_only_in_the_draw(tmp_path, start):
     assert clip.log["temporal_total"][0] != frame.log["temporal_total"][0]  # the frames differ, not the clips' order
     plain = eval_clips(finetune_config("small", TINY), spec.eval, load_flame_for(cfg))
     assert torch.equal(plain.images, res.clips.images)  # evaluation ignores the training augmentation
-    bad = dataclasses.replace(spec, conditions=(Condition("typo", 1.0, ("data.synthetic.augmentaton.per_frame=true",)),))
+    bad = dataclasses.replace(
+        spec, conditions=(Condition("typo", 1.0, ("data.synthetic.augmentaton.per_frame=true",)),)
+    )
     with pytest.raises(ConfigError, match="augmentaton"):
         run_experiment(cfg, start, bad, root=tmp_path / "bad", progress=False)
     assert not (tmp_path / "bad").exists()  # nothing ran

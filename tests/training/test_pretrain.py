@@ -14,8 +14,16 @@ from tempsmirk.data import SyntheticConfig, SyntheticFaces
 from tempsmirk.data.rendered import render_face_set
 from tempsmirk.flame import FlameParams, load_flame
 from tempsmirk.smirk import SmirkEncoder
-from tempsmirk.training.pretrain import (HeadValues, Pretrainer, StandardisedHeads, head_values, parameter_errors,
-                                         pooled_features, predict, pretrain_loss)
+from tempsmirk.training.pretrain import (
+    HeadValues,
+    Pretrainer,
+    StandardisedHeads,
+    head_values,
+    parameter_errors,
+    pooled_features,
+    predict,
+    pretrain_loss,
+)
 
 N_EXP, N_SHAPE = 50, 300
 
@@ -67,9 +75,12 @@ def test_folded_heads_reproduce_the_standardised_outputs(encoder):
     for branch in ("pose", "shape", "expression"):
         varied = std.of(branch) > 1e-8
         w = heads.weight[branch].detach() * varied[:, None]
-        raw = mean.of(branch) * varied + std.of(branch) * varied * (feats.of(branch) @ w.T + heads.bias[branch].detach() * varied)
-        assert torch.allclose(z.of(branch) * torch.where(varied, std.of(branch), 1.0) + mean.of(branch) * varied, raw,
-                              atol=1e-5)
+        raw = mean.of(branch) * varied + std.of(branch) * varied * (
+            feats.of(branch) @ w.T + heads.bias[branch].detach() * varied
+        )
+        assert torch.allclose(
+            z.of(branch) * torch.where(varied, std.of(branch), 1.0) + mean.of(branch) * varied, raw, atol=1e-5
+        )
         if branch == "pose":
             assert torch.allclose(out.global_pose, raw[:, :3], atol=1e-5)
             assert torch.allclose(out.cam, raw[:, 3:], atol=1e-5)
@@ -80,7 +91,7 @@ def test_folded_heads_reproduce_the_standardised_outputs(encoder):
             e = N_EXP
             assert torch.allclose(out.expression, raw[:, :e], atol=1e-5)
             assert torch.all(out.expression[:, 4:] == 0)
-            assert torch.allclose(out.eyelids, raw[:, e:e + 2].clamp(0, 1), atol=1e-5)
+            assert torch.allclose(out.eyelids, raw[:, e : e + 2].clamp(0, 1), atol=1e-5)
             assert torch.allclose(out.jaw_pose[:, 0], raw[:, e + 2].relu(), atol=1e-5)
 
 
@@ -95,7 +106,7 @@ def test_heads_start_as_the_mean_predictor(encoder):
         out = heads.fold_into(fresh)(torch.rand(8, 3, 64, 64, generator=g))
     # The jaw opening and eyelids start inside their ReLU / clamp ranges, at the mean.
     assert torch.allclose(out.jaw_pose[:, 0], mean.expression[N_EXP + 2].expand(8), atol=0.02)
-    assert torch.allclose(out.eyelids, mean.expression[N_EXP:N_EXP + 2].expand(8, 2), atol=0.02)
+    assert torch.allclose(out.eyelids, mean.expression[N_EXP : N_EXP + 2].expand(8, 2), atol=0.02)
     assert torch.allclose(out.cam[:, 0], mean.pose[3].expand(8), atol=0.02)
 
 
@@ -106,15 +117,23 @@ def test_loss_is_the_weighted_mean_squared_standardised_error(encoder):
     std = HeadValues(**{b: values.of(b).std(0) for b in ("pose", "shape", "expression")})
     heads = StandardisedHeads(encoder, mean, std)
     target = heads.standardise(values)
-    z = HeadValues(**{b: target.of(b) + torch.randn(target.of(b).shape, generator=g) for b in ("pose", "shape", "expression")})
+    z = HeadValues(
+        **{b: target.of(b) + torch.randn(target.of(b).shape, generator=g) for b in ("pose", "shape", "expression")}
+    )
     cfg = PretrainConfig(pose=2.0, cam=0.5, shape=3.0, expression=1.5, eyelids=4.0, jaw=5.0, jaw_sides=0.25)
     terms = pretrain_loss(z, target, heads, N_EXP, cfg)
     d = {b: (z.of(b) - target.of(b)).numpy() ** 2 for b in ("pose", "shape", "expression")}
     e = N_EXP
     # Written out: the jaw's middle axis never varies here, so it is left out of jaw_sides.
-    expected = (2.0 * d["pose"][:, :3].mean() + 0.5 * d["pose"][:, 3:].mean() + 3.0 * d["shape"][:, :3].mean()
-                + 1.5 * d["expression"][:, :4].mean() + 4.0 * d["expression"][:, e:e + 2].mean()
-                + 5.0 * d["expression"][:, e + 2].mean() + 0.25 * d["expression"][:, e + 4].mean())
+    expected = (
+        2.0 * d["pose"][:, :3].mean()
+        + 0.5 * d["pose"][:, 3:].mean()
+        + 3.0 * d["shape"][:, :3].mean()
+        + 1.5 * d["expression"][:, :4].mean()
+        + 4.0 * d["expression"][:, e : e + 2].mean()
+        + 5.0 * d["expression"][:, e + 2].mean()
+        + 0.25 * d["expression"][:, e + 4].mean()
+    )
     assert math.isclose(float(terms.total), float(expected), rel_tol=1e-5)
 
 
@@ -149,8 +168,16 @@ def tiny_faces():
 
 def test_resume_continues_exactly(tmp_path, tiny_faces):
     """2 steps, a fresh process-like restart from last.pt, 2 more: the same weights as 4 straight."""
-    cfg = PretrainConfig(steps=4, batch_size=4, eval_every=0, checkpoint_every=0, warmup_steps=2,
-                         brightness=0.2, pixel_noise=0.02, channels_last=False)
+    cfg = PretrainConfig(
+        steps=4,
+        batch_size=4,
+        eval_every=0,
+        checkpoint_every=0,
+        warmup_steps=2,
+        brightness=0.2,
+        pixel_noise=0.02,
+        channels_last=False,
+    )
 
     def pretrainer(folder, resume):
         torch.manual_seed(0)

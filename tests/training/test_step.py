@@ -10,11 +10,11 @@ import torch
 
 from tempsmirk.config import LossConfig
 from tempsmirk.data import SyntheticConfig, SyntheticFaces, collate_faces
+from tempsmirk.flame import load_flame
 from tempsmirk.losses import EmotionLoss, LossWeights
 from tempsmirk.losses.emotion import EmotionFeatures
 from tempsmirk.smirk import SmirkEncoder, SmirkGenerator
 from tempsmirk.smirk.masking import face_hull_points, hull_mask, scaled_pixels
-from tempsmirk.flame import load_flame
 from tempsmirk.training import clip_step, first_path, smirk_step, step_context
 
 

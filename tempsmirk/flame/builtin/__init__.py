@@ -29,8 +29,13 @@ the order the head is built:
 
 from tempsmirk.flame.builtin.assets import HeadAssets, HeadFiles
 from tempsmirk.flame.builtin.head import builtin_head
-from tempsmirk.flame.builtin.tables import (EXPRESSION_NAMES, IBUG_MIRROR, MASK_NAMES, MEDIAPIPE_INDICES,
-                                            MEDIAPIPE_MIRROR)
+from tempsmirk.flame.builtin.tables import (
+                                            EXPRESSION_NAMES,
+                                            IBUG_MIRROR,
+                                            MASK_NAMES,
+                                            MEDIAPIPE_INDICES,
+                                            MEDIAPIPE_MIRROR,
+)
 
 __all__ = [
     "HeadAssets", "HeadFiles", "builtin_head", "EXPRESSION_NAMES",

@@ -8,8 +8,14 @@ from tempsmirk.flame.builtin.assets import HeadAssets
 from tempsmirk.flame.builtin.bases import expression_basis, identity_basis
 from tempsmirk.flame.builtin.landmarks import place_landmarks
 from tempsmirk.flame.builtin.regions import region_masks, skin_regions
-from tempsmirk.flame.builtin.rig import (KINTREE_TABLE, eyelid_fields, jaw_weight, joint_regressor, pose_correctives,
-                                         skinning_weights)
+from tempsmirk.flame.builtin.rig import (
+    KINTREE_TABLE,
+    eyelid_fields,
+    jaw_weight,
+    joint_regressor,
+    pose_correctives,
+    skinning_weights,
+)
 from tempsmirk.flame.builtin.skin import build_skin, lid_edges, with_eyeballs
 
 __all__ = ["builtin_head"]

@@ -15,11 +15,24 @@ import numpy as np
 
 from tempsmirk.flame.builtin.layout import N_CAP_ROWS, N_COLS, Y_MOUTH
 from tempsmirk.flame.builtin.skin import Skin
-from tempsmirk.flame.builtin.tables import (MEDIAPIPE_INDICES, MP_LEFT_BROW_LOWER, MP_LEFT_BROW_UPPER,
-                                            MP_LEFT_EYE_LOWER, MP_LEFT_EYE_UPPER, MP_LIPS_INNER_LOWER,
-                                            MP_LIPS_INNER_UPPER, MP_LIPS_OUTER_LOWER, MP_LIPS_OUTER_UPPER,
-                                            MP_NOSE_LEFT, MP_NOSE_MIDLINE, MP_NOSE_RIGHT, MP_RIGHT_BROW_LOWER,
-                                            MP_RIGHT_BROW_UPPER, MP_RIGHT_EYE_LOWER, MP_RIGHT_EYE_UPPER)
+from tempsmirk.flame.builtin.tables import (
+    MEDIAPIPE_INDICES,
+    MP_LEFT_BROW_LOWER,
+    MP_LEFT_BROW_UPPER,
+    MP_LEFT_EYE_LOWER,
+    MP_LEFT_EYE_UPPER,
+    MP_LIPS_INNER_LOWER,
+    MP_LIPS_INNER_UPPER,
+    MP_LIPS_OUTER_LOWER,
+    MP_LIPS_OUTER_UPPER,
+    MP_NOSE_LEFT,
+    MP_NOSE_MIDLINE,
+    MP_NOSE_RIGHT,
+    MP_RIGHT_BROW_LOWER,
+    MP_RIGHT_BROW_UPPER,
+    MP_RIGHT_EYE_LOWER,
+    MP_RIGHT_EYE_UPPER,
+)
 
 __all__ = ["place_landmarks"]
 

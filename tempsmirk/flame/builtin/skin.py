@@ -22,8 +22,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tempsmirk.flame.builtin.layout import (CAVITY_RINGS, EYE_RADIUS, EYE_X, LID_DOWN, LID_FALLOFF, LID_GAP, LID_UP,
-                                            MOUTH_X, N_CAP_ROWS, N_COLS, Y_CAP, Y_EYE, Y_MOUTH, Z_AXIS)
+from tempsmirk.flame.builtin.layout import (
+    CAVITY_RINGS,
+    EYE_RADIUS,
+    EYE_X,
+    LID_DOWN,
+    LID_FALLOFF,
+    LID_GAP,
+    LID_UP,
+    MOUTH_X,
+    N_CAP_ROWS,
+    N_COLS,
+    Y_CAP,
+    Y_EYE,
+    Y_MOUTH,
+    Z_AXIS,
+)
 from tempsmirk.flame.builtin.surface import facial_relief, ray_hit
 
 __all__ = ["Skin", "EyeballIds", "build_skin", "with_eyeballs", "lid_edges", "lid_falloff", "lid_profile"]
