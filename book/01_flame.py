@@ -37,7 +37,8 @@ import torch
 from tempsmirk import seed_everything
 from tempsmirk.flame import FLAME, load_flame
 from tempsmirk.flame.lbs import batch_rodrigues
-from tempsmirk.viz import draw_mesh_2d, flame_explorer, mesh_figure, plot_landmarks_2d, to_numpy
+from tempsmirk.viz import (draw_mesh_2d, flame_explorer, mesh_figure, plot_landmarks_2d,
+                           to_numpy)
 
 seed_everything(seed)
 plt.rcParams["figure.dpi"] = 72

@@ -50,31 +50,16 @@ from tempsmirk.config import load_config
 from tempsmirk.data import SyntheticConfig, SyntheticFaces, collate_faces
 from tempsmirk.flame import load_flame
 from tempsmirk.render import render_mesh
-from tempsmirk.smirk import (
-    AUGMENTATIONS,
-    MaskingConfig,
-    SmirkEncoder,
-    SmirkGenerator,
-    augment_params,
-    builtin_templates,
-    face_hull_points,
-    face_sampling_weights,
-    load_smirk_checkpoint,
-    mask_face,
-    point_pixels,
-    sample_points,
-    transfer_pixels,
-)
-from tempsmirk.training import Trainer, cycle_path, demo_checkpoint, demo_config, first_path
-from tempsmirk.training.pretrain import (
-    errors_table,
-    held_out_faces,
-    mean_prediction,
-    parameter_errors,
-    predict,
-    read_learning_curve,
-)
+from tempsmirk.smirk import (AUGMENTATIONS, MaskingConfig, SmirkEncoder, SmirkGenerator,
+                             augment_params, builtin_templates,
+                             face_hull_points, face_sampling_weights,
+                             load_smirk_checkpoint, mask_face, point_pixels,
+                             sample_points, transfer_pixels)
+from tempsmirk.training import (Trainer, cycle_path, demo_checkpoint, demo_config,
+                                first_path)
 from tempsmirk.training.step import frozen_eval
+from tempsmirk.training.pretrain import (errors_table, held_out_faces, mean_prediction,
+                                         parameter_errors, predict, read_learning_curve)
 from tempsmirk.viz import plot_landmarks_2d, show_images, table
 
 gen = seed_everything(seed)
@@ -177,7 +162,7 @@ i = 0
 show_images([batch.image[i], rendering.image[i], masked.hidden[i], masked.keep[i],
              masked.painted[i], masked.image[i]],
             ["input", "rendering (face)", "hidden: dilated hull", "visible",
-             "sampled points", "generator input"])
+             "sampled points", "generator input"]);
 print(f"visible {masked.keep.mean():.0%} of the image; "
       f"{int(masked.painted.sum()) // len(masked.image)} face points per image")
 # Nothing of the face shows but the sampled points; the background shows as it is.
@@ -211,7 +196,7 @@ moved = transfer_pixels(batch.image.to(device), src, dst)
 images = list(rendering.image) + list(rendering_aug.image) + list(moved)
 titles = ([f"original {k}" for k in range(4)]
           + [AUGMENTATIONS[k] for k in aug.kind.tolist()] + ["moved points"] * 4)
-show_images(images, titles, rows=3)
+show_images(images, titles, rows=3);
 
 # %% [markdown]
 # ## One iteration: two passes, two updates
@@ -290,7 +275,7 @@ cyc = cycles[True]  # the generator in train mode: what it draws while it learns
 show_images([first.image[0], res.rendering[0], res.masked.image[0], res.generated[0],
              cyc.rendering[0], cyc.masked[0], cyc.generated[0]],
             ["input", "rendering", "masked input", "reconstruction", "cycle: edited",
-             "cycle: masked input", "cycle: generated"])
+             "cycle: masked input", "cycle: generated"]);
 
 # %% [markdown]
 # `Trainer.train_step` runs exactly these two passes with the optimiser steps in between, then
@@ -329,7 +314,7 @@ plt.figure(figsize=(8, 5.5))
 plt.imshow(grid)
 plt.axis("off")
 plt.title("input | rendering | masked input | reconstruction | "
-          "cycle: edited, masked input, generated", fontsize=9)
+          "cycle: edited, masked input, generated", fontsize=9);
 
 # %% [markdown]
 # ## Pretraining on the ground truth: the demo checkpoint
@@ -366,7 +351,7 @@ for name in ("pose_ratio", "jaw_r2", "expression_r2", "eyelid_r2"):
 ax.axhline(0, color="k", lw=0.6)
 ax.set_xlabel("training minutes (this machine)")
 ax.legend(fontsize=8)
-ax.set_title(f"held-out figures over {curve.step[-1]} pretraining steps", fontsize=9)
+ax.set_title(f"held-out figures over {curve.step[-1]} pretraining steps", fontsize=9);
 
 # %% [markdown]
 # On held-out faces (another data seed), next to the trivial answers: the dataset-mean

@@ -48,22 +48,13 @@ from tempsmirk.data import SyntheticConfig, smooth_trajectory
 from tempsmirk.data.synthetic import sample_params
 from tempsmirk.flame import FlameParams, load_flame
 from tempsmirk.reconstruct.compare import MetricsTable
-from tempsmirk.temporal import (
-    TemporalWeights,
-    acceleration,
-    clip_params,
-    clips,
-    denoise_tracks,
-    flatten_clips,
-    identity_loss,
-    identity_variance,
-    jerk,
-    jitter_report,
-    pose_normalised_vertices,
-    smoothness_loss,
-    temporal_loss,
-)
-from tempsmirk.viz import plot_tracks, plot_tradeoff, smoothing_explorer, table, to_numpy
+from tempsmirk.temporal import (TemporalWeights, acceleration, clip_params, clips,
+                                denoise_tracks, flatten_clips, identity_loss,
+                                identity_variance, jerk, jitter_report,
+                                pose_normalised_vertices, smoothness_loss,
+                                temporal_loss)
+from tempsmirk.viz import (plot_tracks, plot_tradeoff, smoothing_explorer, table,
+                           to_numpy)
 
 gen = seed_everything(seed)
 if profile == "small":

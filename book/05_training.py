@@ -59,16 +59,11 @@ from tempsmirk.data import FrameNuisance, MeadClips, SyntheticFaces, collate_fac
 from tempsmirk.flame import load_flame
 from tempsmirk.paths import repo_root
 from tempsmirk.temporal import clip_params
-from tempsmirk.training import DEMO_IMAGE_SIZE, Trainer, demo_checkpoint, demo_data_overrides, image_grid
-from tempsmirk.training.experiment import (
-    AUGMENTATION_CONDITIONS,
-    Condition,
-    EvalSpec,
-    ExperimentSpec,
-    finetune_config,
-    run_experiment,
-    with_augmentation,
-)
+from tempsmirk.training import (DEMO_IMAGE_SIZE, Trainer, demo_checkpoint,
+                                demo_data_overrides, image_grid)
+from tempsmirk.training.experiment import (AUGMENTATION_CONDITIONS, Condition, EvalSpec,
+                                           ExperimentSpec, finetune_config,
+                                           run_experiment, with_augmentation)
 from tempsmirk.training.report import METRICS, summary_table, verdict
 from tempsmirk.training.step import clip_step, smirk_step
 from tempsmirk.viz import plot_tracks, plot_tradeoff, table, to_numpy

@@ -59,45 +59,20 @@ import torch
 from IPython.display import Markdown, display
 
 from tempsmirk import seed_everything
-from tempsmirk.data.affectnet import CROP_RULES, RULE_SCALES, crop_affines, parse_annotations
+from tempsmirk.data.affectnet import (CROP_RULES, RULE_SCALES, crop_affines,
+                                      parse_annotations)
 from tempsmirk.evaluation import (
-    EMOTION_CLASSES,
-    PROTOTYPES,
-    SYNTHETIC_CROP_RULE,
-    EmotionLossConfig,
-    EmotionMLP,
-    EmotionMLPConfig,
-    EvaluationConfig,
-    SyntheticAffectNetConfig,
-    ccc,
-    comparison_figure,
-    emotion_losses,
-    evaluate_encoders,
-    ground_truth_params,
-    load_ground_truth,
-    pcc,
-    plot_history,
-    prepare_index,
-    protocol_table,
-    results_table,
-    rmse,
-    sagr,
-    sample_epoch,
-    untrained_checkpoint,
-    write_report,
-    write_synthetic_affectnet,
-)
+    EMOTION_CLASSES, PROTOTYPES, SYNTHETIC_CROP_RULE, EmotionLossConfig, EmotionMLP,
+    EmotionMLPConfig, EvaluationConfig, SyntheticAffectNetConfig, ccc,
+    comparison_figure, emotion_losses, evaluate_encoders, ground_truth_params,
+    load_ground_truth, pcc, plot_history, prepare_index, protocol_table, results_table,
+    rmse, sagr, sample_epoch, untrained_checkpoint, write_report,
+    write_synthetic_affectnet)
 from tempsmirk.evaluation.metrics import EmotionPrediction, EmotionTargets
 from tempsmirk.evaluation.synthetic_affectnet import GROUND_TRUTH_FILE, IMAGES_DIR
-from tempsmirk.training import (
-    DEMO_IMAGE_SIZE,
-    EvalSpec,
-    ExperimentSpec,
-    demo_checkpoint,
-    demo_data_overrides,
-    finetune_config,
-    run_experiment,
-)
+from tempsmirk.training import (DEMO_IMAGE_SIZE, EvalSpec, ExperimentSpec,
+                                demo_checkpoint, demo_data_overrides, finetune_config,
+                                run_experiment)
 from tempsmirk.video.crops import warp_crop
 from tempsmirk.video.io import read_image
 from tempsmirk.viz import table
@@ -238,7 +213,7 @@ if (data_root / "training.csv").is_file():
     ax.set_xlabel("valence"), ax.set_ylabel("arousal")
     ax.axhline(0, color="k", lw=0.5), ax.axvline(0, color="k", lw=0.5)
     ax.legend(fontsize=6, markerscale=2, loc="lower left")
-    ax.set_title("training labels on the valence/arousal plane", fontsize=9)
+    ax.set_title("training labels on the valence/arousal plane", fontsize=9);
 
 # %% [markdown]
 # ## Crops
@@ -404,7 +379,7 @@ display(Markdown("**Protocol** of this table, beside EMOCA's:"),
         protocol_table(eval_cfg, index.crop, style="table"))
 
 # %%
-comparison_figure(results, row_height=3.0)
+comparison_figure(results, row_height=3.0);
 
 # %% [markdown]
 # The confusion matrices (rows: true class, in percent of the row) show *which* expressions the
@@ -419,7 +394,7 @@ fig, ax = plt.subplots(figsize=(6, 3))
 for r in results:
     plot_history(ax, r.history, r.name)
 ax.legend(fontsize=7)
-ax.set_title("EmotionVA MLP: training (dotted) and held-out loss", fontsize=9)
+ax.set_title("EmotionVA MLP: training (dotted) and held-out loss", fontsize=9);
 
 # %% [markdown]
 # `write_report` saves what the command line saves: the table as CSV and markdown (with the

@@ -57,20 +57,15 @@ from IPython.display import HTML, display
 from tempsmirk import seed_everything
 from tempsmirk.data import SyntheticConfig, SyntheticFaces
 from tempsmirk.data.synthetic import sample_clip
-from tempsmirk.fitting import FitConfig, LandmarkFlame, initial_params, project_targets, track
+from tempsmirk.fitting import (FitConfig, LandmarkFlame, initial_params,
+                               project_targets, track)
 from tempsmirk.paths import cache_dir, shared_root
-from tempsmirk.reconstruct import OneEuro, SavitzkyGolay, load_models, reconstruct_video, smooth_params
-from tempsmirk.reconstruct.compare import (
-    MetricsTable,
-    average_track,
-    detection_metrics,
-    encoder_track,
-    fit_track,
-    frame_track,
-    mesh_overlay,
-    track_metrics,
-    truth_metrics,
-)
+from tempsmirk.reconstruct import (OneEuro, SavitzkyGolay, load_models,
+                                   reconstruct_video, smooth_params)
+from tempsmirk.reconstruct.compare import (MetricsTable, average_track,
+                                           detection_metrics, encoder_track, fit_track,
+                                           frame_track, mesh_overlay, track_metrics,
+                                           truth_metrics)
 from tempsmirk.reconstruct.overlay import frame_camera
 from tempsmirk.reconstruct.viewer import mesh_viewer, video_html
 from tempsmirk.temporal import jitter_report
@@ -413,7 +408,7 @@ for name, short in zip(shown, [enc_name, "fit, λ = 0", f"fit, λ = {default.smo
     for j, (x0, y0, x1, y1) in enumerate(box):
         pictures.append(drawn[j, y0:y1, x0:x1].transpose(2, 0, 1) / 255)  # (C, H, W)
         titles.append(f"{short}, frame {show_at[j]}")
-show_images(pictures, titles, rows=len(shown), scale=2.6)
+show_images(pictures, titles, rows=len(shown), scale=2.6);
 
 # %% [markdown]
 # ### Against the truth
