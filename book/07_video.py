@@ -426,7 +426,7 @@ g = torch.Generator().manual_seed(seed)
 ideal, _ = sample_clip(SyntheticConfig(clip_length=96, keyframe_every=12),
                        flame.n_shape, flame.n_exp, g)
 clean, noisy = project_targets(flame, ideal), project_targets(flame, ideal, 1.0, g)
-average = ideal._map(lambda x: x.mean(0, keepdim=True).expand_as(x))
+average = ideal.map(lambda x: x.mean(0, keepdim=True).expand_as(x))
 against = lambda p: truth_metrics(model, flame, p, ideal, clean)  # noqa: E731
 ideal_rows = {"ground truth": against(ideal),
               "average face, every frame": against(average)}

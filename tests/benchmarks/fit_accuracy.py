@@ -115,7 +115,7 @@ def ideal_detections(flame, frames: int, noise_px: float, lambdas: list[float]) 
     def row(params, seconds=float("nan")):
         return dict(truth_metrics(model, flame, params, truth, clean), seconds=seconds)
 
-    rows = {"ground truth": row(truth), "average face, every frame": row(truth._map(
+    rows = {"ground truth": row(truth), "average face, every frame": row(truth.map(
         lambda x: x.mean(0, keepdim=True).expand_as(x)))}
     default = FitConfig()
     for lam in sorted({0.0, default.smooth, *lambdas}):
