@@ -17,6 +17,7 @@ Only the package's files are used, not its own Sphinx extension. Registered in
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,10 @@ from sphinx.errors import ExtensionError
 PACKAGE = "sphinx-mathjax-offline"   # the distribution, and the folder it installs
 TARGET = "mathjax"                   # folder under the build's _static
 ENTRY = "tex-mml-chtml.js"           # what Sphinx loads from the CDN by default
+# Plotly's "notebook" renderer puts a MathJax 2 <script> from a CDN before every figure (its
+# to_mimebundle hard-codes include_mathjax="cdn"). The figures hold no LaTeX and the page already
+# has the bundled MathJax 3, so the tag is dropped from the built pages.
+PLOTLY_CDN_MATHJAX = re.compile(r'<script src="https?://[^"]*/mathjax/2\.[^"]*/MathJax\.js[^"]*"></script>')
 
 
 def mathjax_source() -> Path:
@@ -58,6 +63,19 @@ def _copy_mathjax(app: Sphinx, exception: Exception | None) -> None:
     # The other top-level files are alternative combined bundles (SVG output, ...): not needed.
     for sub in sorted(p for p in source.iterdir() if p.is_dir()):
         shutil.copytree(sub, target / sub.name, dirs_exist_ok=True)
+    drop_plotly_cdn_mathjax(Path(app.outdir))
+
+
+def drop_plotly_cdn_mathjax(html_dir: Path) -> int:
+    """Remove Plotly's CDN MathJax tags from every page under ``html_dir``; returns how many."""
+    removed = 0
+    for page in html_dir.rglob("*.html"):
+        html = page.read_text(encoding="utf-8")
+        cleaned, n = PLOTLY_CDN_MATHJAX.subn("", html)
+        if n:
+            page.write_text(cleaned, encoding="utf-8")
+            removed += n
+    return removed
 
 
 def setup(app: Sphinx) -> dict[str, Any]:

@@ -135,3 +135,22 @@ def test_check_fails_when_no_page_has_formulas(tmp_path: Path):
     _page(tmp_path, "<html><body><p>No math here.</p></body></html>")
     problems, with_math = static_problems(tmp_path)
     assert with_math == [] and len(problems) == 1 and "nothing was checked" in problems[0]
+
+
+def test_plotly_figures_in_the_book_do_not_fetch_mathjax(tmp_path):
+    """Plotly's notebook renderer (the one the book builds with) writes a CDN MathJax 2 tag
+    before every figure; the extension drops it, and the checker then finds nothing to fetch."""
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    sys.path.insert(0, str(REPO / "book" / "_ext"))
+    from offline_mathjax import drop_plotly_cdn_mathjax
+
+    figure = pio.renderers["notebook"].to_mimebundle(go.Figure(go.Scatter(y=[1, 2])).to_dict())
+    page = tmp_path / "chapter.html"
+    page.write_text(f"<html><body><p>$x$</p>{figure['text/html']}</body></html>", encoding="utf-8")
+    network = [p for p in static_problems(tmp_path)[0] if "over the network" in p]
+    assert network, "plotly's figure no longer loads MathJax from a CDN: the workaround can go"
+    assert drop_plotly_cdn_mathjax(tmp_path) == 1
+    assert not [p for p in static_problems(tmp_path)[0] if "over the network" in p]
+    assert "Plotly.newPlot" in page.read_text(encoding="utf-8")  # the figure itself stays
